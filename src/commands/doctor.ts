@@ -1,0 +1,102 @@
+/**
+ * `execwm doctor`: what this machine can do, and whether the pipeline can run here.
+ */
+import { availableParallelism, cpus } from 'node:os';
+import type { Command } from 'commander';
+import { loadPyodide } from 'pyodide';
+import { VERSION } from '../version.js';
+
+export interface DoctorCheck {
+  /** Short name, e.g. `pyodide`. */
+  name: string;
+  /** `ok`: usable; `warn`: works with a limitation; `fail`: the pipeline cannot run. */
+  status: 'ok' | 'warn' | 'fail';
+  /** One line for people. */
+  detail: string;
+}
+
+export interface DoctorReport {
+  execwm: string;
+  node: string;
+  platform: string;
+  cores: number;
+  cpuModel: string;
+  pyodide: { version: string | null; python: string | null; loadsOffline: boolean; loadMs: number | null; error: string | null };
+  checks: DoctorCheck[];
+  /** True when tracing, training and evaluation can all run here. */
+  ready: boolean;
+  /** Why not, when `ready` is false. */
+  reasons: string[];
+}
+
+async function probePyodide(): Promise<DoctorReport['pyodide']> {
+  const start = performance.now();
+  try {
+    const py = await loadPyodide({ env: { PYTHONHASHSEED: '0' } });
+    const loadMs = Math.round(performance.now() - start);
+    const python = String(py.runPython('import sys; sys.version.split()[0]'));
+    return { version: py.version, python, loadsOffline: true, loadMs, error: null };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return { version: null, python: null, loadsOffline: false, loadMs: null, error: msg.split('\n')[0] ?? msg };
+  }
+}
+
+function nodeMajor(): number {
+  return Number(process.versions.node.split('.')[0]);
+}
+
+export async function runDoctor(): Promise<DoctorReport> {
+  const pyodide = await probePyodide();
+  const checks: DoctorCheck[] = [];
+  checks.push({
+    name: 'node',
+    status: nodeMajor() >= 20 ? 'ok' : 'fail',
+    detail: `Node ${process.versions.node}${nodeMajor() >= 20 ? '' : ' (execwm needs Node >= 20)'}`,
+  });
+  checks.push({
+    name: 'pyodide',
+    status: pyodide.loadsOffline ? 'ok' : 'fail',
+    detail: pyodide.loadsOffline
+      ? `Pyodide ${pyodide.version} (CPython ${pyodide.python}) loads offline in ${pyodide.loadMs} ms`
+      : `Pyodide does not load: ${pyodide.error}`,
+  });
+  const cores = availableParallelism();
+  checks.push({ name: 'cores', status: 'ok', detail: `${cores} cores available` });
+  const reasons = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.detail}`);
+  return {
+    execwm: VERSION,
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    cores,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    pyodide,
+    checks,
+    ready: reasons.length === 0,
+    reasons,
+  };
+}
+
+function printTable(report: DoctorReport): void {
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+  const out = [`execwm ${report.execwm} on ${report.platform}, ${report.cpuModel}`, ''];
+  for (const c of report.checks) out.push(`  ${mark[c.status]}  ${c.name.padEnd(width)}  ${c.detail}`);
+  out.push('');
+  out.push(report.ready ? 'ready: the pipeline can run here' : `not ready:\n  ${report.reasons.join('\n  ')}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('check what this machine can do: Node, Pyodide, tfjs backends, cores, sandbox layers')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExit status: 0 when the pipeline can run here, 1 otherwise (the reasons are printed).')
+    .action(async (opts: { json?: boolean }) => {
+      const report = await runDoctor();
+      if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else printTable(report);
+      process.exitCode = report.ready ? 0 : 1;
+    });
+}
