@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: runs every benchmark side by side in one session and writes
+ * bench/results/<name>.json (each wrapped with the command, machine, versions and
+ * date) plus bench/results/SUMMARY.md.
+ *
+ * Each benchmark is a script `bench/<name>.ts` that writes its own figures to
+ * bench/results/<name>.json; this runner adds the context a reader needs to
+ * trust or reproduce them. `npm run bench -- tracer corpus` runs a subset.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ALL = ['tracer', 'corpus', 'train', 'eval'];
+const asked = process.argv.slice(2);
+const unknown = asked.filter((n) => !ALL.includes(n));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; known: ${ALL.join(', ')}\n`);
+  process.exit(2);
+}
+const names = asked.length > 0 ? asked : ALL;
+
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const installed = (name) => {
+  const p = join(root, 'node_modules', name, 'package.json');
+  return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')).version : null;
+};
+const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
+const machine = {
+  cores: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  platform: `${process.platform}-${process.arch}`,
+};
+const versions = {
+  execwm: pkg.version,
+  node: process.versions.node,
+  pyodide: installed('pyodide'),
+  tfjs: installed('@tensorflow/tfjs-core'),
+  apacheArrow: installed('apache-arrow'),
+  nativePython: (python.stdout || python.stderr || '').trim() || null,
+};
+
+const summary = [];
+let failed = 0;
+for (const name of names) {
+  const script = join('bench', `${name}.ts`);
+  if (!existsSync(join(root, script))) {
+    process.stderr.write(`bench: ${script} does not exist, skipped\n`);
+    summary.push({ name, error: 'missing' });
+    continue;
+  }
+  const command = `npx tsx ${script}`;
+  process.stderr.write(`\nbench: ${command}\n`);
+  const started = new Date();
+  const res = spawnSync('npx', ['tsx', script], { cwd: root, stdio: 'inherit' });
+  const out = join(root, 'bench', 'results', `${name}.json`);
+  if (res.status !== 0 || !existsSync(out)) {
+    failed += 1;
+    summary.push({ name, error: `exit ${res.status}` });
+    continue;
+  }
+  const raw = JSON.parse(readFileSync(out, 'utf8'));
+  const figures = raw.figures ?? raw;
+  const entry = {
+    name,
+    command: `npm run bench -- ${name}  (${command})`,
+    date: started.toISOString(),
+    seconds: Math.round((Date.now() - started.getTime()) / 1000),
+    machine,
+    versions,
+    figures,
+  };
+  writeFileSync(out, `${JSON.stringify(entry, null, 2)}\n`);
+  summary.push(entry);
+}
+
+const lines = ['# Benchmark results', '', `Machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.platform}.`];
+lines.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+for (const e of summary) {
+  lines.push(`## ${e.name}`, '');
+  if (e.error) {
+    lines.push(`Not measured (${e.error}).`, '');
+    continue;
+  }
+  lines.push(`\`${e.command}\` — ${e.date}, ${e.seconds} s`, '');
+  const rows = Array.isArray(e.figures.summary) ? e.figures.summary : null;
+  if (rows) {
+    lines.push('| figure | value | goal | met |', '| --- | --- | --- | --- |');
+    for (const r of rows) lines.push(`| ${r.figure} | ${r.value} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`);
+  } else {
+    lines.push('```json', JSON.stringify(e.figures, null, 2), '```');
+  }
+  lines.push('');
+}
+writeFileSync(join(root, 'bench', 'results', 'SUMMARY.md'), `${lines.join('\n')}\n`);
+process.stderr.write(`\nbench: wrote bench/results/SUMMARY.md${failed ? ` (${failed} failed)` : ''}\n`);
+process.exit(failed > 0 ? 1 : 0);
