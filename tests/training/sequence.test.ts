@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ROLE_ACTION,
+  ROLE_CODE,
+  ROLE_STATE,
+  SPECIAL_TOKEN_LIST,
+  SPECIAL_TOKENS,
+  encodeTrace,
+  traceToSegments,
+  traceToText,
+} from '../../training/sequence.js';
+import { KIND_NEXT, KIND_NONE, KIND_STATE, buildRows, makeBatch, windowTrace } from '../../training/data.js';
+import { trainTokenizer } from '../../training/tokenizer.js';
+import { designExample, loopTrace, makeTrace, step } from './fixtures.js';
+
+const S = SPECIAL_TOKENS;
+const texts = [designExample(), loopTrace(5), loopTrace(12)].flatMap((t) =>
+  traceToSegments(t, { diff: true }).filter((s) => !s.special).map((s) => s.text),
+);
+const tok = trainTokenizer(texts, { vocabSize: 400, specialTokens: SPECIAL_TOKEN_LIST });
+
+describe('CWM training sequence', () => {
+  it('writes the DESIGN.md example exactly', () => {
+    expect(traceToText(designExample(), { diff: false })).toBe(
+      `${S.traceContextStart}def f(x):\n    y = x + 1\n    return y\nf(3)${S.frameSep}` +
+        `${S.callSep}{"x": "3"}${S.actionSep}def f(x):${S.frameSep}` +
+        `${S.lineSep}{"x": "3"}${S.actionSep}    y = x + 1${S.frameSep}` +
+        `${S.lineSep}{"x": "3", "y": "4"}${S.actionSep}    return y${S.frameSep}` +
+        `${S.returnSep}${S.actionSep}    return y${S.argSep}"4"${S.frameSep}` +
+        S.traceEnd,
+    );
+  });
+
+  it('diff encoding writes ".." for values unchanged since the previous line of the same call', () => {
+    const text = traceToText(designExample(), { diff: true });
+    // The first line after the call spells everything; the next one diffs against it.
+    expect(text).toContain(`${S.lineSep}{"x": "3"}${S.actionSep}    y = x + 1`);
+    expect(text).toContain(`${S.lineSep}{"x": "..", "y": "4"}${S.actionSep}    return y`);
+  });
+
+  it('diff look-back stops at a nested call and return', () => {
+    const trace = makeTrace({
+      source: 'def g(a):\n    return a\ndef f(x):\n    y = g(x)\n    return y\n',
+      entry: 'f(1)',
+      steps: [
+        step('call', 3, { locals: { x: '1' } }),
+        step('line', 4, { locals: { x: '1' } }),
+        step('call', 1, { func: 'g', depth: 1, locals: { a: '1' } }),
+        step('line', 2, { func: 'g', depth: 1, locals: { a: '1' } }),
+        step('return', 2, { func: 'g', depth: 1, arg: '1' }),
+        step('line', 5, { locals: { x: '1', y: '1' } }),
+        step('return', 5, { arg: '1' }),
+      ],
+    });
+    const text = traceToText(trace, { diff: true });
+    expect(text).toContain(`${S.lineSep}{"x": "1", "y": "1"}${S.actionSep}    return y`);
+    expect(text).not.toContain('".."');
+  });
+
+  it('gives roles code to the context, state to locals and values, action to the rest', () => {
+    const enc = encodeTrace(designExample(), tok, { diff: false });
+    expect(enc.ids.length).toBe(enc.roles.length);
+    for (let i = 0; i < enc.contextLength; i++) expect(enc.roles[i]).toBe(ROLE_CODE);
+    for (const f of enc.frames) {
+      expect(enc.roles[f.start]).toBe(ROLE_ACTION);
+      for (let i = f.stateStart; i < f.stateEnd; i++) expect(enc.roles[i]).toBe(ROLE_STATE);
+      expect(enc.roles[f.stateEnd]).toBe(ROLE_ACTION);
+      expect(enc.ids[f.end - 1]).toBe(tok.specialId(S.frameSep));
+    }
+    expect(enc.ids.at(-1)).toBe(tok.specialId(S.traceEnd));
+  });
+
+  it('locates each frame: locals right after the event separator, ended by <|action_sep|>', () => {
+    const trace = designExample();
+    const enc = encodeTrace(trace, tok, { diff: false });
+    expect(enc.frames.map((f) => f.event)).toEqual(['call', 'line', 'line', 'return']);
+    const [call, , line2, ret] = enc.frames;
+    expect(call!.stateStart).toBe(call!.start + 1);
+    expect(enc.ids[call!.stateEnd]).toBe(tok.specialId(S.actionSep));
+    expect(tok.decode(enc.ids.slice(line2!.stateStart, line2!.stateEnd))).toBe('{"x": "3", "y": "4"}');
+    expect(enc.ids[ret!.stateStart - 1]).toBe(tok.specialId(S.argSep));
+    expect(tok.decode(enc.ids.slice(ret!.stateStart, ret!.stateEnd))).toBe('"4"');
+    expect(tok.decode(enc.ids)).toBe(traceToText(trace, { diff: false }));
+  });
+
+  it('keeps a short trace in one window whose every token but the first is a target', () => {
+    const enc = encodeTrace(designExample(), tok, { diff: false });
+    const ws = windowTrace(enc, 1000)!;
+    expect(ws).toHaveLength(1);
+    expect(ws[0]!.kinds[0]).toBe(KIND_NONE);
+    expect([...ws[0]!.kinds.slice(1)].every((k) => k !== KIND_NONE)).toBe(true);
+  });
+
+  it('cuts a long trace into windows that each start with the source context', () => {
+    const enc = encodeTrace(loopTrace(12), tok, { diff: true });
+    const rowLength = enc.contextLength + 80;
+    const ws = windowTrace(enc, rowLength)!;
+    expect(ws.length).toBeGreaterThan(2);
+    const context = [...enc.ids.slice(0, enc.contextLength)];
+    let counted = 0;
+    ws.forEach((w, i) => {
+      expect(w.ids.length).toBeLessThanOrEqual(rowLength);
+      expect([...w.ids.slice(0, enc.contextLength)]).toEqual(context);
+      // The repeated context is counted once, in the first window only.
+      const ctxCounted = [...w.kinds.slice(1, enc.contextLength)].some((k) => k !== KIND_NONE);
+      expect(ctxCounted).toBe(i === 0);
+      counted += w.kinds.filter((k) => k !== KIND_NONE).length;
+    });
+    // Every target of the trace is counted exactly once over all windows.
+    expect(counted).toBe(enc.ids.length - 1);
+  });
+
+  it('refuses to window a trace whose context does not fit', () => {
+    const enc = encodeTrace(loopTrace(3), tok, { diff: false });
+    expect(windowTrace(enc, enc.contextLength + 2)).toBeNull();
+  });
+
+  it('packs short traces into full rows with labels -1 on padding and document starts', () => {
+    const traces = Array.from({ length: 20 }, (_, i) => loopTrace(i % 4));
+    const { rows, stats } = buildRows(
+      traces.map((t) => encodeTrace(t, tok, { diff: false })),
+      { blockSize: 1024, tokenizer: tok, seed: 1 },
+    );
+    expect(stats.skipped).toBe(0);
+    expect(rows.count).toBeLessThan(traces.length);
+    const batch = makeBatch(rows, [0, 1]);
+    const pad = tok.specialId(S.pad);
+    const start = tok.specialId(S.traceContextStart);
+    for (let i = 0; i < batch.labels.length; i++) {
+      if (batch.labels[i] === pad || batch.labels[i] === start) throw new Error('pad/start must not be a target');
+      if (batch.kinds[i] === KIND_NONE) expect(batch.labels[i]).toBe(-1);
+      else expect([KIND_NEXT, KIND_STATE]).toContain(batch.kinds[i]);
+    }
+    expect(stats.stateTokens).toBeGreaterThan(0);
+    expect(stats.nextTokens).toBeGreaterThan(0);
+  });
+});

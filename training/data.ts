@@ -1,0 +1,188 @@
+/**
+ * Encoded traces → fixed-length training rows.
+ *
+ * A row holds `blockSize + 1` tokens: inputs are its first `blockSize`, targets
+ * the same shifted by one. Each token also carries a *target kind* saying
+ * whether predicting it counts and for which objective ({@link KIND_NONE},
+ * {@link KIND_NEXT} for code/action tokens, {@link KIND_STATE}).
+ *
+ * A trace longer than a row is cut into windows on frame boundaries. Every
+ * window starts with the trace's context (the source must stay in view), a
+ * continuation window then repeats the frame just before its first new frame
+ * so the model sees the state it continues from; the repeated tokens are
+ * inputs only (kind none), so nothing is counted twice.
+ *
+ * Short windows are packed into rows (first fit over a few open rows, in a
+ * seeded order); the first token of each packed trace is never a target and
+ * the padding tail is never one either.
+ */
+import { ROLE_STATE, SPECIAL_TOKENS, type EncodedTrace } from './sequence.js';
+import type { Tokenizer } from './tokenizer.js';
+import { Rng } from './rng.js';
+
+export const KIND_NONE = 0;
+export const KIND_NEXT = 1;
+export const KIND_STATE = 2;
+
+/** A piece of a trace that fits one row. */
+export interface Window {
+  ids: Int32Array;
+  /** Target kind per token (as the target of the previous position). */
+  kinds: Uint8Array;
+}
+
+/** Rows of `rowLength` tokens stored flat. */
+export interface Rows {
+  rowLength: number;
+  count: number;
+  ids: Int32Array;
+  kinds: Uint8Array;
+}
+
+function kindsOf(roles: Uint8Array, from: number, to: number, counted: (i: number) => boolean): Uint8Array {
+  const out = new Uint8Array(to - from);
+  for (let i = from; i < to; i++) {
+    out[i - from] = counted(i) ? (roles[i] === ROLE_STATE ? KIND_STATE : KIND_NEXT) : KIND_NONE;
+  }
+  return out;
+}
+
+/**
+ * Cuts an encoded trace into windows of at most `rowLength` tokens, or returns
+ * null when even the context plus one frame does not fit.
+ */
+export function windowTrace(enc: EncodedTrace, rowLength: number): Window[] | null {
+  const n = enc.ids.length;
+  // The first token starts a document: no previous position predicts it.
+  if (n <= rowLength) return [{ ids: enc.ids, kinds: kindsOf(enc.roles, 0, n, (i) => i > 0) }];
+  const ctx = enc.contextLength;
+  // Frame k covers [units[k], units[k+1]); the last one also holds <|trace_end|>.
+  const bounds = enc.frames.map((f) => f.start);
+  bounds.push(n);
+  const frameLen = (k: number) => bounds[k + 1]! - bounds[k]!;
+  const windows: Window[] = [];
+  let k = 0;
+  while (k < enc.frames.length) {
+    const first = windows.length === 0;
+    let overlap = first ? 0 : frameLen(k - 1);
+    if (ctx + overlap + frameLen(k) > rowLength) overlap = 0;
+    if (ctx + overlap + frameLen(k) > rowLength) return null;
+    let used = ctx + overlap;
+    let e = k;
+    while (e < enc.frames.length && used + frameLen(e) <= rowLength) used += frameLen(e++);
+    const ids = new Int32Array(used);
+    const kinds = new Uint8Array(used);
+    ids.set(enc.ids.subarray(0, ctx), 0);
+    kinds.set(kindsOf(enc.roles, 0, ctx, (i) => first && i > 0), 0);
+    const from = bounds[k]! - overlap;
+    const to = bounds[e]!;
+    ids.set(enc.ids.subarray(from, to), ctx);
+    kinds.set(kindsOf(enc.roles, from, to, (i) => i >= bounds[k]!), ctx);
+    windows.push({ ids, kinds });
+    k = e;
+  }
+  return windows;
+}
+
+/** How many open rows first-fit packing looks at; more packs tighter but costs time. */
+const OPEN_ROWS = 16;
+
+/** Packs windows into rows of `rowLength` tokens in a seeded order, padding each row's tail. */
+export function packWindows(windows: readonly Window[], options: { rowLength: number; padId: number; seed: number }): Rows {
+  const { rowLength, padId, seed } = options;
+  const order = new Rng(seed).permutation(windows.length);
+  const rows: Window[][] = [];
+  const fill: number[] = [];
+  let open: number[] = [];
+  for (const w of order) {
+    const len = windows[w]!.ids.length;
+    let target = open.find((r) => fill[r]! + len <= rowLength);
+    if (target === undefined) {
+      target = rows.length;
+      rows.push([]);
+      fill.push(0);
+      open.push(target);
+      if (open.length > OPEN_ROWS) open = open.slice(1);
+    }
+    rows[target]!.push(windows[w]!);
+    fill[target]! += len;
+  }
+  const ids = new Int32Array(rows.length * rowLength).fill(padId);
+  const kinds = new Uint8Array(rows.length * rowLength);
+  rows.forEach((row, r) => {
+    let at = r * rowLength;
+    for (const w of row) {
+      ids.set(w.ids, at);
+      kinds.set(w.kinds, at);
+      at += w.ids.length;
+    }
+  });
+  return { rowLength, count: rows.length, ids, kinds };
+}
+
+/** A batch as flat arrays: inputs, labels (-1 = not a target) and the target kinds. */
+export interface Batch {
+  batchSize: number;
+  blockSize: number;
+  /** Input ids [B*T]. */
+  inputs: Int32Array;
+  /** Target ids [B*T], -1 where the target does not count. */
+  labels: Int32Array;
+  /** Target kinds [B*T] ({@link KIND_NEXT}/{@link KIND_STATE}/{@link KIND_NONE}). */
+  kinds: Uint8Array;
+}
+
+/** Assembles the rows `indices` into a batch. */
+export function makeBatch(rows: Rows, indices: readonly number[]): Batch {
+  const T = rows.rowLength - 1;
+  const B = indices.length;
+  const inputs = new Int32Array(B * T);
+  const labels = new Int32Array(B * T);
+  const kinds = new Uint8Array(B * T);
+  indices.forEach((r, b) => {
+    const base = r * rows.rowLength;
+    inputs.set(rows.ids.subarray(base, base + T), b * T);
+    kinds.set(rows.kinds.subarray(base + 1, base + 1 + T), b * T);
+    for (let t = 0; t < T; t++) {
+      labels[b * T + t] = kinds[b * T + t] === KIND_NONE ? -1 : rows.ids[base + 1 + t]!;
+    }
+  });
+  return { batchSize: B, blockSize: T, inputs, labels, kinds };
+}
+
+/** Counts of what went into a set of rows. */
+export interface RowStats {
+  traces: number;
+  /** Traces whose context plus one frame does not fit a row. */
+  skipped: number;
+  windows: number;
+  rows: number;
+  /** Target tokens per kind. */
+  nextTokens: number;
+  stateTokens: number;
+}
+
+/** Windows and packs encoded traces into rows; reports what was skipped. */
+export function buildRows(
+  encoded: Iterable<EncodedTrace>,
+  options: { blockSize: number; tokenizer: Tokenizer; seed: number },
+): { rows: Rows; stats: RowStats } {
+  const rowLength = options.blockSize + 1;
+  const windows: Window[] = [];
+  let traces = 0;
+  let skipped = 0;
+  for (const enc of encoded) {
+    traces++;
+    const ws = windowTrace(enc, rowLength);
+    if (ws === null) skipped++;
+    else windows.push(...ws);
+  }
+  const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
+  let nextTokens = 0;
+  let stateTokens = 0;
+  for (const k of rows.kinds) {
+    if (k === KIND_NEXT) nextTokens++;
+    else if (k === KIND_STATE) stateTokens++;
+  }
+  return { rows, stats: { traces, skipped, windows: windows.length, rows: rows.count, nextTokens, stateTokens } };
+}

@@ -1,0 +1,233 @@
+/**
+ * Trace → training sequence (the CWM format; this file is its source of truth).
+ *
+ *   <|trace_context_start|>SOURCE\nENTRY<|frame_sep|>
+ *   <|call_sep|>{"x": "3"}<|action_sep|>def f(x):<|frame_sep|>
+ *   <|line_sep|>{"x": "3"}<|action_sep|>    y = x + 1<|frame_sep|>
+ *   <|line_sep|>{"x": "3", "y": "4"}<|action_sep|>    return y<|frame_sep|>
+ *   <|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|>
+ *   <|trace_end|>
+ *
+ * - The context is the source without trailing newlines, then a newline and the
+ *   entry call when there is one (`f(3)`), so it reads as a runnable script.
+ * - A `call`/`line` frame: event separator, the locals as a JSON object whose
+ *   values are JSON strings of `Value.repr` (`{"x": "3"}`, `", "` and `": "`
+ *   separators, the frame's own order), `<|action_sep|>`, the text of the source
+ *   line about to run, `<|frame_sep|>`.
+ * - A `return`/`exception` frame: separator, `<|action_sep|>`, the source line,
+ *   `<|arg_sep|>`, the JSON string of the value (`"4"`, `"ZeroDivisionError: …"`).
+ * - Diff encoding (`diff: true`) writes `".."` for a local whose repr equals its
+ *   value in the previous frame of the same call. Following CWM, the look-back
+ *   stops at call/return/exception frames: only a `line` frame directly preceded
+ *   by a `line` frame at the same depth of the same function is diffed, so the
+ *   first line after a call, and the line after a nested call returns, spell
+ *   every value in full.
+ *
+ * Roles: `code` for the context (its start token, the text and its
+ * `<|frame_sep|>`), `state` for locals and the return/exception value, `action`
+ * for everything else (separators, source lines, `<|trace_end|>`). A target
+ * token's role decides which objective it feeds; masked targets get label -1.
+ */
+import type { Step, Trace } from '../src/schema.js';
+import type { Tokenizer } from './tokenizer.js';
+
+export const SPECIAL_TOKENS = {
+  traceContextStart: '<|trace_context_start|>',
+  frameSep: '<|frame_sep|>',
+  callSep: '<|call_sep|>',
+  lineSep: '<|line_sep|>',
+  returnSep: '<|return_sep|>',
+  exceptionSep: '<|exception_sep|>',
+  actionSep: '<|action_sep|>',
+  argSep: '<|arg_sep|>',
+  /** Ends a trace, so a model generating a rollout knows when to stop. */
+  traceEnd: '<|trace_end|>',
+  /** Fills the tail of a packed row; never a target. */
+  pad: '<|pad|>',
+} as const;
+
+/** Special tokens in id order (a tokenizer's ids 256..). */
+export const SPECIAL_TOKEN_LIST: readonly string[] = Object.values(SPECIAL_TOKENS);
+
+/** Written instead of a value unchanged since the previous frame (diff encoding). */
+export const UNCHANGED = '..';
+
+export type Role = 'code' | 'action' | 'state';
+
+/** Numeric role codes used in typed arrays. */
+export const ROLE_CODE = 0;
+export const ROLE_ACTION = 1;
+export const ROLE_STATE = 2;
+const ROLE_NUMBER: Record<Role, number> = { code: ROLE_CODE, action: ROLE_ACTION, state: ROLE_STATE };
+
+export interface Segment {
+  text: string;
+  role: Role;
+  /** Whether `text` is one special token (one id) rather than text to encode. */
+  special: boolean;
+}
+
+export interface SequenceOptions {
+  /** Write `".."` for locals unchanged since the previous frame of the same call. */
+  diff: boolean;
+}
+
+/** The context text: source without trailing newlines, then the entry call if any. */
+export function contextText(trace: Pick<Trace, 'source' | 'entry'>): string {
+  const source = trace.source.replace(/[\r\n]+$/, '');
+  return trace.entry === null ? source : `${source}\n${trace.entry}`;
+}
+
+/** The text of 1-based `line` in `source` (empty when out of range). */
+export function sourceLine(lines: readonly string[], line: number): string {
+  return lines[line - 1] ?? '';
+}
+
+/** The locals JSON of a frame; `previous` (repr by name) turns unchanged values into `".."`. */
+export function localsJson(locals: Step['locals'], previous: ReadonlyMap<string, string> | null): string {
+  const parts = Object.entries(locals ?? {}).map(([name, v]) => {
+    const shown = previous !== null && previous.get(name) === v.repr ? UNCHANGED : v.repr;
+    return `${JSON.stringify(name)}: ${JSON.stringify(shown)}`;
+  });
+  return `{${parts.join(', ')}}`;
+}
+
+/**
+ * The reference locals a `line` step is diffed against: those of the step right
+ * before it when that is a `line` step of the same function at the same depth.
+ */
+function diffReference(steps: readonly Step[], i: number): Map<string, string> | null {
+  const step = steps[i]!;
+  const prev = steps[i - 1];
+  if (step.event !== 'line' || !prev || prev.event !== 'line') return null;
+  if (prev.depth !== step.depth || prev.func !== step.func) return null;
+  return new Map(Object.entries(prev.locals ?? {}).map(([k, v]) => [k, v.repr]));
+}
+
+const EVENT_SEP: Record<Step['event'], string> = {
+  call: SPECIAL_TOKENS.callSep,
+  line: SPECIAL_TOKENS.lineSep,
+  return: SPECIAL_TOKENS.returnSep,
+  exception: SPECIAL_TOKENS.exceptionSep,
+};
+
+/** The segments of one step's frame (`lines` = the source split on newlines). */
+export function frameSegments(steps: readonly Step[], i: number, lines: readonly string[], options: SequenceOptions): Segment[] {
+  const step = steps[i]!;
+  const sp = (text: string): Segment => ({ text, role: 'action', special: true });
+  const text = sourceLine(lines, step.line);
+  if (step.event === 'call' || step.event === 'line') {
+    const previous = options.diff ? diffReference(steps, i) : null;
+    return [
+      sp(EVENT_SEP[step.event]),
+      { text: localsJson(step.locals, previous), role: 'state', special: false },
+      sp(SPECIAL_TOKENS.actionSep),
+      { text, role: 'action', special: false },
+      sp(SPECIAL_TOKENS.frameSep),
+    ];
+  }
+  return [
+    sp(EVENT_SEP[step.event]),
+    sp(SPECIAL_TOKENS.actionSep),
+    { text, role: 'action', special: false },
+    sp(SPECIAL_TOKENS.argSep),
+    { text: JSON.stringify(step.arg?.repr ?? ''), role: 'state', special: false },
+    sp(SPECIAL_TOKENS.frameSep),
+  ];
+}
+
+/** The context segments (all role `code`). */
+export function contextSegments(trace: Pick<Trace, 'source' | 'entry'>): Segment[] {
+  return [
+    { text: SPECIAL_TOKENS.traceContextStart, role: 'code', special: true },
+    { text: contextText(trace), role: 'code', special: false },
+    { text: SPECIAL_TOKENS.frameSep, role: 'code', special: true },
+  ];
+}
+
+/** The whole trace as segments; joining their texts gives the CWM text. Empty texts are dropped. */
+export function traceToSegments(trace: Trace, options: SequenceOptions): Segment[] {
+  const lines = trace.source.split('\n');
+  const out = contextSegments(trace);
+  for (let i = 0; i < trace.steps.length; i++) out.push(...frameSegments(trace.steps, i, lines, options));
+  out.push({ text: SPECIAL_TOKENS.traceEnd, role: 'action', special: true });
+  return out.filter((s) => s.text !== '');
+}
+
+/** The CWM text of a trace (segments joined). */
+export function traceToText(trace: Trace, options: SequenceOptions): string {
+  return traceToSegments(trace, options)
+    .map((s) => s.text)
+    .join('');
+}
+
+/** Where one step's frame sits in an encoded trace (token indices, end exclusive). */
+export interface FrameSpan {
+  /** Index of the step in `trace.steps`. */
+  step: number;
+  event: Step['event'];
+  /** The frame's event separator. */
+  start: number;
+  /**
+   * First token of the state: for `call`/`line` the locals right after the
+   * event separator; for `return`/`exception` the value right after `<|arg_sep|>`.
+   */
+  stateStart: number;
+  /**
+   * One past the last state token: the `<|action_sep|>` ending the locals, or
+   * the `<|frame_sep|>` ending the value.
+   */
+  stateEnd: number;
+  /** One past the frame's `<|frame_sep|>`. */
+  end: number;
+}
+
+export interface EncodedTrace {
+  ids: Int32Array;
+  /** Role code per token ({@link ROLE_CODE}, {@link ROLE_ACTION}, {@link ROLE_STATE}). */
+  roles: Uint8Array;
+  /** Tokens of the context (`<|trace_context_start|>` … its `<|frame_sep|>`). */
+  contextLength: number;
+  /** One span per step, in step order. */
+  frames: FrameSpan[];
+}
+
+/** Encodes segments: specials as single ids, text with the BPE. */
+export function encodeSegments(segments: readonly Segment[], tokenizer: Tokenizer): { ids: number[]; roles: number[] } {
+  const ids: number[] = [];
+  const roles: number[] = [];
+  for (const s of segments) {
+    const part = s.special ? [tokenizer.specialId(s.text)] : tokenizer.encode(s.text);
+    for (const id of part) {
+      ids.push(id);
+      roles.push(ROLE_NUMBER[s.role]);
+    }
+  }
+  return { ids, roles };
+}
+
+/** Token ids, roles and frame positions of a whole trace (ending with `<|trace_end|>`). */
+export function encodeTrace(trace: Trace, tokenizer: Tokenizer, options: SequenceOptions): EncodedTrace {
+  const lines = trace.source.split('\n');
+  const { ids, roles } = encodeSegments(contextSegments(trace), tokenizer);
+  const contextLength = ids.length;
+  const frames: FrameSpan[] = [];
+  for (let i = 0; i < trace.steps.length; i++) {
+    const start = ids.length;
+    let stateStart = -1;
+    let stateEnd = -1;
+    for (const s of frameSegments(trace.steps, i, lines, options)) {
+      if (s.role === 'state') stateStart = ids.length;
+      const part = s.special ? [tokenizer.specialId(s.text)] : tokenizer.encode(s.text);
+      for (const id of part) {
+        ids.push(id);
+        roles.push(ROLE_NUMBER[s.role]);
+      }
+      if (s.role === 'state') stateEnd = ids.length;
+    }
+    frames.push({ step: i, event: trace.steps[i]!.event, start, stateStart, stateEnd, end: ids.length });
+  }
+  ids.push(tokenizer.specialId(SPECIAL_TOKENS.traceEnd));
+  roles.push(ROLE_ACTION);
+  return { ids: Int32Array.from(ids), roles: Uint8Array.from(roles), contextLength, frames };
+}
