@@ -1,0 +1,133 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '../../training/tf.js';
+import { setupBackend } from '../../training/backend.js';
+import { GPT, MODEL_PRESETS, type ModelConfig } from '../../training/model.js';
+
+const VOCAB = 40;
+const config: ModelConfig = { ...MODEL_PRESETS.tiny, vocabSize: VOCAB };
+
+/** A fixed toy batch: each row counts up modulo the vocabulary from its own start. */
+function toyBatch(b: number, t: number): { idx: tf.Tensor2D; targets: tf.Tensor2D } {
+  const rows = Array.from({ length: b }, (_, r) => Array.from({ length: t + 1 }, (_, i) => (r * 7 + i) % VOCAB));
+  return {
+    idx: tf.tensor2d(rows.map((row) => row.slice(0, t)), [b, t], 'int32'),
+    targets: tf.tensor2d(rows.map((row) => row.slice(1)), [b, t], 'int32'),
+  };
+}
+
+function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar {
+  const flat = tf.reshape(logits, [-1, VOCAB]) as tf.Tensor2D; // [B·T, V]
+  const picked = tf.mul(tf.logSoftmax(flat), tf.oneHot(tf.reshape(targets, [-1]), VOCAB)); // [B·T, V]
+  return tf.neg(tf.mean(tf.sum(picked, -1)));
+}
+
+// The same assertions over each backend that must agree.
+describe.each(['cpu', 'wasm'] as const)('GPT on the %s backend', (backend) => {
+  beforeAll(async () => {
+    await setupBackend(backend);
+  });
+
+  it('returns logits [B, T, V] for every position and names weights like a reference GPT', () => {
+    const model = new GPT(config, { seed: 1 });
+    const { idx } = toyBatch(3, 10);
+    const logits = model.forward(idx);
+    expect(logits.shape).toEqual([3, 10, VOCAB]);
+    const names = [...model.namedWeights().keys()];
+    expect(names).toContain('wte.weight');
+    expect(names).toContain('h.1.attn.c_attn.weight');
+    expect(names).toContain('h.0.mlp.c_proj.bias');
+    expect(names).toContain('ln_f.weight');
+    expect(model.namedWeights().get('h.0.attn.c_attn.weight')!.shape).toEqual([32, 96]);
+    // Tied head: no separate lm_head weight; parameters = 12·L·D² + 13·L·D + (V + T)·D + 2·D.
+    const { nLayer: l, nEmbd: d, blockSize: t } = config;
+    expect(model.paramCount()).toBe(12 * l * d * d + 13 * l * d + (VOCAB + t) * d + 2 * d);
+    tf.dispose([logits, idx]);
+    model.dispose();
+  });
+
+  it('is seeded: the same seed gives the same weights, another seed different ones', () => {
+    const a = new GPT(config, { seed: 3 });
+    const b = new GPT(config, { seed: 3 });
+    const c = new GPT(config, { seed: 4 });
+    const wa = a.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync();
+    expect(Array.from(b.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync())).toEqual(Array.from(wa));
+    expect(Array.from(c.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync())).not.toEqual(Array.from(wa));
+    [a, b, c].forEach((m) => m.dispose());
+  });
+
+  it('does not let a position see later tokens (changing a later token keeps earlier logits)', () => {
+    const model = new GPT(config, { seed: 2 });
+    const a = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    const b = tf.tensor2d([[1, 2, 3, 9, 9, 9]], [1, 6], 'int32');
+    const la = model.forward(a);
+    const lb = model.forward(b);
+    const early = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(la, [0, 0, 0], [1, 3, -1]), tf.slice(lb, [0, 0, 0], [1, 3, -1])))));
+    const late = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(la, [0, 3, 0], [1, 1, -1]), tf.slice(lb, [0, 3, 0], [1, 1, -1])))));
+    expect(early.dataSync()[0]).toBeLessThan(1e-6);
+    expect(late.dataSync()[0]).toBeGreaterThan(1e-4);
+    tf.dispose([a, b, la, lb, early, late]);
+    model.dispose();
+  });
+
+  it('decodes with the key/value cache exactly like the full forward, token for token', () => {
+    const model = new GPT(config, { seed: 5 });
+    const t = 14;
+    const { idx } = toyBatch(2, t);
+    const full = model.forward(idx); // [2, t, V]
+    const cache = model.createCache(2);
+    // A 4-token prompt at once, then one token at a time.
+    const steps: [number, number][] = [[0, 4], ...Array.from({ length: t - 4 }, (_, i): [number, number] => [4 + i, 1])];
+    for (const [start, len] of steps) {
+      const piece = tf.slice(idx, [0, start], [2, len]);
+      const last = model.forwardCached(piece, cache); // [2, V]
+      const expected = tf.reshape(tf.slice(full, [0, start + len - 1, 0], [2, 1, -1]), [2, VOCAB]);
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(last, expected))));
+      expect(diff.dataSync()[0]).toBeLessThan(1e-4);
+      expect(cache.length).toBe(start + len);
+      tf.dispose([piece, last, expected, diff]);
+    }
+    expect(() => model.forwardCached(tf.zeros([2, config.blockSize], 'int32') as tf.Tensor2D, cache)).toThrow(/blockSize/);
+    cache.dispose();
+    tf.dispose([full, idx]);
+    model.dispose();
+  });
+
+  it('learns a fixed toy batch: loss falls over 30 Adam steps with a constant tensor count', () => {
+    const model = new GPT(config, { seed: 7 });
+    const { idx, targets } = toyBatch(4, 16);
+    const optimizer = tf.train.adam(1e-2);
+    const losses: number[] = [];
+    const counts: number[] = [];
+    for (let step = 0; step < 30; step++) {
+      const loss = optimizer.minimize(
+        () => crossEntropy(model.forward(idx, { training: true }), targets),
+        true,
+        model.trainableVariables(),
+      )!;
+      losses.push(loss.dataSync()[0]!);
+      loss.dispose();
+      counts.push(tf.memory().numTensors);
+    }
+    expect(losses[0]).toBeGreaterThan(Math.log(VOCAB) - 0.5); // near uniform at init
+    expect(losses.at(-1)!).toBeLessThan(losses[0]! * 0.5);
+    // Adam creates its moment variables on the first step; after that nothing may leak.
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    optimizer.dispose();
+    tf.dispose([idx, targets]);
+    model.dispose();
+  });
+});
+
+describe('GPT config checks', () => {
+  it('rejects a head count that does not divide the width', () => {
+    expect(() => new GPT({ ...config, nHead: 5 }, { seed: 0 })).toThrow(/nHead/);
+  });
+  it('rejects a sequence longer than blockSize', async () => {
+    await setupBackend('cpu');
+    const model = new GPT(config, { seed: 0 });
+    const idx = tf.zeros([1, config.blockSize + 1], 'int32') as tf.Tensor2D;
+    expect(() => model.forward(idx)).toThrow(/blockSize/);
+    idx.dispose();
+    model.dispose();
+  });
+});

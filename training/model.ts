@@ -1,0 +1,371 @@
+/**
+ * A small decoder-only transformer (GPT-2 style) in TensorFlow.js, read leaf to root:
+ * LayerNorm → causal self-attention → MLP → block → config → GPT.
+ *
+ * Pre-LayerNorm blocks, GELU (tanh form, as GPT-2), a tied output head (logits = x · wteᵀ),
+ * GPT-2 initialisation (normal 0.02, residual projections scaled by 1/√(2·nLayer)), seeded.
+ * Weights are named like a reference GPT (`wte.weight`, `h.0.attn.c_attn.weight`, `ln_f.bias`)
+ * and linear weights are stored [in, out] like GPT-2's Conv1D, so they map one to one.
+ *
+ * tfjs pitfalls this file avoids on purpose: `stridedSlice` has no gradient (we use `slice`),
+ * and `tf.where` on a condition computed from the differentiated input has none either, so the
+ * causal mask is an additive constant of 0 / -1e9.
+ */
+import * as tf from './tf.js';
+import { matMul } from './kernels/matmul.js';
+
+/** Additive mask value for positions a query may not see; exp() of it underflows to 0. */
+const MASKED = -1e9;
+
+/** Deterministic per-weight seeds: each new weight takes the next seed after the model seed. */
+class SeedSequence {
+  private next: number;
+  constructor(seed: number) {
+    this.next = seed * 1000;
+  }
+  take(): number {
+    return this.next++;
+  }
+}
+
+/** Linear layer y = x·W + b with W stored [in, out]. */
+class Linear {
+  readonly weight: tf.Variable; // [in, out]
+  readonly bias: tf.Variable; // [out]
+  constructor(opts: { nIn: number; nOut: number; std: number; seeds: SeedSequence }) {
+    this.weight = tf.variable(
+      tf.randomNormal([opts.nIn, opts.nOut], 0, opts.std, 'float32', opts.seeds.take()),
+    );
+    this.bias = tf.variable(tf.zeros([opts.nOut]));
+  }
+  /** x [N, in] → [N, out] */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(matMul(x, this.weight as tf.Tensor2D), this.bias); // [N, out]
+  }
+}
+
+/** LayerNorm over the last axis with learned scale and shift (eps 1e-5, as PyTorch). */
+class LayerNorm {
+  readonly weight: tf.Variable; // [D]
+  readonly bias: tf.Variable; // [D]
+  constructor(nEmbd: number) {
+    this.weight = tf.variable(tf.ones([nEmbd]));
+    this.bias = tf.variable(tf.zeros([nEmbd]));
+  }
+  /** x [N, D] → [N, D] */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    const mean = tf.mean(x, -1, true); // [N, 1]
+    const centered = tf.sub(x, mean); // [N, D]
+    const variance = tf.mean(tf.square(centered), -1, true); // [N, 1]
+    const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, 1e-5))); // [N, D]
+    return tf.add(tf.mul(normed, this.weight), this.bias);
+  }
+}
+
+/** Keys and values of one layer for the positions seen so far. */
+type LayerCache = {
+  k: tf.Tensor4D; // [B, nh, Tc, hs]
+  v: tf.Tensor4D; // [B, nh, Tc, hs]
+};
+
+/** Multi-head causal self-attention with one fused q/k/v projection. */
+class CausalSelfAttention {
+  readonly cAttn: Linear;
+  readonly cProj: Linear;
+  constructor(
+    private readonly config: ModelConfig,
+    seeds: SeedSequence,
+  ) {
+    const d = config.nEmbd;
+    this.cAttn = new Linear({ nIn: d, nOut: 3 * d, std: 0.02, seeds });
+    this.cProj = new Linear({ nIn: d, nOut: d, std: 0.02 / Math.sqrt(2 * config.nLayer), seeds });
+  }
+
+  /**
+   * x [B·T, D] for B sequences of T new positions → [B·T, D].
+   * `mask` [T, Tk] is added to the scores; `past` (if any) holds keys/values of earlier positions,
+   * and the returned `present` holds past + new keys/values (Tk = past length + T).
+   */
+  apply(
+    x: tf.Tensor2D,
+    opts: { batch: number; mask: tf.Tensor2D; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+  ): { y: tf.Tensor2D; present: LayerCache } {
+    const { nEmbd: d, nHead: nh } = this.config;
+    const hs = d / nh;
+    const b = opts.batch;
+    const t = x.shape[0] / b;
+    const qkv = this.cAttn.apply(x); // [B·T, 3D]
+    // slice, not split/stridedSlice: slice has a gradient on every backend.
+    const heads = (offset: number): tf.Tensor4D =>
+      tf.transpose(tf.reshape(tf.slice(qkv, [0, offset], [-1, d]), [b, t, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
+    // Scaling q (T·hs values) is cheaper than scaling the scores (T·Tk values).
+    const q = tf.mul(heads(0), 1 / Math.sqrt(hs)); // [B, nh, T, hs]
+    let k = heads(d); // [B, nh, T, hs]
+    let v = heads(2 * d); // [B, nh, T, hs]
+    if (opts.past) {
+      k = tf.concat([opts.past.k, k], 2); // [B, nh, Tk, hs]
+      v = tf.concat([opts.past.v, v], 2); // [B, nh, Tk, hs]
+    }
+    const scores = tf.add(matMul(q, k, { transposeB: true }), opts.mask); // [B, nh, T, Tk]
+    const att = opts.dropout(tf.softmax(scores)); // [B, nh, T, Tk]
+    const out = matMul(att, v); // [B, nh, T, hs]
+    const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D; // [B·T, D]
+    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present: { k, v } };
+  }
+}
+
+/** GELU, tanh approximation (GPT-2's `gelu_new`, PyTorch `GELU(approximate='tanh')`). */
+function gelu(x: tf.Tensor2D): tf.Tensor2D {
+  const cube = tf.mul(tf.mul(x, x), x);
+  const inner = tf.mul(tf.add(x, tf.mul(cube, 0.044715)), Math.sqrt(2 / Math.PI));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** Position-wise MLP: D → 4D → GELU → D. */
+class MLP {
+  readonly cFc: Linear;
+  readonly cProj: Linear;
+  constructor(config: ModelConfig, seeds: SeedSequence) {
+    const d = config.nEmbd;
+    this.cFc = new Linear({ nIn: d, nOut: 4 * d, std: 0.02, seeds });
+    this.cProj = new Linear({ nIn: 4 * d, nOut: d, std: 0.02 / Math.sqrt(2 * config.nLayer), seeds });
+  }
+  /** x [N, D] → [N, D] */
+  apply(x: tf.Tensor2D, dropout: (t: tf.Tensor) => tf.Tensor): tf.Tensor2D {
+    return dropout(this.cProj.apply(gelu(this.cFc.apply(x)))) as tf.Tensor2D; // [N, D]
+  }
+}
+
+/** Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
+class Block {
+  readonly ln1: LayerNorm;
+  readonly attn: CausalSelfAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+  constructor(config: ModelConfig, seeds: SeedSequence) {
+    this.ln1 = new LayerNorm(config.nEmbd);
+    this.attn = new CausalSelfAttention(config, seeds);
+    this.ln2 = new LayerNorm(config.nEmbd);
+    this.mlp = new MLP(config, seeds);
+  }
+  /** x [B·T, D] → [B·T, D] plus this layer's keys/values. */
+  apply(
+    x: tf.Tensor2D,
+    opts: { batch: number; mask: tf.Tensor2D; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+  ): { y: tf.Tensor2D; present: LayerCache } {
+    const a = this.attn.apply(this.ln1.apply(x), opts);
+    const h = tf.add(x, a.y) as tf.Tensor2D; // [B·T, D]
+    const y = tf.add(h, this.mlp.apply(this.ln2.apply(h), opts.dropout)) as tf.Tensor2D; // [B·T, D]
+    return { y, present: a.present };
+  }
+}
+
+export interface ModelConfig {
+  /** Number of token ids (from the tokenizer); no default, it comes from the tokenizer. */
+  vocabSize: number;
+  /** Context length in tokens (positions learned up to this); default 256. */
+  blockSize: number;
+  /** Number of transformer blocks; default 4. */
+  nLayer: number;
+  /** Attention heads per block; must divide nEmbd; default 4. */
+  nHead: number;
+  /** Width of the residual stream; default 128. */
+  nEmbd: number;
+  /** Dropout probability used when training (0 turns it off); default 0. */
+  dropout: number;
+}
+
+/** Named sizes. `tiny` is for tests, `small` (~0.5M params with a ~500-token vocabulary) for the demo. */
+export const MODEL_PRESETS: Record<'tiny' | 'small' | 'base', Omit<ModelConfig, 'vocabSize'>> = {
+  tiny: { blockSize: 64, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
+  small: { blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 },
+  base: { blockSize: 512, nLayer: 6, nHead: 8, nEmbd: 320, dropout: 0.1 },
+};
+
+/** Checks a config and throws a clear Error naming the first bad field. */
+export function validateModelConfig(config: ModelConfig): void {
+  for (const key of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) {
+    const value = config[key];
+    if (!Number.isInteger(value) || value <= 0) {
+      throw new Error(`Expected \`${key}\` to be a positive integer, got ${value}`);
+    }
+  }
+  if (config.nEmbd % config.nHead !== 0) {
+    throw new Error(`Expected \`nHead\` (${config.nHead}) to divide \`nEmbd\` (${config.nEmbd})`);
+  }
+  if (!(config.dropout >= 0 && config.dropout < 1)) {
+    throw new Error(`Expected \`dropout\` in [0, 1), got ${config.dropout}`);
+  }
+}
+
+/**
+ * Keys/values of every layer for the positions decoded so far (batch fixed at creation).
+ * Owned by the caller: `dispose()` it when done.
+ */
+export class KVCache {
+  /** Number of positions held. */
+  length = 0;
+  /** Per layer, or empty before the first forwardCached call. */
+  layers: LayerCache[] = [];
+  constructor(readonly batch: number) {}
+  dispose(): void {
+    for (const layer of this.layers) {
+      layer.k.dispose();
+      layer.v.dispose();
+    }
+    this.layers = [];
+    this.length = 0;
+  }
+}
+
+export class GPT {
+  readonly config: ModelConfig;
+  readonly wte: tf.Variable; // [V, D], also the output head
+  readonly wpe: tf.Variable; // [blockSize, D]
+  readonly blocks: Block[];
+  readonly lnF: LayerNorm;
+  /** Additive causal mask for full sequences: 0 on and below the diagonal, -1e9 above. */
+  private readonly causalMask: tf.Tensor2D; // [blockSize, blockSize]
+  private readonly seed: number;
+  /** Counts dropout masks drawn, so a seeded run draws the same masks. */
+  private dropoutDraws = 0;
+
+  constructor(config: ModelConfig, opts: { seed: number }) {
+    validateModelConfig(config);
+    this.config = { ...config };
+    this.seed = opts.seed;
+    const seeds = new SeedSequence(opts.seed);
+    const { vocabSize: v, blockSize: t, nEmbd: d } = config;
+    this.wte = tf.variable(tf.randomNormal([v, d], 0, 0.02, 'float32', seeds.take()));
+    this.wpe = tf.variable(tf.randomNormal([t, d], 0, 0.02, 'float32', seeds.take()));
+    this.blocks = Array.from({ length: config.nLayer }, () => new Block(this.config, seeds));
+    this.lnF = new LayerNorm(d);
+    this.causalMask = tf.tidy(() =>
+      tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), MASKED),
+    ) as tf.Tensor2D;
+  }
+
+  /** Dropout state, for checkpoints that must resume with the same masks. */
+  get rngState(): number {
+    return this.dropoutDraws;
+  }
+  set rngState(draws: number) {
+    this.dropoutDraws = draws;
+  }
+
+  /** Logits for every position: idx [B, T] int32 → [B, T, V]. */
+  forward(idx: tf.Tensor2D, opts: { training?: boolean } = {}): tf.Tensor3D {
+    const [b, t] = idx.shape;
+    if (t > this.config.blockSize) {
+      throw new Error(`Sequence length ${t} exceeds the model's blockSize ${this.config.blockSize}`);
+    }
+    return tf.tidy(() => {
+      const mask = tf.slice(this.causalMask, [0, 0], [t, t]) as tf.Tensor2D; // [T, T]
+      const { logits } = this.run(idx, { position: 0, mask, training: opts.training ?? false });
+      return tf.reshape(logits, [b, t, this.config.vocabSize]) as tf.Tensor3D; // [B, T, V]
+    });
+  }
+
+  /** An empty key/value cache for `forwardCached`. */
+  createCache(batch: number): KVCache {
+    return new KVCache(batch);
+  }
+
+  /**
+   * Feed new tokens idx [B, t] after the positions the cache holds; returns the logits of the
+   * last new position [B, V] and appends the new keys/values to the cache.
+   */
+  forwardCached(idx: tf.Tensor2D, cache: KVCache): tf.Tensor2D {
+    const [b, t] = idx.shape;
+    if (b !== cache.batch) {
+      throw new Error(`Expected a batch of ${cache.batch} (the cache's), got ${b}`);
+    }
+    const start = cache.length;
+    if (start + t > this.config.blockSize) {
+      throw new Error(
+        `Cache holds ${start} positions; ${t} more exceed the model's blockSize ${this.config.blockSize}`,
+      );
+    }
+    const past = cache.layers;
+    const result = tf.tidy(() => {
+      // Row i (absolute position start+i) may see keys 0..start+i.
+      const mask = tf.slice(this.causalMask, [start, 0], [t, start + t]) as tf.Tensor2D; // [t, start+t]
+      const { logits, presents } = this.run(idx, {
+        position: start,
+        mask,
+        training: false,
+        past: past.length > 0 ? past : undefined,
+      });
+      const last = tf.reshape(
+        tf.slice(tf.reshape(logits, [b, t, this.config.vocabSize]), [0, t - 1, 0], [b, 1, -1]),
+        [b, this.config.vocabSize],
+      ) as tf.Tensor2D; // [B, V]
+      return { last, presents };
+    });
+    cache.dispose();
+    cache.layers = result.presents;
+    cache.length = start + t;
+    return result.last;
+  }
+
+  /** Shared body of both forwards: logits [B·t, V] and each layer's keys/values. */
+  private run(
+    idx: tf.Tensor2D,
+    opts: { position: number; mask: tf.Tensor2D; training: boolean; past?: LayerCache[] },
+  ): { logits: tf.Tensor2D; presents: LayerCache[] } {
+    const [b, t] = idx.shape;
+    const d = this.config.nEmbd;
+    const p = this.config.dropout;
+    const dropout =
+      opts.training && p > 0
+        ? (x: tf.Tensor): tf.Tensor => tf.dropout(x, p, undefined, this.seed * 1_000_003 + this.dropoutDraws++)
+        : (x: tf.Tensor): tf.Tensor => x;
+    const tok = tf.gather(this.wte, tf.reshape(idx, [b * t])); // [B·t, D]
+    const pos = tf.slice(this.wpe, [opts.position, 0], [t, d]); // [t, D]
+    let x = dropout(tf.reshape(tf.add(tf.reshape(tok, [b, t, d]), pos), [b * t, d])) as tf.Tensor2D; // [B·t, D]
+    const presents: LayerCache[] = [];
+    this.blocks.forEach((block, i) => {
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout });
+      x = out.y;
+      presents.push(out.present);
+    });
+    const logits = matMul(this.lnF.apply(x), this.wte as tf.Tensor2D, { transposeB: true }); // [B·t, V]
+    return { logits, presents };
+  }
+
+  /** Weights by reference-GPT name (`wte.weight`, `h.0.attn.c_attn.weight`, …), [in, out] layout. */
+  namedWeights(): Map<string, tf.Variable> {
+    const named = new Map<string, tf.Variable>();
+    named.set('wte.weight', this.wte);
+    named.set('wpe.weight', this.wpe);
+    this.blocks.forEach((block, i) => {
+      const add = (name: string, layer: { weight: tf.Variable; bias: tf.Variable }): void => {
+        named.set(`h.${i}.${name}.weight`, layer.weight);
+        named.set(`h.${i}.${name}.bias`, layer.bias);
+      };
+      add('ln_1', block.ln1);
+      add('attn.c_attn', block.attn.cAttn);
+      add('attn.c_proj', block.attn.cProj);
+      add('ln_2', block.ln2);
+      add('mlp.c_fc', block.mlp.cFc);
+      add('mlp.c_proj', block.mlp.cProj);
+    });
+    named.set('ln_f.weight', this.lnF.weight);
+    named.set('ln_f.bias', this.lnF.bias);
+    return named;
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [...this.namedWeights().values()];
+  }
+
+  /** Number of scalar weights (the tied head counted once). */
+  paramCount(): number {
+    return this.trainableVariables().reduce((sum, w) => sum + w.size, 0);
+  }
+
+  dispose(): void {
+    for (const w of this.trainableVariables()) w.dispose();
+    this.causalMask.dispose();
+  }
+}
