@@ -18,7 +18,7 @@ function toyBatch(b: number, t: number): { idx: tf.Tensor2D; targets: tf.Tensor2
 function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar {
   const flat = tf.reshape(logits, [-1, VOCAB]) as tf.Tensor2D; // [B·T, V]
   const picked = tf.mul(tf.logSoftmax(flat), tf.oneHot(tf.reshape(targets, [-1]), VOCAB)); // [B·T, V]
-  return tf.neg(tf.mean(tf.sum(picked, -1)));
+  return tf.neg(tf.mean(tf.sum(picked, -1))) as tf.Scalar;
 }
 
 // The same assertions over each backend that must agree.
