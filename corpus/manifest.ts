@@ -1,0 +1,122 @@
+/**
+ * `manifest.json`: what a corpus holds and how it was made, read by training and
+ * eval instead of re-deriving it. No wall-clock values, so an interrupted and
+ * resumed run writes the same manifest as an uninterrupted one.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TraceLimits, TraceStatus } from '../src/schema.js';
+import { CorpusError } from './errors.js';
+import type { Split, SplitRatios } from './splits.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/** Version of the corpus layout (shard columns, delta rules, manifest fields). */
+export const CORPUS_FORMAT_VERSION = 1;
+
+/** Where the programs came from; `kind` plus the settings that reproduce the input. */
+export interface SourceConfig {
+  kind: 'synthetic' | 'jsonl' | 'dir' | 'stdin' | 'traces';
+  /** Further settings: `count`/`preset` (synthetic), `path`/`sha256` (imports)… */
+  [setting: string]: unknown;
+}
+
+/** A record that could not become a program (or a mutation that failed), with why. */
+export interface CorpusErrorEntry {
+  /** Position of the record in the whole input stream (before `--shard` partitioning). */
+  input: number;
+  /** Where it came from, e.g. `jsonl:progs.jsonl:12`. */
+  origin: string;
+  reason: string;
+}
+
+export interface ShardEntry {
+  /** File name inside the corpus folder, e.g. `part-00000.arrow`. */
+  file: string;
+  rows: number;
+  /** Hex sha256 of the whole file. */
+  sha256: string;
+}
+
+/** Everything in the manifest that is fixed before the first trace is written. */
+export interface CorpusConfig {
+  formatVersion: number;
+  /** The trace schema version (src/schema.ts SCHEMA_VERSION). */
+  schemaVersion: number;
+  execwmVersion: string;
+  pyodideVersion: string;
+  pythonVersion: string;
+  source: SourceConfig;
+  /** Seeds of every random choice, e.g. `{ synthetic: 1, mutate: 1 }`. */
+  seeds: Record<string, number>;
+  /** Variants per program from mutation (0 = none). */
+  mutate: number;
+  limits: TraceLimits;
+  splitRatios: SplitRatios;
+  /** `--shard i/N`: this corpus holds inputs whose position p has p % count === index. */
+  partition: { index: number; count: number } | null;
+  /** Inputs per shard file (the unit that a resumed run skips or redoes). */
+  inputsPerShard: number;
+}
+
+export interface CorpusCounts {
+  /** Traces (rows) in the corpus. */
+  total: number;
+  byStatus: Record<TraceStatus, number>;
+  bySplit: Record<Split, number>;
+  /** Input records handled (programs and bad records) in this corpus's partition. */
+  inputs: number;
+  /** Entries in `errors`. */
+  errors: number;
+  /** Mutants kept (they traced `ok`) and dropped. */
+  mutants: { kept: number; dropped: number };
+}
+
+export interface Manifest extends CorpusConfig {
+  counts: CorpusCounts;
+  shards: ShardEntry[];
+  errors: CorpusErrorEntry[];
+  /** Set on a corpus made by `corpus merge`: the partitions it joins. */
+  mergedPartitions?: { index: number; count: number }[];
+}
+
+/** Reads and checks `dir/manifest.json`; throws {@link CorpusError} with a one-line cause. */
+export function readManifest(dir: string): Manifest {
+  const file = join(dir, MANIFEST_FILE);
+  if (!existsSync(dir)) throw new CorpusError(`no corpus at ${dir} (folder does not exist)`);
+  if (!existsSync(file)) {
+    const hint = existsSync(join(dir, RUN_FILE)) ? ' (an unfinished run: finish it with --resume)' : '';
+    throw new CorpusError(`no corpus at ${dir}: ${MANIFEST_FILE} is missing${hint}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CorpusError(`corrupt manifest ${file}: ${(err as Error).message}`);
+  }
+  const m = parsed as Partial<Manifest> | null;
+  if (
+    m === null ||
+    typeof m !== 'object' ||
+    !Array.isArray(m.shards) ||
+    typeof m.counts !== 'object' ||
+    !Array.isArray(m.errors) ||
+    typeof m.formatVersion !== 'number'
+  ) {
+    throw new CorpusError(`corrupt manifest ${file}: expected shards, counts, errors and formatVersion`);
+  }
+  if (m.formatVersion !== CORPUS_FORMAT_VERSION) {
+    throw new CorpusError(
+      `corpus ${dir} has format version ${m.formatVersion}; this execwm reads version ${CORPUS_FORMAT_VERSION}`,
+    );
+  }
+  for (const s of m.shards) {
+    if (typeof s?.file !== 'string' || typeof s.rows !== 'number' || typeof s.sha256 !== 'string' || s.file.includes('/')) {
+      throw new CorpusError(`corrupt manifest ${file}: bad shard entry ${JSON.stringify(s)}`);
+    }
+  }
+  return m as Manifest;
+}
+
+/** The config of a run in progress, kept beside the shards until the manifest is written. */
+export const RUN_FILE = 'run.json';
