@@ -1,0 +1,397 @@
+/**
+ * Prediction with a trained GPT: greedy decoding, batched across frames, with a
+ * key/value cache (`GPT.forwardCached`), plus the recompute-the-whole-prefix path
+ * the equivalence test and the benchmark compare it with.
+ *
+ * The cache holds one length for the whole batch and the model takes no padding
+ * mask, so only prompts of equal length can share a batch: requests are grouped
+ * by prompt length (exact, no padding that would change what the model sees).
+ *
+ * Three uses:
+ * - teacher-forced: for each call/line frame, the prompt is the true trace up to
+ *   the frame's event separator (cut into a window like training's when it is
+ *   longer than the context: the context, then as many whole preceding frames as
+ *   fit), and the model writes the locals until a special token;
+ * - rollout: from the context alone the model writes the whole trace;
+ * - direct output: the context, then `<|return_sep|>`; the value after `<|arg_sep|>`.
+ */
+import type { Trace } from '../src/schema.js';
+import type { GPT } from '../training/model.js';
+import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
+import * as tf from '../training/tf.js';
+import type { Tokenizer } from '../training/tokenizer.js';
+import { stateStrings, UNCHANGED, type RolloutFrame, type StateStrings } from './metrics.js';
+
+/** One greedy continuation to compute. */
+export interface DecodeRequest {
+  prompt: readonly number[];
+  /** At most this many new tokens (the stop token included). */
+  maxNewTokens: number;
+}
+
+export interface DecodeResult {
+  /** The new tokens, without the stop token. */
+  ids: number[];
+  /** The stop token that ended the continuation, or null when `maxNewTokens` ran out. */
+  stop: number | null;
+}
+
+export interface DecodeOptions {
+  /** Ends a continuation (the token is not part of `ids`). */
+  isStop: (id: number) => boolean;
+  /** Most requests decoded together; default 32. */
+  batchSize?: number;
+  /** `cache` (default) decodes incrementally; `recompute` re-runs the full prefix for every token. */
+  mode?: 'cache' | 'recompute';
+  /** Called after each batch with the number of requests it finished. */
+  onProgress?: (done: number) => void;
+}
+
+/** Greedy next tokens from logits [B, V]. */
+function argmaxRows(logits: tf.Tensor2D): Int32Array {
+  const ids = tf.tidy(() => tf.argMax(logits, 1)); // [B]
+  const out = ids.dataSync() as Int32Array;
+  ids.dispose();
+  return Int32Array.from(out);
+}
+
+/** Decodes one batch of equal-length prompts in lockstep; rows that stopped ride along unused. */
+function decodeBatch(model: GPT, batch: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
+  const b = batch.length;
+  const length = batch[0]!.prompt.length;
+  const room = model.config.blockSize - length;
+  const maxNew = Math.min(room, Math.max(...batch.map((r) => r.maxNewTokens)));
+  const results: DecodeResult[] = batch.map(() => ({ ids: [], stop: null }));
+  const done = batch.map((r) => r.maxNewTokens <= 0 || room <= 0);
+  if (maxNew <= 0) return results;
+  const seqs = batch.map((r) => [...r.prompt]);
+  const cache = options.mode === 'recompute' ? null : model.createCache(b);
+  const next = (newTokens: number[][]): Int32Array => {
+    if (cache) {
+      const t = newTokens[0]!.length;
+      const idx = tf.tensor2d(newTokens.flat(), [b, t], 'int32'); // [B, t]
+      const logits = model.forwardCached(idx, cache); // [B, V]
+      idx.dispose();
+      const ids = argmaxRows(logits);
+      logits.dispose();
+      return ids;
+    }
+    const t = seqs[0]!.length;
+    const logits = tf.tidy(() => {
+      const idx = tf.tensor2d(seqs.flat(), [b, t], 'int32'); // [B, T]
+      const all = model.forward(idx); // [B, T, V]
+      return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
+    });
+    const ids = argmaxRows(logits);
+    logits.dispose();
+    return ids;
+  };
+  try {
+    let ids = next(seqs);
+    for (let step = 0; ; step++) {
+      for (let i = 0; i < b; i++) {
+        if (done[i]) continue;
+        const id = ids[i]!;
+        if (options.isStop(id)) {
+          results[i]!.stop = id;
+          done[i] = true;
+        } else {
+          results[i]!.ids.push(id);
+          if (results[i]!.ids.length >= batch[i]!.maxNewTokens) done[i] = true;
+        }
+      }
+      if (done.every(Boolean) || step + 1 >= maxNew) break;
+      const fed = Array.from(ids, (id) => [id]);
+      seqs.forEach((s, i) => s.push(ids[i]!));
+      ids = next(fed);
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return results;
+}
+
+/**
+ * Greedy continuations of many prompts, in the order given. Prompts of equal
+ * length are decoded together, `batchSize` at a time.
+ */
+export function decodeGreedy(model: GPT, requests: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
+  const batchSize = options.batchSize ?? 32;
+  const byLength = new Map<number, number[]>();
+  requests.forEach((r, i) => {
+    if (r.prompt.length === 0) throw new Error('Expected a non-empty prompt');
+    if (r.prompt.length > model.config.blockSize) {
+      throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${model.config.blockSize}`);
+    }
+    let group = byLength.get(r.prompt.length);
+    if (!group) byLength.set(r.prompt.length, (group = []));
+    group.push(i);
+  });
+  const results: DecodeResult[] = new Array(requests.length);
+  for (const group of byLength.values()) {
+    for (let k = 0; k < group.length; k += batchSize) {
+      const idx = group.slice(k, k + batchSize);
+      const out = decodeBatch(model, idx.map((i) => requests[i]!), options);
+      idx.forEach((i, j) => (results[i] = out[j]!));
+      options.onProgress?.(idx.length);
+    }
+  }
+  return results;
+}
+
+/** The special-token ids decoding needs. */
+export interface SpecialIds {
+  frameSep: number;
+  actionSep: number;
+  argSep: number;
+  callSep: number;
+  returnSep: number;
+  traceEnd: number;
+}
+
+export function specialIds(tokenizer: Tokenizer): SpecialIds {
+  const id = (t: string): number => tokenizer.specialId(t);
+  return {
+    frameSep: id(SPECIAL_TOKENS.frameSep),
+    actionSep: id(SPECIAL_TOKENS.actionSep),
+    argSep: id(SPECIAL_TOKENS.argSep),
+    callSep: id(SPECIAL_TOKENS.callSep),
+    returnSep: id(SPECIAL_TOKENS.returnSep),
+    traceEnd: id(SPECIAL_TOKENS.traceEnd),
+  };
+}
+
+/** A teacher-forced frame to predict: its step, its prompt and its generation budget. */
+export interface FrameRequest extends DecodeRequest {
+  /** Index of the step in `trace.steps`. */
+  step: number;
+}
+
+export interface FramePlan {
+  requests: FrameRequest[];
+  /** Call/line frames that could not be evaluated: even the context and the frame's separator leave no room. */
+  skipped: number;
+}
+
+/**
+ * The prompts for every call/line frame of a trace. Generation may run to twice the
+ * true state's token count plus 8 (a longer output cannot be the truth unless
+ * tokenized oddly); the prompt is the whole prefix when that fits the context,
+ * otherwise the context followed by the longest run of whole frames just before.
+ */
+export function planFrames(trace: Trace, tokenizer: Tokenizer, options: { diff: boolean; blockSize: number }): FramePlan {
+  const enc = encodeTrace(trace, tokenizer, { diff: options.diff });
+  const ids = enc.ids;
+  const ctx = Array.from(ids.subarray(0, enc.contextLength));
+  const requests: FrameRequest[] = [];
+  let skipped = 0;
+  for (const [k, f] of enc.frames.entries()) {
+    if (f.event !== 'call' && f.event !== 'line') continue;
+    const truthLength = f.stateEnd - f.stateStart;
+    const budget = 2 * truthLength + 8;
+    const room = options.blockSize - budget;
+    if (f.stateStart <= room) {
+      requests.push({ step: f.step, prompt: Array.from(ids.subarray(0, f.stateStart)), maxNewTokens: budget });
+      continue;
+    }
+    let from = f.start;
+    const fits = (start: number): boolean => ctx.length + (f.stateStart - start) <= room;
+    if (!fits(from)) {
+      skipped += 1;
+      continue;
+    }
+    for (let j = k - 1; j >= 0 && fits(enc.frames[j]!.start); j--) from = enc.frames[j]!.start;
+    requests.push({ step: f.step, prompt: [...ctx, ...Array.from(ids.subarray(from, f.stateStart))], maxNewTokens: budget });
+  }
+  return { requests, skipped };
+}
+
+/**
+ * Teacher-forced outputs, one generated locals text per request (in order). The
+ * locals end at the first special token, normally `<|action_sep|>`.
+ */
+export function predictFrames(
+  model: GPT,
+  tokenizer: Tokenizer,
+  requests: readonly DecodeRequest[],
+  options: Omit<DecodeOptions, 'isStop'>,
+): { texts: string[]; generatedTokens: number } {
+  const results = decodeGreedy(model, requests, { ...options, isStop: (id) => tokenizer.isSpecial(id) });
+  let generatedTokens = 0;
+  const texts = results.map((r) => {
+    generatedTokens += r.ids.length + (r.stop === null ? 0 : 1);
+    return tokenizer.decode(r.ids);
+  });
+  return { texts, generatedTokens };
+}
+
+/** The true trace as rollout compares it, frame by frame. */
+export function trueRolloutFrames(trace: Trace): RolloutFrame[] {
+  const lines = trace.source.split('\n');
+  return trace.steps.map((s) => ({
+    event: s.event,
+    state: s.locals === null ? null : stateStrings(s.locals),
+    action: sourceLine(lines, s.line),
+    arg: s.locals === null ? (s.arg?.repr ?? '') : null,
+  }));
+}
+
+const EVENT_OF: Record<string, string> = {
+  [SPECIAL_TOKENS.callSep]: 'call',
+  [SPECIAL_TOKENS.lineSep]: 'line',
+  [SPECIAL_TOKENS.returnSep]: 'return',
+  [SPECIAL_TOKENS.exceptionSep]: 'exception',
+};
+
+/**
+ * Parses generated frames (the text after the context, up to `<|trace_end|>`) into
+ * rollout frames. `".."` resolves against the previous generated frame when both are
+ * `line` frames (adjacent line frames always belong to the same call). Anything
+ * malformed is kept as a frame that matches nothing.
+ */
+export function parseRolloutFrames(text: string, options: { diff: boolean }): RolloutFrame[] {
+  const body = text.split(SPECIAL_TOKENS.traceEnd)[0]!;
+  const chunks = body.split(SPECIAL_TOKENS.frameSep);
+  if (chunks[chunks.length - 1] === '') chunks.pop();
+  const frames: RolloutFrame[] = [];
+  for (const chunk of chunks) {
+    const sep = Object.keys(EVENT_OF).find((s) => chunk.startsWith(s));
+    const event = sep ? EVENT_OF[sep]! : 'malformed';
+    const rest = sep ? chunk.slice(sep.length) : chunk;
+    const a = rest.indexOf(SPECIAL_TOKENS.actionSep);
+    if (a < 0) {
+      frames.push({ event: 'malformed', state: null, action: rest, arg: null });
+      continue;
+    }
+    const head = rest.slice(0, a);
+    const tail = rest.slice(a + SPECIAL_TOKENS.actionSep.length);
+    if (event === 'call' || event === 'line') {
+      const prev = frames[frames.length - 1];
+      const base = options.diff && event === 'line' && prev?.event === 'line' ? prev.state : null;
+      frames.push({ event, state: parseState(head, base), action: tail, arg: null });
+    } else {
+      const g = tail.indexOf(SPECIAL_TOKENS.argSep);
+      const action = g < 0 ? tail : tail.slice(0, g);
+      const arg = g < 0 ? null : parseJsonString(tail.slice(g + SPECIAL_TOKENS.argSep.length));
+      frames.push({ event, state: null, action, arg });
+    }
+  }
+  return frames;
+}
+
+function parseJsonString(text: string): string | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseState(text: string, base: StateStrings | null): StateStrings | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const out: StateStrings = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof x !== 'string') return null;
+    out[k] = x === UNCHANGED && base?.[k] !== undefined ? base[k]! : x;
+  }
+  return out;
+}
+
+/** The entry call's return value in a rollout: the last return that closes the first frame. */
+export function rolloutOutput(frames: readonly RolloutFrame[]): string | null {
+  let depth = 0;
+  let out: string | null = null;
+  for (const f of frames) {
+    if (f.event === 'call') depth += 1;
+    else if (f.event === 'return') {
+      depth -= 1;
+      if (depth === 0) out = f.arg;
+    }
+  }
+  return out;
+}
+
+export function contextIds(trace: Pick<Trace, 'source' | 'entry'>, tokenizer: Tokenizer): number[] {
+  return encodeSegments(contextSegments(trace), tokenizer).ids;
+}
+
+/**
+ * Generates a whole trace from the context (batch of one). When the context fills,
+ * the cache is rebuilt from a training-like window: the context, the last whole
+ * frames that fit in half the block, and the frame being written.
+ */
+export function generateRollout(
+  model: GPT,
+  tokenizer: Tokenizer,
+  trace: Pick<Trace, 'source' | 'entry'>,
+  options: { maxTokens: number; stopAtFirstReturn?: boolean },
+): { text: string; tokens: number } {
+  const sp = specialIds(tokenizer);
+  const ctx = contextIds(trace, tokenizer);
+  const block = model.config.blockSize;
+  if (ctx.length >= block) return { text: '', tokens: 0 };
+  const generated: number[] = [];
+  /** Start (in `generated`) of each frame. */
+  const frameStarts: number[] = [0];
+  const cache = model.createCache(1);
+  const feed = (ids: number[]): tf.Tensor2D => {
+    const idx = tf.tensor2d([ids], [1, ids.length], 'int32'); // [1, t]
+    const logits = model.forwardCached(idx, cache); // [1, V]
+    idx.dispose();
+    return logits;
+  };
+  let depth = 0;
+  let event: number | null = null;
+  let logits: tf.Tensor2D | null = feed(ctx);
+  try {
+    while (logits !== null && generated.length < options.maxTokens) {
+      const id = argmaxRows(logits)[0]!;
+      logits.dispose();
+      logits = null;
+      generated.push(id);
+      if (id === sp.traceEnd) break;
+      if (frameStarts[frameStarts.length - 1] === generated.length - 1) event = id;
+      if (id === sp.frameSep) {
+        frameStarts.push(generated.length);
+        if (event === sp.callSep) depth += 1;
+        if (event === sp.returnSep && --depth <= 0 && options.stopAtFirstReturn) break;
+      }
+      if (cache.length + 1 <= block) {
+        logits = feed([id]);
+        continue;
+      }
+      // The context is full: restart the cache from a window like training's.
+      cache.dispose();
+      let from = frameStarts[frameStarts.length - 1]!;
+      for (let j = frameStarts.length - 2; j >= 0 && ctx.length + (generated.length - frameStarts[j]!) <= block / 2; j--) {
+        from = frameStarts[j]!;
+      }
+      const window = [...ctx, ...generated.slice(from)];
+      if (window.length >= block) break;
+      logits = feed(window);
+    }
+  } finally {
+    logits?.dispose();
+    cache.dispose();
+  }
+  return { text: tokenizer.decode(generated), tokens: generated.length };
+}
+
+/** Direct output requests: the context and `<|return_sep|>`; up to `maxNewTokens` for the rest of the frame. */
+export function directOutputRequest(trace: Pick<Trace, 'source' | 'entry'>, tokenizer: Tokenizer, maxNewTokens: number): DecodeRequest {
+  return { prompt: [...contextIds(trace, tokenizer), tokenizer.specialId(SPECIAL_TOKENS.returnSep)], maxNewTokens };
+}
+
+/** The value a direct-output continuation names (`<|action_sep|>line<|arg_sep|>"value"`), or null. */
+export function parseDirectOutput(text: string): string | null {
+  const g = text.indexOf(SPECIAL_TOKENS.argSep);
+  if (g < 0) return null;
+  return parseJsonString(text.slice(g + SPECIAL_TOKENS.argSep.length));
+}

@@ -1,0 +1,144 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Step, Trace, Value } from '../../src/schema.js';
+import { GPT, MODEL_PRESETS } from '../../training/model.js';
+import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
+import * as tf from '../../training/tf.js';
+import { trainTokenizer, type Tokenizer } from '../../training/tokenizer.js';
+import { scoreRollout } from '../../eval/metrics.js';
+import {
+  decodeGreedy,
+  generateRollout,
+  parseDirectOutput,
+  parseRolloutFrames,
+  planFrames,
+  rolloutOutput,
+  trueRolloutFrames,
+  type DecodeRequest,
+} from '../../eval/predict.js';
+
+const v = (repr: string, type = 'int'): Value => ({ repr, type });
+const step = (event: Step['event'], line: number, locals: Record<string, string> | null, arg: string | null = null): Step => ({
+  event,
+  line,
+  func: 'f',
+  depth: 0,
+  locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, r]) => [k, v(r)])),
+  arg: arg === null ? null : v(arg),
+  stdout: '',
+});
+
+function loopTrace(n: number): Trace {
+  const steps: Step[] = [step('call', 1, { n: String(n) }), step('line', 2, { n: String(n) })];
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    steps.push(step('line', 3, { n: String(n), s: String(s), ...(i > 0 ? { i: String(i - 1) } : {}) }));
+    steps.push(step('line', 4, { n: String(n), s: String(s), i: String(i) }));
+    s += i;
+  }
+  steps.push(step('line', 5, { n: String(n), s: String(s), i: String(n - 1) }));
+  steps.push(step('return', 5, null, String(s)));
+  return {
+    id: `loop-${n}`,
+    source: 'def f(n):\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n',
+    entry: `f(${n})`,
+    status: 'ok',
+    message: null,
+    result: v(String(s)),
+    steps,
+    stdout: '',
+  };
+}
+
+let tokenizer: Tokenizer;
+let model: GPT;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  tokenizer = trainTokenizer([1, 2, 3, 6].map((n) => traceToText(loopTrace(n), { diff: true })), {
+    vocabSize: 300,
+    specialTokens: SPECIAL_TOKEN_LIST,
+  });
+  model = new GPT({ ...MODEL_PRESETS.tiny, blockSize: 96, vocabSize: tokenizer.vocabSize }, { seed: 7 });
+});
+
+describe('greedy decoding', () => {
+  it('gives the same tokens with the key/value cache as recomputing the full prefix', () => {
+    const requests: DecodeRequest[] = [
+      { prompt: [5, 9, 200, 3], maxNewTokens: 20 },
+      { prompt: [1, 2, 3, 4], maxNewTokens: 12 },
+      { prompt: [7, 7, 7, 7, 7, 7, 7], maxNewTokens: 25 },
+      { prompt: [260], maxNewTokens: 30 },
+      { prompt: Array.from({ length: 80 }, (_, i) => (i * 37) % 290), maxNewTokens: 40 },
+    ];
+    const neverStop = { isStop: () => false, batchSize: 2 };
+    const before = tf.memory().numTensors;
+    const cached = decodeGreedy(model, requests, { ...neverStop, mode: 'cache' });
+    const recomputed = decodeGreedy(model, requests, { ...neverStop, mode: 'recompute' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(cached).toEqual(recomputed);
+    expect(cached.map((r) => r.ids.length)).toEqual([20, 12, 25, 30, 16]); // the last one is cut by blockSize 96
+    // Batching rows of equal length gives each row what it gets alone.
+    const alone = requests.map((r) => decodeGreedy(model, [r], { ...neverStop, mode: 'cache' })[0]);
+    expect(alone).toEqual(cached);
+  });
+
+  it('stops at a stop token and leaves it out', () => {
+    const free = decodeGreedy(model, [{ prompt: [1, 2, 3], maxNewTokens: 10 }], { isStop: () => false })[0]!;
+    const stopAt = free.ids[3]!;
+    const r = decodeGreedy(model, [{ prompt: [1, 2, 3], maxNewTokens: 10 }], { isStop: (id) => id === stopAt })[0]!;
+    expect(r.stop).toBe(stopAt);
+    expect(r.ids).toEqual(free.ids.slice(0, free.ids.indexOf(stopAt)));
+  });
+});
+
+describe('teacher-forced prompts', () => {
+  it('uses the true prefix up to the event separator, or a window that keeps the context', () => {
+    const trace = loopTrace(6);
+    const plan = planFrames(trace, tokenizer, { diff: true, blockSize: 96 });
+    const ctxText = traceToText({ ...trace, steps: [] }, { diff: true }).replace('<|trace_end|>', '');
+    const stateSteps = trace.steps.flatMap((s, i) => (s.locals ? [i] : []));
+    expect(plan.requests.length + plan.skipped).toBe(stateSteps.length);
+    expect(plan.requests.length).toBeGreaterThan(0);
+    for (const r of plan.requests) {
+      const text = tokenizer.decode(r.prompt);
+      expect(text.startsWith(ctxText)).toBe(true);
+      expect(text.endsWith(trace.steps[r.step]!.event === 'call' ? '<|call_sep|>' : '<|line_sep|>')).toBe(true);
+      expect(r.prompt.length + r.maxNewTokens).toBeLessThanOrEqual(96);
+    }
+    // Early frames see the whole prefix; later ones a window whose frames are whole.
+    const full = traceToText(trace, { diff: true });
+    expect(full.startsWith(tokenizer.decode(plan.requests[0]!.prompt))).toBe(true);
+    const last = tokenizer.decode(plan.requests[plan.requests.length - 1]!.prompt);
+    expect(full.startsWith(last)).toBe(false);
+    expect(last.slice(ctxText.length).startsWith('<|line_sep|>')).toBe(true);
+  });
+});
+
+describe('rollout parsing', () => {
+  it('reads a generated trace back into frames that match the truth, resolving ".."', () => {
+    const trace = loopTrace(2);
+    const text = traceToText(trace, { diff: true });
+    const after = text.slice(text.indexOf('<|frame_sep|>') + '<|frame_sep|>'.length);
+    const frames = parseRolloutFrames(after, { diff: true });
+    expect(scoreRollout(trueRolloutFrames(trace), frames)).toMatchObject({ exact: true });
+    expect(rolloutOutput(frames)).toBe('1');
+    const broken = parseRolloutFrames(after.replace('"i": "1"', '"i": "2"'), { diff: true });
+    const score = scoreRollout(trueRolloutFrames(trace), broken);
+    expect(score.exact).toBe(false);
+    expect(score.firstDivergence).toBe(trace.steps.findIndex((s) => s.locals?.i?.repr === '1'));
+    expect(rolloutOutput(parseRolloutFrames('<|call_sep|>{}<|action_sep|>x<|frame_sep|>garbage', { diff: true }))).toBeNull();
+  });
+
+  it('reads the value of a direct output continuation', () => {
+    expect(parseDirectOutput('<|action_sep|>    return s<|arg_sep|>"[1, 2]"')).toBe('[1, 2]');
+    expect(parseDirectOutput('<|action_sep|>    return s')).toBeNull();
+  });
+
+  it('generates a rollout from the context without leaking tensors, past the block size', () => {
+    const before = tf.memory().numTensors;
+    const out = generateRollout(model, tokenizer, loopTrace(3), { maxTokens: 150 });
+    expect(out.tokens).toBeGreaterThan(0);
+    expect(out.tokens).toBeLessThanOrEqual(150);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
