@@ -18,7 +18,7 @@
  */
 import { ROLE_STATE, SPECIAL_TOKENS, type EncodedTrace } from './sequence.js';
 import type { Tokenizer } from './tokenizer.js';
-import { Rng } from './rng.js';
+import { Rng, type RngState } from './rng.js';
 
 export const KIND_NONE = 0;
 export const KIND_NEXT = 1;
@@ -185,4 +185,59 @@ export function buildRows(
     else if (k === KIND_STATE) stateTokens++;
   }
   return { rows, stats: { traces, skipped, windows: windows.length, rows: rows.count, nextTokens, stateTokens } };
+}
+
+/** Saved form of a {@link BatchSampler}. */
+export interface SamplerState {
+  rng: RngState;
+  order: number[];
+  cursor: number;
+  epoch: number;
+}
+
+/**
+ * Draws batches of row indices: a seeded shuffle of all rows, walked in order,
+ * reshuffled each epoch. Its whole state is saved in checkpoints.
+ */
+export class BatchSampler {
+  private constructor(
+    private readonly rowCount: number,
+    private readonly rng: Rng,
+    private order: number[],
+    private cursor: number,
+    private epochCount: number,
+  ) {}
+
+  static create(rowCount: number, seed: number): BatchSampler {
+    const rng = new Rng(seed);
+    return new BatchSampler(rowCount, rng, rng.permutation(rowCount), 0, 0);
+  }
+
+  static restore(rowCount: number, state: SamplerState): BatchSampler {
+    if (state.order.length !== rowCount) {
+      throw new Error(`Sampler state covers ${state.order.length} rows, the data has ${rowCount}`);
+    }
+    return new BatchSampler(rowCount, new Rng(state.rng), [...state.order], state.cursor, state.epoch);
+  }
+
+  get epoch(): number {
+    return this.epochCount;
+  }
+
+  next(batchSize: number): number[] {
+    const out: number[] = [];
+    while (out.length < batchSize) {
+      if (this.cursor >= this.order.length) {
+        this.order = this.rng.permutation(this.rowCount);
+        this.cursor = 0;
+        this.epochCount++;
+      }
+      out.push(this.order[this.cursor++]!);
+    }
+    return out;
+  }
+
+  state(): SamplerState {
+    return { rng: this.rng.state(), order: [...this.order], cursor: this.cursor, epoch: this.epochCount };
+  }
 }

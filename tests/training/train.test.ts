@@ -1,0 +1,159 @@
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CorpusTrace } from '../../corpus/index.js';
+import * as tf from '../../training/tf.js';
+import { loadCheckpoint, readCheckpoint } from '../../training/checkpoint.js';
+import { train, type InMemoryCorpus, type MetricsLine, type TrainOptions } from '../../training/train.js';
+import type { TrainConfigInput } from '../../training/config.js';
+import { loopTrace } from './fixtures.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'execwm-train-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let runs = 0;
+const freshDir = () => path.join(tmp, `run${runs++}`);
+
+function corpus(): InMemoryCorpus {
+  const traces: CorpusTrace[] = [];
+  for (let n = 0; n < 16; n++) traces.push({ ...loopTrace(n % 8, `t${n}`), split: n % 4 === 3 ? 'val' : 'train', origin: '' });
+  return { manifestId: 'loops', traces };
+}
+
+const BASE: TrainConfigInput = {
+  preset: 'tiny',
+  vocabSize: 320,
+  steps: 16,
+  batchSize: 4,
+  lr: 1e-2,
+  warmupSteps: 2,
+  evalEvery: 8,
+  evalBatches: 1,
+  checkpointEvery: 8,
+  backend: 'wasm',
+  seed: 3,
+};
+
+const run = (opts: Partial<TrainOptions> & { config?: TrainConfigInput } = {}) =>
+  train({ corpus: corpus(), out: freshDir(), ...opts, config: { ...BASE, ...opts.config } });
+
+describe('training loop (tiny model, wasm backend)', () => {
+  it('lowers the loss and writes metrics, a loss plot and a checkpoint', async () => {
+    const res = await run({ config: { steps: 30 } });
+    const losses = res.history.map((h) => h.loss);
+    expect(losses).toHaveLength(30);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
+    expect(res.history.every((h) => h.next > 0 && h.state > 0)).toBe(true);
+    const lines = readFileSync(path.join(res.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsLine);
+    expect(lines.filter((l) => l.type === 'train')).toHaveLength(30);
+    expect(lines.filter((l) => l.type === 'val').map((l) => l.step)).toEqual([0, 8, 16, 24, 30]);
+    expect(readFileSync(path.join(res.out, 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+    expect((await readCheckpoint(res.out)).meta.step).toBe(30);
+  });
+
+  it('logs both objectives; λ = 0 leaves the state term out of the loss', async () => {
+    const zero = await run({ config: { stateWeight: 0, steps: 3 } });
+    for (const h of zero.history) {
+      expect(h.state).toBeGreaterThan(0);
+      expect(h.loss).toBe(h.next);
+    }
+    const two = await run({ config: { stateWeight: 2, steps: 3 } });
+    for (const h of two.history) expect(h.loss).toBeCloseTo(h.next + 2 * h.state, 4);
+  });
+
+  it('keeps the number of live tensors constant across steps', async () => {
+    const counts: number[] = [];
+    await run({
+      config: { steps: 6 },
+      progress: { update: () => counts.push(tf.memory().numTensors), stop: () => undefined },
+    });
+    expect(counts).toHaveLength(6);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+  });
+
+  it('gives the same losses for the same seed', async () => {
+    const a = await run({ config: { steps: 4 } });
+    const b = await run({ config: { steps: 4 } });
+    expect(b.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
+  });
+
+  it('resumed from a checkpoint, continues with the losses of the uninterrupted run', async () => {
+    const whole = await run({ config: { steps: 12, checkpointEvery: 100 } });
+    const out = freshDir();
+    const first = await train({ corpus: corpus(), out, config: { ...BASE, steps: 12, checkpointEvery: 100 }, stopAfterStep: 6 });
+    expect(first.step).toBe(6);
+    const rest = await train({ corpus: corpus(), out, config: { ...BASE, steps: 12, checkpointEvery: 100 }, resume: true });
+    expect(rest.history.map((h) => h.step)).toEqual([7, 8, 9, 10, 11, 12]);
+    const expected = whole.history.slice(6).map((h) => h.loss);
+    rest.history.forEach((h, i) => expect(Math.abs(h.loss - expected[i]!)).toBeLessThan(1e-6));
+    // metrics.jsonl reads as one run: each step once.
+    const steps = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as MetricsLine)
+      .filter((l) => l.type === 'train')
+      .map((l) => l.step);
+    expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
+  it('round-trips a checkpoint: the loaded model holds the saved weights and tokenizer', async () => {
+    const res = await run({ config: { steps: 2 } });
+    const files = await readCheckpoint(res.out);
+    const loaded = await loadCheckpoint(res.out);
+    try {
+      expect(loaded.step).toBe(2);
+      expect(loaded.modelConfig).toEqual(res.modelConfig);
+      expect(loaded.trainConfig).toEqual(res.trainConfig);
+      expect(loaded.tokenizer.toJSON()).toEqual(files.tokenizer.toJSON());
+      for (const [name, w] of loaded.model.namedWeights()) {
+        expect(Array.from(w.dataSync())).toEqual(Array.from(files.tensors.get(`weight/${name}`)!.data));
+      }
+      const logits = tf.tidy(() => loaded.model.forward(tf.tensor2d([[0, 1, 2]], [1, 3], 'int32')).shape);
+      expect(logits).toEqual([1, 3, loaded.tokenizer.vocabSize]);
+    } finally {
+      loaded.model.dispose();
+    }
+  });
+
+  it('refuses a corrupt checkpoint and a resume with other settings or another corpus', async () => {
+    const res = await run({ config: { steps: 2 } });
+    await expect(train({ corpus: corpus(), out: res.out, config: { ...BASE, steps: 2 } })).rejects.toThrow(/already holds a training run/);
+    await expect(train({ corpus: corpus(), out: res.out, config: { ...BASE, steps: 2, lr: 0.5 }, resume: true })).rejects.toThrow(
+      /other settings: lr/,
+    );
+    await expect(
+      train({ corpus: { ...corpus(), manifestId: 'other' }, out: res.out, config: { ...BASE, steps: 2 }, resume: true }),
+    ).rejects.toThrow(/trained on corpus loops/);
+    const weights = path.join(res.out, 'checkpoint', 'weights.bin');
+    const bytes = readFileSync(weights);
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(weights, bytes);
+    await expect(loadCheckpoint(res.out)).rejects.toThrow(/Corrupt checkpoint .*checksum/);
+    writeFileSync(path.join(res.out, 'checkpoint', 'checkpoint.json'), '{"format":');
+    await expect(train({ corpus: corpus(), out: res.out, config: { ...BASE, steps: 2 }, resume: true })).rejects.toThrow(
+      /Corrupt checkpoint/,
+    );
+  });
+
+  it('refuses corpora it cannot train on, writing nothing', async () => {
+    const c = corpus();
+    const cases: [CorpusTrace[], RegExp][] = [
+      [[], /is empty/],
+      [c.traces.map((t) => ({ ...t, status: 'exception' as const })), /none with status ok/],
+      [c.traces.filter((t) => t.split !== 'val'), /no ok traces in the val split/],
+      [c.traces.filter((t) => t.split !== 'train'), /no ok traces in the train split/],
+    ];
+    for (const [traces, message] of cases) {
+      const out = freshDir();
+      await expect(train({ corpus: { manifestId: 'x', traces }, out, config: BASE })).rejects.toThrow(message);
+      expect(existsSync(out)).toBe(false);
+    }
+    const long = { ...loopTrace(3), source: `${'# padding\n'.repeat(40)}def f(n):\n    return n\n`, split: 'train' as const, origin: '' };
+    const out = freshDir();
+    await expect(
+      train({ corpus: { manifestId: 'x', traces: [long, { ...long, split: 'val' }] }, out, config: BASE }),
+    ).rejects.toThrow(/No train trace fits the context of 64 tokens/);
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The training configuration: typed, defaulted, and saved in every checkpoint
+ * (the model's own `ModelConfig` lives in model.ts and is saved beside it).
+ */
+import type { BackendName } from './backend.js';
+import { MODEL_PRESETS } from './model.js';
+
+export type PresetName = keyof typeof MODEL_PRESETS;
+export const PRESET_NAMES = Object.keys(MODEL_PRESETS) as PresetName[];
+
+export interface TrainConfig {
+  /** Model size preset from model.ts (`tiny` for tests, `small` for the demo); default `small`. */
+  preset: PresetName;
+  /** Tokenizer vocabulary size: 256 bytes + special tokens + BPE merges; default 512. */
+  vocabSize: number;
+  /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
+  stateWeight: number;
+  /** Write `".."` for locals unchanged since the previous frame; default false. */
+  diff: boolean;
+  /** Optimizer steps to run; default 2000 (or derived from `tokens`). */
+  steps: number;
+  /** Sequences per step; default 16. */
+  batchSize: number;
+  /** Peak learning rate after warm-up; default 3e-3 (small models tolerate a high rate). */
+  lr: number;
+  /** The cosine decay ends at `lr · minLrRatio`; default 0.1. */
+  minLrRatio: number;
+  /** Linear warm-up steps from 0 to `lr`; default 5% of `steps`, at most 200. */
+  warmupSteps: number;
+  /** Decoupled (AdamW) weight decay on matrices and embeddings, not biases or norms; default 0.1. */
+  weightDecay: number;
+  /** Adam β1; default 0.9. */
+  beta1: number;
+  /** Adam β2; default 0.95 (nanoGPT's choice for small batches). */
+  beta2: number;
+  /** Adam ε; default 1e-8. */
+  epsilon: number;
+  /** Clip the global gradient norm to this (0 = no clipping); default 1. */
+  gradClip: number;
+  /** Steps between validation losses; default 100. */
+  evalEvery: number;
+  /** Batches of the val split averaged for one validation loss; default 4. */
+  evalBatches: number;
+  /** Steps between checkpoints (and always at the end); default 100. */
+  checkpointEvery: number;
+  /** Seeds the weights, the packing order and batch sampling; default 0. */
+  seed: number;
+  /** TensorFlow.js backend; default `auto`. */
+  backend: BackendName;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
+  preset: 'small',
+  vocabSize: 512,
+  stateWeight: 1,
+  diff: false,
+  steps: 2000,
+  batchSize: 16,
+  lr: 3e-3,
+  minLrRatio: 0.1,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  epsilon: 1e-8,
+  gradClip: 1,
+  evalEvery: 100,
+  evalBatches: 4,
+  checkpointEvery: 100,
+  seed: 0,
+  backend: 'auto',
+};
+
+/** What a caller may set: any field, plus a token budget instead of a step count. */
+export type TrainConfigInput = Partial<TrainConfig> & {
+  /** Train on about this many input tokens (steps = ⌈tokens / (batchSize · blockSize)⌉). */
+  tokens?: number;
+};
+
+/** Fills defaults, derives steps from a token budget, and checks every field. */
+export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
+  const { tokens, ...given } = input;
+  const base = { ...DEFAULT_TRAIN_CONFIG, ...stripUndefined(given) };
+  if (!PRESET_NAMES.includes(base.preset)) {
+    throw new Error(`Expected \`preset\` to be one of ${PRESET_NAMES.join(', ')}, got ${String(base.preset)}`);
+  }
+  if (tokens !== undefined) {
+    if (given.steps !== undefined) throw new Error('Give either `steps` or `tokens`, not both');
+    positive('tokens', tokens);
+    positiveInt('batchSize', base.batchSize);
+    base.steps = Math.ceil(tokens / (base.batchSize * MODEL_PRESETS[base.preset].blockSize));
+  }
+  const config: TrainConfig = {
+    ...base,
+    warmupSteps: given.warmupSteps ?? Math.min(200, Math.floor(base.steps * 0.05)),
+  };
+  for (const key of ['vocabSize', 'steps', 'batchSize', 'evalEvery', 'evalBatches', 'checkpointEvery'] as const) {
+    positiveInt(key, config[key]);
+  }
+  if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
+    throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);
+  }
+  if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
+  positive('lr', config.lr);
+  for (const key of ['stateWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {
+    if (!(config[key] >= 0) || !Number.isFinite(config[key])) {
+      throw new Error(`Expected \`${key}\` to be a non-negative number, got ${config[key]}`);
+    }
+  }
+  for (const key of ['minLrRatio', 'beta1', 'beta2'] as const) {
+    if (!(config[key] >= 0 && config[key] < 1.000001)) {
+      throw new Error(`Expected \`${key}\` to be in [0, 1], got ${config[key]}`);
+    }
+  }
+  return config;
+}
+
+function stripUndefined<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function positiveInt(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`Expected \`${name}\` to be a positive integer, got ${value}`);
+}
+
+function positive(name: string, value: number): void {
+  if (!(value > 0) || !Number.isFinite(value)) throw new Error(`Expected \`${name}\` to be a positive number, got ${value}`);
+}
+
+/** Learning rate at `step` (0-based): linear warm-up, then cosine decay to `lr · minLrRatio`. */
+export function learningRate(config: TrainConfig, step: number): number {
+  const { lr, warmupSteps, steps, minLrRatio } = config;
+  if (step < warmupSteps) return (lr * (step + 1)) / (warmupSteps + 1);
+  const decaySteps = Math.max(1, steps - warmupSteps);
+  const progress = Math.min(1, (step - warmupSteps) / decaySteps);
+  const minLr = lr * minLrRatio;
+  return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
+}

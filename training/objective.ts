@@ -1,0 +1,51 @@
+/**
+ * The training objective (DESIGN.md "Objectives"):
+ *
+ *   loss = L_next + λ · L_state
+ *
+ * `L_next` is the mean cross-entropy over targets that are code or action
+ * tokens, `L_state` the mean over state targets (locals, return values). Each is
+ * a mean over its own tokens, so λ weighs the two tasks, not their token counts.
+ * Targets labelled -1 count for neither. λ = 0 leaves the state term out of the
+ * loss entirely (it is still computed and logged).
+ */
+import * as tf from './tf.js';
+
+export interface ObjectiveInput {
+  /** Model output [B, T, V]. */
+  logits: tf.Tensor3D;
+  /** Target ids [B, T] int32; -1 where the target does not count. */
+  labels: tf.Tensor2D;
+  /** [B, T] float32: 1 where the target is a state token, 0 otherwise. */
+  isState: tf.Tensor2D;
+  /** λ, the weight of the state loss. */
+  stateWeight: number;
+}
+
+export interface ObjectiveOutput {
+  /** The optimised scalar: next + λ · state. */
+  loss: tf.Scalar;
+  /** Mean cross-entropy over code + action targets (0 when there are none). */
+  next: tf.Scalar;
+  /** Mean cross-entropy over state targets (0 when there are none). */
+  state: tf.Scalar;
+}
+
+/** Both losses and their weighted sum; call inside a tidy or a gradient scope. */
+export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
+  const { logits, labels, isState, stateWeight } = input;
+  const [b, t, v] = logits.shape;
+  const flat = tf.reshape(logits, [b * t, v]) as tf.Tensor2D; // [N, V]
+  const ids = tf.reshape(labels, [b * t]) as tf.Tensor1D; // [N]
+  const valid = tf.cast(tf.greaterEqual(ids, 0), 'float32'); // [N]
+  // oneHot instead of gather: its gradient needs no UnsortedSegmentSum kernel.
+  const picked = tf.sum(tf.mul(flat, tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), v)), -1); // [N]
+  const ce = tf.sub(tf.logSumExp(flat, -1), picked); // [N]
+  const stateW = tf.mul(valid, tf.reshape(isState, [b * t])); // [N]
+  const nextW = tf.sub(valid, stateW); // [N]
+  const mean = (w: tf.Tensor1D): tf.Scalar => tf.div(tf.sum(tf.mul(ce, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
+  const next = mean(nextW as tf.Tensor1D);
+  const state = mean(stateW as tf.Tensor1D);
+  const loss = stateWeight === 0 ? next : (tf.add(next, tf.mul(state, stateWeight)) as tf.Scalar);
+  return { loss, next, state };
+}

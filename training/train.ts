@@ -1,0 +1,411 @@
+/**
+ * The training loop: corpus → tokenizer → packed rows → GPT trained with the
+ * CWM objective, AdamW, warm-up + cosine, gradient clipping; validation loss,
+ * metrics.jsonl, a loss-curve SVG and atomic checkpoints in the run folder.
+ *
+ *   <out>/checkpoint/     the latest checkpoint (see checkpoint.ts)
+ *   <out>/metrics.jsonl   one line per step ({"type":"train",…}) and per validation
+ *   <out>/loss.svg        train and validation losses, both objectives
+ *
+ * Reproducible: the same corpus, config and backend give the same losses, and a
+ * run resumed from a checkpoint (even after `kill -9`) continues with exactly
+ * the losses the uninterrupted run would have had — the checkpoint holds the
+ * weights, Adam moments and step, the batch sampler's RNG and the dropout RNG.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { TraceStatus } from '../src/schema.js';
+import { readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
+import * as tf from './tf.js';
+import { setupBackend } from './backend.js';
+import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointFiles } from './checkpoint.js';
+import { learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { BatchSampler, KIND_NEXT, KIND_STATE, buildRows, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
+import { TrainingError } from './errors.js';
+import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
+import { cwmObjective } from './objective.js';
+import { AdamW } from './optim.js';
+import { writeLossPlot } from './plot.js';
+import { SPECIAL_TOKEN_LIST, encodeTrace, traceToSegments } from './sequence.js';
+import { Tokenizer, trainTokenizer } from './tokenizer.js';
+import type { Trace } from '../src/schema.js';
+
+/** Traces already in memory, in place of a corpus folder (tests, tools). */
+export interface InMemoryCorpus {
+  /** Stands for the manifest id: runs resumed on other data are refused. */
+  manifestId: string;
+  traces: readonly CorpusTrace[];
+}
+
+export interface TrainOptions {
+  /** A corpus folder (see corpus/) or traces in memory. */
+  corpus: string | InMemoryCorpus;
+  /** The run folder (created); must not hold another run unless `resume`. */
+  out: string;
+  /** Training settings; unset fields take their defaults. */
+  config?: TrainConfigInput;
+  /** Continue the run in `out` from its checkpoint (starts fresh when it has none). */
+  resume?: boolean;
+  /**
+   * Return after this step as if interrupted, with a checkpoint written (a later
+   * `resume` finishes the run). Default: run to `config.steps`.
+   */
+  stopAfterStep?: number;
+  /** Told after every step (the CLI passes its progress bar); fields are losses and tokens/s. */
+  progress?: { update(step: number, fields: Record<string, number>): void; stop(): void };
+  /** Wasm thread count (the backend default when unset). */
+  threads?: number;
+}
+
+/** One line of metrics.jsonl. */
+export type MetricsLine =
+  | {
+      type: 'train';
+      step: number;
+      lr: number;
+      loss: number;
+      next: number;
+      state: number;
+      gradNorm: number;
+      tokens: number;
+      tokensPerSec: number;
+    }
+  | { type: 'val'; step: number; loss: number; next: number; state: number };
+
+export interface TrainResult {
+  out: string;
+  /** Steps completed in total (including any before a resume). */
+  step: number;
+  modelConfig: ModelConfig;
+  trainConfig: TrainConfig;
+  paramCount: number;
+  backend: string;
+  /** Train lines of this call, in order. */
+  history: Extract<MetricsLine, { type: 'train' }>[];
+  /** The last validation losses. */
+  val: { loss: number; next: number; state: number } | null;
+  rowStats: { train: RowStats; val: RowStats };
+}
+
+const METRICS_FILE = 'metrics.jsonl';
+const PLOT_FILE = 'loss.svg';
+const TRAIN_STATUSES: TraceStatus[] = ['ok'];
+
+/** Loads the ok traces of a corpus split by split, or refuses it with a one-line reason. */
+async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ manifestId: string; train: Trace[]; val: Trace[] }> {
+  let manifestId: string;
+  let all: AsyncIterable<CorpusTrace> | Iterable<CorpusTrace>;
+  let where: string;
+  if (typeof corpus === 'string') {
+    const manifest = readManifest(corpus);
+    manifestId = createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16);
+    all = readCorpus(corpus);
+    where = `corpus ${corpus}`;
+  } else {
+    manifestId = corpus.manifestId;
+    all = corpus.traces;
+    where = 'the corpus';
+  }
+  let total = 0;
+  let ok = 0;
+  const train: Trace[] = [];
+  const val: Trace[] = [];
+  for await (const t of all) {
+    total++;
+    if (!TRAIN_STATUSES.includes(t.status)) continue;
+    ok++;
+    if (t.split === 'train') train.push(t);
+    else if (t.split === 'val') val.push(t);
+  }
+  if (total === 0) throw new TrainingError(`${where} is empty: no traces to train on`);
+  if (ok === 0) throw new TrainingError(`${where} has ${total} traces but none with status ok`);
+  if (train.length === 0) throw new TrainingError(`${where} has no ok traces in the train split`);
+  if (val.length === 0) throw new TrainingError(`${where} has no ok traces in the val split (needed for the validation loss)`);
+  return { manifestId, train, val };
+}
+
+/** Plain-text pieces the tokenizer learns from (special tokens are added separately). */
+function* tokenizerTexts(traces: readonly Trace[], diff: boolean): Generator<string> {
+  for (const t of traces) {
+    for (const s of traceToSegments(t, { diff })) if (!s.special) yield s.text;
+  }
+}
+
+/** Whether `out` already holds a run (a checkpoint or metrics). */
+function holdsRun(out: string): boolean {
+  return findCheckpoint(out) !== null || existsSync(path.join(out, METRICS_FILE));
+}
+
+/** The settings a resumed run may not change (everything but the backend). */
+function configMismatch(saved: TrainConfig, given: TrainConfigInput): string | null {
+  const requested = resolveTrainConfig({ ...saved, ...given, ...(given.tokens !== undefined ? { steps: undefined } : {}) });
+  for (const key of Object.keys(saved) as (keyof TrainConfig)[]) {
+    if (key === 'backend') continue;
+    if (JSON.stringify(saved[key]) !== JSON.stringify(requested[key])) {
+      return `${key} is ${JSON.stringify(saved[key])} in the checkpoint, ${JSON.stringify(requested[key])} now`;
+    }
+  }
+  return null;
+}
+
+/** Mean losses over a fixed set of validation batches, weighted by their target counts. */
+function validate(model: GPT, rows: Rows, config: TrainConfig): { loss: number; next: number; state: number } {
+  const n = Math.min(rows.count, config.evalBatches * config.batchSize);
+  let nextSum = 0;
+  let nextCount = 0;
+  let stateSum = 0;
+  let stateCount = 0;
+  for (let start = 0; start < n; start += config.batchSize) {
+    const idx = Array.from({ length: Math.min(config.batchSize, n - start) }, (_, i) => start + i);
+    const batch = makeBatch(rows, idx);
+    const counts = countKinds(batch);
+    const [next, state] = tf.tidy(() => {
+      const { x, labels, isState } = batchTensors(batch);
+      const logits = model.forward(x, { training: false });
+      const out = cwmObjective({ logits, labels, isState, stateWeight: 0 });
+      return [out.next, out.state];
+    });
+    nextSum += readScalar(next) * counts.next;
+    stateSum += readScalar(state) * counts.state;
+    nextCount += counts.next;
+    stateCount += counts.state;
+  }
+  const next = nextCount > 0 ? nextSum / nextCount : 0;
+  const state = stateCount > 0 ? stateSum / stateCount : 0;
+  return { loss: next + config.stateWeight * state, next, state };
+}
+
+/** Reads a scalar and disposes it. */
+function readScalar(t: tf.Tensor): number {
+  const v = t.dataSync()[0]!;
+  t.dispose();
+  return v;
+}
+
+function countKinds(batch: Batch): { next: number; state: number } {
+  let next = 0;
+  let state = 0;
+  for (const k of batch.kinds) {
+    if (k === KIND_NEXT) next++;
+    else if (k === KIND_STATE) state++;
+  }
+  return { next, state };
+}
+
+/** The tensors of a batch (created in the caller's tidy scope). */
+function batchTensors(batch: Batch): { x: tf.Tensor2D; labels: tf.Tensor2D; isState: tf.Tensor2D } {
+  const shape: [number, number] = [batch.batchSize, batch.blockSize];
+  const isState = new Float32Array(batch.kinds.length);
+  batch.kinds.forEach((k, i) => (isState[i] = k === KIND_STATE ? 1 : 0));
+  return {
+    x: tf.tensor2d(batch.inputs, shape, 'int32'), // [B, T]
+    labels: tf.tensor2d(batch.labels, shape, 'int32'), // [B, T]
+    isState: tf.tensor2d(isState, shape, 'float32'), // [B, T]
+  };
+}
+
+/** Keeps the metrics lines up to `step` (those a resumed run will not redo). */
+async function truncateMetrics(file: string, step: number): Promise<void> {
+  if (!existsSync(file)) return;
+  const kept = (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .filter((l) => {
+      try {
+        return (JSON.parse(l) as MetricsLine).step <= step;
+      } catch {
+        return false; // a line cut by a kill
+      }
+    });
+  await writeFile(file, kept.map((l) => `${l}\n`).join(''));
+}
+
+async function readMetrics(file: string): Promise<MetricsLine[]> {
+  if (!existsSync(file)) return [];
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as MetricsLine);
+}
+
+/** Trains (or resumes) a model; see the file comment for what lands in `out`. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { out, resume = false, progress } = options;
+  const given = options.config ?? {};
+  let config = resolveTrainConfig(given);
+
+  // Decide everything that can refuse the run before writing anything.
+  let saved: CheckpointFiles | null = null;
+  if (existsSync(out) && holdsRun(out)) {
+    if (!resume) {
+      throw new TrainingError(`${out} already holds a training run; pass --resume to continue it or choose another --out`);
+    }
+    if (findCheckpoint(out) !== null) {
+      saved = await readCheckpoint(out);
+      const mismatch = configMismatch(saved.meta.trainConfig, given);
+      if (mismatch) throw new TrainingError(`Cannot resume ${out} with other settings: ${mismatch}`);
+      config = { ...saved.meta.trainConfig, backend: config.backend };
+    }
+  } else if (existsSync(out) && (await readdir(out)).length > 0 && !resume) {
+    throw new TrainingError(`${out} is not empty and holds no training run; choose an empty or new --out`);
+  }
+  const data = await loadCorpus(options.corpus);
+  if (saved && saved.meta.manifestId !== data.manifestId) {
+    throw new TrainingError(
+      `Cannot resume ${out}: its checkpoint was trained on corpus ${saved.meta.manifestId}, this corpus is ${data.manifestId}`,
+    );
+  }
+
+  const preset = MODEL_PRESETS[config.preset];
+  const tokenizer: Tokenizer =
+    saved?.tokenizer ??
+    trainTokenizer(tokenizerTexts(data.train, config.diff), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
+  const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize };
+  const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, { diff: config.diff }));
+  const trainRows = buildRows(encodeAll(data.train), { blockSize: modelConfig.blockSize, tokenizer, seed: config.seed });
+  const valRows = buildRows(encodeAll(data.val), { blockSize: modelConfig.blockSize, tokenizer, seed: config.seed });
+  if (trainRows.rows.count === 0) {
+    throw new TrainingError(
+      `No train trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset}): ` +
+        `all ${trainRows.stats.traces} have a source or frame too long; use a larger preset`,
+    );
+  }
+  if (valRows.rows.count === 0) {
+    throw new TrainingError(`No val trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset})`);
+  }
+
+  let backend: string;
+  try {
+    backend = await setupBackend(config.backend, { threads: options.threads });
+  } catch (err) {
+    throw new TrainingError((err as Error).message);
+  }
+
+  await mkdir(out, { recursive: true });
+  const metricsFile = path.join(out, METRICS_FILE);
+  if (saved) await truncateMetrics(metricsFile, saved.meta.step);
+  else await writeFile(metricsFile, '');
+
+  const model = new GPT(modelConfig, { seed: config.seed });
+  const weights = model.namedWeights();
+  const optimizer = new AdamW(weights, config);
+  let step = 0;
+  let tokensSeen = 0;
+  let sampler = BatchSampler.create(trainRows.rows.count, config.seed);
+  if (saved) {
+    assignTensors(saved, 'weight', weights);
+    assignTensors(saved, 'adam_m', optimizer.m);
+    assignTensors(saved, 'adam_v', optimizer.v);
+    optimizer.t = saved.meta.adamT;
+    model.rngState = saved.meta.modelRngState;
+    step = saved.meta.step;
+    tokensSeen = saved.meta.tokensSeen;
+    try {
+      sampler = BatchSampler.restore(trainRows.rows.count, saved.meta.sampler);
+    } catch (err) {
+      throw new TrainingError(`Cannot resume ${out}: ${(err as Error).message}`);
+    }
+  }
+  const vars = [...weights.values()];
+  const checkpoint = () =>
+    saveCheckpoint(out, {
+      step,
+      modelConfig,
+      trainConfig: config,
+      manifestId: data.manifestId,
+      sampler: sampler.state(),
+      modelRngState: model.rngState,
+      adamT: optimizer.t,
+      tokensSeen,
+      weights,
+      adamM: optimizer.m,
+      adamV: optimizer.v,
+      tokenizer,
+    });
+  const log = async (line: MetricsLine) => appendFile(metricsFile, `${JSON.stringify(line)}\n`);
+
+  const lastStep = Math.min(config.steps, options.stopAfterStep ?? config.steps);
+  const history: Extract<MetricsLine, { type: 'train' }>[] = [];
+  let val: { loss: number; next: number; state: number } | null = null;
+  const tokensPerStep = config.batchSize * modelConfig.blockSize;
+  const started = performance.now();
+  let tokensThisRun = 0;
+  try {
+    if (step === 0) {
+      val = validate(model, valRows.rows, config);
+      await log({ type: 'val', step: 0, ...val });
+    }
+    while (step < lastStep) {
+      const lr = learningRate(config, step);
+      const batch = makeBatch(trainRows.rows, sampler.next(config.batchSize));
+      const [loss, next, state, gradNorm] = tf.tidy(() => {
+        const { x, labels, isState } = batchTensors(batch);
+        let parts: tf.Scalar[] = [];
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = model.forward(x, { training: true }); // [B, T, V]
+          const o = cwmObjective({ logits, labels, isState, stateWeight: config.stateWeight });
+          // variableGrads disposes everything but its result; keep the two parts for logging.
+          parts = [tf.keep(o.next), tf.keep(o.state)];
+          return o.loss;
+        }, vars);
+        const byName: Record<string, tf.Tensor> = {};
+        for (const [name, w] of weights) byName[name] = grads[w.name]!;
+        const norm = optimizer.apply(byName, lr);
+        return [value, ...parts, norm];
+      });
+      // λ = 0 makes `loss` and `next` one tensor: read all before disposing any.
+      const values = [loss!, next!, state!, gradNorm!].map((t) => t.dataSync()[0]!);
+      for (const t of [loss!, next!, state!, gradNorm!]) t.dispose();
+      step++;
+      tokensSeen += tokensPerStep;
+      tokensThisRun += tokensPerStep;
+      const secs = (performance.now() - started) / 1000;
+      const line = {
+        type: 'train' as const,
+        step,
+        lr,
+        loss: values[0]!,
+        next: values[1]!,
+        state: values[2]!,
+        gradNorm: values[3]!,
+        tokens: tokensSeen,
+        tokensPerSec: secs > 0 ? tokensThisRun / secs : 0,
+      };
+      if (!Number.isFinite(line.loss)) {
+        throw new TrainingError(`Loss became ${line.loss} at step ${step}; lower --lr (now ${config.lr})`);
+      }
+      history.push(line);
+      await log(line);
+      if (step % config.evalEvery === 0 || step === config.steps) {
+        val = validate(model, valRows.rows, config);
+        await log({ type: 'val', step, ...val });
+      }
+      if (step % config.checkpointEvery === 0 || step === lastStep) await checkpoint();
+      progress?.update(step, {
+        loss: line.loss,
+        next: line.next,
+        state: line.state,
+        ...(val ? { val: val.loss } : {}),
+        'tok/s': Math.round(line.tokensPerSec),
+      });
+    }
+    await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
+  } finally {
+    progress?.stop();
+    optimizer.dispose();
+    model.dispose();
+  }
+  return {
+    out,
+    step,
+    modelConfig,
+    trainConfig: config,
+    paramCount: vars.reduce((n, v) => n + v.size, 0),
+    backend,
+    history,
+    val,
+    rowStats: { train: trainRows.stats, val: valRows.stats },
+  };
+}
