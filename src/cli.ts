@@ -8,6 +8,12 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, UserError } from './errors.js';
 import { VERSION } from './version.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerShow } from './commands/show.js';
+import { registerStats } from './commands/stats.js';
+import { registerExport } from './commands/export.js';
+import { registerCorpus } from './commands/corpus.js';
+import { registerTrain } from './commands/train.js';
+import { registerEval } from './commands/eval.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -31,6 +37,12 @@ export function buildProgram(): Command {
     );
   // One line per command, in the order `--help` lists them.
   registerDoctor(program);
+  registerShow(program);
+  registerStats(program);
+  registerExport(program);
+  registerCorpus(program);
+  registerTrain(program);
+  registerEval(program);
   return program;
 }
 
