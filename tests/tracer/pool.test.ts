@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TracerPool, traceProgram } from '../../tracer/index.js';
+import type { Trace } from '../../src/schema.js';
+
+let pool: TracerPool;
+
+beforeAll(async () => {
+  pool = await TracerPool.create({ workers: 2, limits: { timeoutMs: 5000 } });
+});
+
+afterAll(async () => {
+  await pool?.close();
+});
+
+function reprs(t: Trace): string[] {
+  return t.steps.map((s) => `${s.event} ${s.line} ${s.func} ${s.depth} ${JSON.stringify(Object.fromEntries(Object.entries(s.locals ?? {}).map(([k, v]) => [k, v.repr])))} ${s.arg?.repr ?? ''}`);
+}
+
+describe('TracerPool', () => {
+  it('reports Python and Pyodide versions', () => {
+    expect(pool.pythonVersion).toMatch(/^3\.1[4-9]\./);
+    expect(pool.pyodideVersion).toBe('314.0.7');
+  });
+
+  it('traces a function program step by step as the schema example shows', async () => {
+    const t = await pool.trace({ id: 'ex', source: 'def f(x):\n    y = x + 1\n    return y\n', entry: 'f(3)' });
+    expect(t.status).toBe('ok');
+    expect(t.result).toEqual({ repr: '4', type: 'int' });
+    expect(reprs(t)).toEqual([
+      'call 1 f 0 {"x":"3"} ',
+      'line 2 f 0 {"x":"3"} ',
+      'line 3 f 0 {"x":"3","y":"4"} ',
+      'return 3 f 0 {} 4',
+    ]);
+  });
+
+  it('traces a script as <module> with stdout attributed to the next step', async () => {
+    const t = await pool.trace({ id: 's', source: 'a = [1]\nprint("hi")\nb = a\n', entry: null });
+    expect(t.status).toBe('ok');
+    expect(t.stdout).toBe('hi\n');
+    expect(t.steps.map((s) => s.func)).toContain('<module>');
+    const last = t.steps.filter((s) => s.event === 'line').at(-1);
+    expect(last?.stdout).toBe('hi\n');
+    const end = t.steps.at(-1);
+    expect(end?.event).toBe('return');
+  });
+
+  it('gives aliases the same object id and copies a new one', async () => {
+    const t = await pool.trace({ id: 'alias', source: 'def f():\n    a = [1]\n    b = a\n    c = list(a)\n    return 0\n', entry: 'f()' });
+    const loc = t.steps.filter((s) => s.event === 'line').at(-1)?.locals ?? {};
+    expect(loc.a?.id).toBeDefined();
+    expect(loc.b?.id).toBe(loc.a?.id);
+    expect(loc.c?.id).not.toBe(loc.a?.id);
+  });
+
+  it('reports uncaught exceptions, syntax errors and the step limit as statuses', async () => {
+    const [exc, syn, loop] = await Promise.all([
+      pool.trace({ id: 'e', source: 'def f():\n    return 1 / 0\n', entry: 'f()' }),
+      pool.trace({ id: 'y', source: 'def f(:\n', entry: 'f()' }),
+      pool.trace({ id: 'l', source: 'def f():\n    while True:\n        try:\n            pass\n        except BaseException:\n            pass\n', entry: 'f()' }),
+    ]);
+    expect(exc.status).toBe('exception');
+    expect(exc.message).toBe('ZeroDivisionError: division by zero');
+    expect(syn.status).toBe('syntax_error');
+    expect(loop.status).toBe('step_limit');
+    expect(loop.steps).toHaveLength(10_000);
+  });
+
+  it('kills a program stuck in C code at the wall-clock limit and keeps tracing afterwards', async () => {
+    const t = await pool.trace({ id: 'c', source: 'def f():\n    return sum(range(10**12))\n', entry: 'f()' });
+    expect(t.status).toBe('timeout');
+    const after = await pool.trace({ id: 'ok', source: 'def f():\n    return 2\n', entry: 'f()' });
+    expect(after.status).toBe('ok');
+    expect(after.result?.repr).toBe('2');
+  });
+
+  it('yields traceAll results in input order', async () => {
+    const programs = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' }));
+    const seen: string[] = [];
+    for await (const t of pool.traceAll(programs)) seen.push(`${t.id}=${t.result?.repr}`);
+    expect(seen).toEqual(programs.map((p, i) => `${p.id}=${i}`));
+  });
+
+  it('rejects invalid limits with a clear message', async () => {
+    await expect(traceProgram({ id: 'x', source: '', entry: null }, { limits: { maxSteps: -1 } })).rejects.toThrow(
+      'Expected `maxSteps` to be a positive integer, got -1',
+    );
+  });
+});

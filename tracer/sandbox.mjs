@@ -1,0 +1,140 @@
+// One sandbox: a Node process that loads Pyodide once and traces programs sent to it.
+//
+// Started by tracer/pool.ts as a restricted process (permission model, empty environment,
+// network namespace, unprivileged user where available). Protocol: one JSON config as argv[2];
+// then one JSON request per stdin line, one JSON trace per stdout line. The first stdout line is
+// `{"ready": true, ...}` once Pyodide is loaded. Anything else the process prints goes to stderr.
+//
+// Hardening inside the process (the outer layers are the real boundary): the `js` module is an
+// empty object instead of globalThis, `pyodide_js` is unregistered, code generation from strings
+// is disabled by the pool's node flags (so `obj.constructor.constructor('...')` fails), and the
+// process methods that reach the host (getBuiltinModule, binding, dlopen, kill) are removed.
+import { readFileSync, writeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+
+/**
+ * @typedef {object} SandboxConfig
+ * @property {string} pyodideDir  directory of the pyodide package (pyodide.mjs, wasm, stdlib zip)
+ * @property {string} tracerPath  path of tracer.py
+ * @property {number} memoryBytes initial cap on the WebAssembly heap; requests may lower or raise it
+ */
+
+/** @type {SandboxConfig} */
+const config = JSON.parse(process.argv[2] ?? '{}');
+let memoryCap = config.memoryBytes;
+
+/** @param {string} text */
+function send(text) {
+  writeSync(1, `${text}\n`);
+}
+
+// Pyodide (Emscripten) grows its heap with Memory.grow; failing the grow makes malloc return NULL,
+// which CPython turns into MemoryError.
+const wasmMemory = /** @type {any} */ (globalThis).WebAssembly.Memory.prototype;
+const originalGrow = wasmMemory.grow;
+wasmMemory.grow = function grow(/** @type {number} */ delta) {
+  if (this.buffer.byteLength + delta * 65536 > memoryCap) {
+    throw new RangeError('execwm: WebAssembly memory cap reached');
+  }
+  return originalGrow.call(this, delta);
+};
+
+// Under the permission model Node 20 refuses process.binding, which Pyodide's Node support calls.
+const proc = /** @type {any} */ (process);
+const originalBinding = proc.binding;
+proc.binding = (/** @type {string} */ name) => {
+  if (name === 'constants') return { os: { signals: {} }, fs: {}, crypto: {}, zlib: {} };
+  return originalBinding.call(process, name);
+};
+
+const { loadPyodide } = await import(pathToFileURL(`${config.pyodideDir}/pyodide.mjs`).href);
+const tracerSource = readFileSync(config.tracerPath, 'utf8');
+
+/** @param {string} msg */
+const toStderr = (msg) => {
+  process.stderr.write(`${msg}\n`);
+};
+const pyodide = await loadPyodide({
+  indexURL: `${config.pyodideDir}/`,
+  env: { PYTHONHASHSEED: '0', HOME: '/home/pyodide' },
+  jsglobals: Object.create(null),
+  stdout: toStderr,
+  stderr: toStderr,
+});
+pyodide.unregisterJsModule('pyodide_js');
+
+const namespace = pyodide.globals.get('dict')();
+pyodide.runPython(tracerSource, { globals: namespace, filename: '/execwm/tracer.py' });
+const api = namespace.get('_build')(true);
+const begin = api.get('begin');
+const call = api.get('call');
+const on = api.get('on');
+const off = api.get('off');
+const finish = api.get('finish');
+const pythonVersion = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: pyodide.globals.get('dict')() }));
+
+for (const name of ['getBuiltinModule', 'binding', '_linkedBinding', 'dlopen', 'kill', '_kill', 'abort', 'chdir', 'setuid', 'setgid']) {
+  try {
+    delete proc[name];
+  } catch {
+    // Some are non-configurable; the process-level layers still hold.
+  }
+}
+
+/**
+ * Runs one request through the tracer and returns the trace JSON.
+ * @param {string} line
+ * @returns {string}
+ */
+function traceLine(line) {
+  const plan = begin(line);
+  let outcome = null;
+  if (plan !== undefined && plan !== null) {
+    const code = plan.get(0);
+    const entry = plan.get(1);
+    const globals = plan.get(2);
+    try {
+      if (entry === undefined || entry === null) {
+        on();
+        outcome = call(code, globals);
+        off();
+      } else {
+        outcome = call(code, globals);
+        if (outcome.get(0) === true) {
+          outcome.destroy();
+          on();
+          outcome = call(entry, globals);
+          off();
+        }
+      }
+    } finally {
+      for (const p of [code, entry, globals, plan]) p?.destroy?.();
+    }
+  }
+  try {
+    return finish(outcome);
+  } finally {
+    outcome?.destroy?.();
+  }
+}
+
+send(JSON.stringify({ ready: true, python: pythonVersion, pyodide: pyodide.version }));
+
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  /** @type {{ id?: string, limits?: { memoryBytes?: number } }} */
+  const req = JSON.parse(line);
+  if (req.limits?.memoryBytes) memoryCap = req.limits.memoryBytes;
+  try {
+    send(traceLine(line));
+  } catch (err) {
+    // Pyodide itself failed (a fatal error, a stack overflow): report and exit so the pool respawns.
+    const message = err instanceof Error ? err.message.split('\n').slice(-2).join(' ').trim() : String(err);
+    const memory = /memory|Cannot enlarge|out of bounds|RangeError/i.test(message);
+    send(JSON.stringify({ id: req.id ?? null, status: memory ? 'memory_limit' : 'crashed', message: `sandbox failure: ${message}`, recycle: true, fatal: true }));
+    process.exitCode = 3;
+    break;
+  }
+}

@@ -1,0 +1,947 @@
+"""execwm tracer: records the locals of a program's own frames at every event.
+
+Runs inside Pyodide (CPython 3.14) with ``sys.monitoring`` and, for differential
+tests only, on native CPython 3.11 with ``sys.settrace`` (``python3 tracer.py``
+reads one JSON request per stdin line and writes one JSON trace per line).
+
+Events follow ``sys.settrace`` semantics as CPython 3.12+ implements them on top
+of ``sys.monitoring`` (Python/legacy_tracing.c): PY_START/PY_RESUME/PY_THROW give
+``call``, LINE and a backward jump to the start of the same line give ``line``,
+PY_RETURN/PY_YIELD give ``return`` with the value, PY_UNWIND gives ``return``
+with a null arg, RAISE/STOP_ITERATION give ``exception``. sys.monitoring is used
+because its events keep firing inside ``try/except BaseException`` loops, so the
+step budget cannot be dodged by catching the stop exception.
+
+The value encoder never runs user code: builtin scalars go through the builtin
+type's own ``__repr__``, containers are walked here, and instances of user
+classes are read from their real ``__dict__``/slots through C descriptors.
+
+All tracer state lives in closures of ``_build``; nothing is stored in a module
+that user code can import, and user code runs in a fresh module dict.
+"""
+
+import sys
+
+TRUNCATION_MARKER = '\u2026<truncated>'
+PROGRAM_FILE = '<program>'
+ENTRY_FILE = '<entry>'
+
+
+def _build(sandboxed):
+    import builtins
+    import io
+    import json
+    import random
+    import types
+
+    _type = type
+    _id = id
+    _len = len
+    _isinstance = isinstance
+    _str_repr = str.__repr__
+    _int_repr = int.__repr__
+    _float_repr = float.__repr__
+    _complex_repr = complex.__repr__
+    _bytes_repr = bytes.__repr__
+    _bytearray_repr = bytearray.__repr__
+    _range_repr = range.__repr__
+    _list_iter = list.__iter__
+    _tuple_iter = tuple.__iter__
+    _set_iter = set.__iter__
+    _frozenset_iter = frozenset.__iter__
+    _dict_items = dict.items
+    _dict_get = dict.get
+    _mp_get = types.MappingProxyType.get
+    _type_name = type.__dict__['__name__'].__get__
+    _type_mro = type.__dict__['__mro__'].__get__
+    _type_dict = type.__dict__['__dict__'].__get__
+    _mod_dict = types.ModuleType.__dict__['__dict__'].__get__
+    _GetSet = types.GetSetDescriptorType
+    _Member = types.MemberDescriptorType
+    _exc_args = BaseException.__dict__['args'].__get__
+    _getframe = sys._getframe
+    _int_max_digits_get = getattr(sys, 'get_int_max_str_digits', None)
+    _int_max_digits_set = getattr(sys, 'set_int_max_str_digits', None)
+    _NoneType = type(None)
+    _FunctionType = types.FunctionType
+    _BuiltinFunctionType = types.BuiltinFunctionType
+    _MethodType = types.MethodType
+    _ModuleType = types.ModuleType
+    _GeneratorType = types.GeneratorType
+    _CoroutineType = types.CoroutineType
+    _AsyncGenType = types.AsyncGeneratorType
+    _MAX_NEST = 100
+    # The C encoder, captured now: json.dumps goes through classes a program could patch.
+    _c_encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ': ', ', ',
+                                             False, False, True)
+
+    def dumps(obj):
+        return ''.join(_c_encoder(obj, 0))
+
+    class _Stop(BaseException):
+        """Raised into the program when a limit ends the run; re-raised at every later event."""
+
+    # ---------------------------------------------------------------- values
+
+    def make_encoder(limit):
+        """Returns encode(v) -> Value dict, with per-trace object ids."""
+        ids = {}
+        keep = []  # keeps numbered objects alive so that id() values stay unique
+        trunc = [False]
+        active = set()
+        int_cut = 10 ** (limit + 1)
+
+        def obj_id(v):
+            k = _id(v)
+            n = ids.get(k)
+            if n is None:
+                keep.append(v)
+                n = ids[k] = _len(keep)
+            return n
+
+        def r_int(v):
+            if -int_cut < v < int_cut:
+                return _int_repr(v)
+            trunc[0] = True
+            neg = v < 0
+            if neg:
+                v = -v
+            digits = int(v.bit_length() * 0.30102999566398) - limit - 8
+            if digits > 0:
+                v //= 10 ** digits
+            saved = _int_max_digits_get() if _int_max_digits_get else 0
+            if _int_max_digits_set:
+                _int_max_digits_set(0)
+            try:
+                s = _int_repr(v)
+            finally:
+                if _int_max_digits_set:
+                    _int_max_digits_set(saved)
+            return ('-' if neg else '') + s[:limit + 1]
+
+        def r_str(v):
+            if _len(v) <= limit:
+                return _str_repr(v)
+            trunc[0] = True
+            head = v[:limit + 1]
+            s = _str_repr(head)
+            # repr picks its quote from the whole string; the head may choose differently.
+            full_dq = "'" in v and '"' not in v
+            if full_dq and s[0] == "'":
+                s = '"' + s[1:-1] + '"'
+            elif not full_dq and s[0] == '"':
+                s = "'" + s[1:-1].replace("'", "\\'") + "'"
+            return s
+
+        def r_bytes(v):
+            if _len(v) <= limit:
+                return _bytes_repr(v)
+            trunc[0] = True
+            return _bytes_repr(v[:limit + 1])
+
+        def r_seq(it, k, open_, close, nest):
+            if k in active:
+                return open_ + '...' + close
+            active.add(k)
+            try:
+                parts = []
+                n = 0
+                for x in it:
+                    s = r(x, nest)
+                    parts.append(s)
+                    n += _len(s) + 2
+                    if n > limit or trunc[0]:
+                        trunc[0] = True
+                        break
+                return open_ + ', '.join(parts) + close
+            finally:
+                active.discard(k)
+
+        def r_list(v, nest):
+            return r_seq(_list_iter(v), _id(v), '[', ']', nest)
+
+        def r_tuple(v, nest):
+            if _len(v) == 1:
+                return r_seq(_tuple_iter(v), _id(v), '(', ',)', nest)
+            return r_seq(_tuple_iter(v), _id(v), '(', ')', nest)
+
+        def r_set(v, nest):
+            if _len(v) == 0:
+                return 'set()'
+            return r_seq(_set_iter(v), _id(v), '{', '}', nest)
+
+        def r_frozenset(v, nest):
+            if _len(v) == 0:
+                return 'frozenset()'
+            return r_seq(_frozenset_iter(v), _id(v), 'frozenset({', '})', nest)
+
+        def r_items(items, k, open_, close, nest):
+            if k in active:
+                return open_ + '...' + close
+            active.add(k)
+            try:
+                parts = []
+                n = 0
+                for key, val in items:
+                    s = r(key, nest) + ': ' + r(val, nest)
+                    parts.append(s)
+                    n += _len(s) + 2
+                    if n > limit or trunc[0]:
+                        trunc[0] = True
+                        break
+                return open_ + ', '.join(parts) + close
+            finally:
+                active.discard(k)
+
+        def r_dict(v, nest):
+            return r_items(_dict_items(v), _id(v), '{', '}', nest)
+
+        atoms = {
+            int: r_int,
+            bool: lambda v: 'True' if v else 'False',
+            str: r_str,
+            float: _float_repr,
+            _NoneType: lambda v: 'None',
+            bytes: r_bytes,
+            complex: _complex_repr,
+            range: _range_repr,
+            type(...): lambda v: 'Ellipsis',
+            type(NotImplemented): lambda v: 'NotImplemented',
+        }
+        containers = {
+            list: r_list,
+            tuple: r_tuple,
+            dict: r_dict,
+            set: r_set,
+            frozenset: r_frozenset,
+        }
+
+        def r(v, nest=0):
+            t = _type(v)
+            f = atoms.get(t)
+            if f is not None:
+                return f(v)
+            if nest > _MAX_NEST:
+                trunc[0] = True
+                return '...'
+            f = containers.get(t)
+            if f is not None:
+                return f(v, nest + 1)
+            return r_other(v, t, nest + 1)
+
+        def repr_owner(t):
+            for k in _type_mro(t):
+                if '__repr__' in _type_dict(k):
+                    return k
+            return object
+
+        def instance_attrs(v, t):
+            """(name, value) pairs from the real instance dict and slots, without user code."""
+            out = []
+            mro = _type_mro(t)
+            for k in mro:
+                desc = _mp_get(_type_dict(k), '__dict__')
+                if desc is not None:
+                    if _type(desc) is _GetSet:
+                        d = desc.__get__(v, t)
+                        if _type(d) is dict:
+                            for name, val in _dict_items(d):
+                                if _type(name) is str:
+                                    out.append((name, val))
+                    break
+            for k in mro:
+                slots = _mp_get(_type_dict(k), '__slots__')
+                if slots is None:
+                    continue
+                if _type(slots) is str:
+                    slots = (slots,)
+                if _type(slots) not in (tuple, list):
+                    continue
+                for name in slots:
+                    if _type(name) is not str or name in ('__dict__', '__weakref__'):
+                        continue
+                    desc = _mp_get(_type_dict(k), name)
+                    if _type(desc) is _Member:
+                        try:
+                            out.append((name, desc.__get__(v, t)))
+                        except AttributeError:
+                            pass
+            return out
+
+        def r_struct(v, t, nest):
+            k = _id(v)
+            name = _type_name(t)
+            if k in active:
+                return name + '(...)'
+            active.add(k)
+            try:
+                parts = []
+                n = _len(name)
+                for attr, val in instance_attrs(v, t):
+                    s = attr + '=' + r(val, nest)
+                    parts.append(s)
+                    n += _len(s) + 2
+                    if n > limit or trunc[0]:
+                        trunc[0] = True
+                        break
+                return name + '(' + ', '.join(parts) + ')'
+            finally:
+                active.discard(k)
+
+        def r_namedtuple(v, t, fields, nest):
+            k = _id(v)
+            name = _type_name(t)
+            if k in active:
+                return name + '(...)'
+            active.add(k)
+            try:
+                parts = []
+                n = _len(name)
+                for attr, val in zip(fields, _tuple_iter(v)):
+                    s = str(attr) + '=' + r(val, nest)
+                    parts.append(s)
+                    n += _len(s) + 2
+                    if n > limit or trunc[0]:
+                        trunc[0] = True
+                        break
+                return name + '(' + ', '.join(parts) + ')'
+            finally:
+                active.discard(k)
+
+        def r_exception(v, t, nest):
+            args = _exc_args(v)
+            name = _type_name(t)
+            if _len(args) == 1:
+                return name + '(' + r(args[0], nest) + ')'
+            return name + r_tuple(args, nest)
+
+        def stdlib_class(module, name):
+            m = sys.modules.get(module)
+            if m is None:
+                return None
+            return _dict_get(_mod_dict(m), name)
+
+        def r_other(v, t, nest):
+            if _isinstance(v, type):
+                return '<class ' + _type_name(v) + '>'
+            if t is _FunctionType:
+                return '<function ' + v.__name__ + '>'
+            if t is _BuiltinFunctionType:
+                if _isinstance(v.__self__, _ModuleType) or v.__self__ is None:
+                    return '<built-in function ' + v.__name__ + '>'
+                return '<built-in method ' + v.__name__ + '>'
+            if t is _MethodType:
+                f = v.__func__
+                if _type(f) is _FunctionType:
+                    return '<bound method ' + f.__name__ + '>'
+                return '<bound method>'
+            if t is _ModuleType:
+                name = _dict_get(_mod_dict(v), '__name__')
+                return '<module ' + (name if _type(name) is str else '?') + '>'
+            if t is _GeneratorType:
+                return '<generator ' + v.__name__ + '>'
+            if t is _CoroutineType:
+                return '<coroutine ' + v.__name__ + '>'
+            if t is _AsyncGenType:
+                return '<async_generator ' + v.__name__ + '>'
+            owner = repr_owner(t)
+            f = containers.get(owner)
+            if f is not None:
+                return f(v, nest)
+            f = atoms.get(owner)
+            if f is not None and owner is not bool and owner is not _NoneType:
+                return f(v)
+            if owner is bytearray:
+                return r_bytearray(v)
+            if owner is BaseException:
+                return r_exception(v, t, nest)
+            od = _type_dict(owner)
+            fields = _mp_get(od, '_fields')
+            if (_type(fields) is tuple and _isinstance(v, tuple)
+                    and not _is_user_code(_mp_get(od, '__repr__'))):
+                return r_namedtuple(v, t, fields, nest)
+            special = r_stdlib(v, t, owner, nest)
+            if special is not None:
+                return special
+            if owner is object or _is_user_code(_mp_get(od, '__repr__')):
+                if _has_attrs(t):
+                    return r_struct(v, t, nest)
+            return '<' + _type_name(t) + ' object>'
+
+        def r_bytearray(v):
+            if _len(v) <= limit:
+                return _bytearray_repr(v)
+            trunc[0] = True
+            return _bytearray_repr(bytearray(v[:limit + 1]))
+
+        def _is_user_code(f):
+            code = _mp_get(_type_dict(_type(f)), '__code__') if _type(f) is _FunctionType else None
+            if code is None:
+                return False
+            return code.__get__(f).co_filename == PROGRAM_FILE
+
+        def _has_attrs(t):
+            for k in _type_mro(t):
+                d = _type_dict(k)
+                if '__dict__' in d or '__slots__' in d:
+                    return True
+            return False
+
+        def r_stdlib(v, t, owner, nest):
+            """Known standard-library containers, walked like their own repr does."""
+            if owner is stdlib_class('collections', 'OrderedDict'):
+                name = _type_name(t)
+                if _len(v) == 0:
+                    return name + '()'
+                return r_items(_dict_items(v), _id(v), name + '({', '})', nest)
+            if owner is stdlib_class('collections', 'defaultdict'):
+                fac = v.default_factory
+                if _isinstance(fac, type):
+                    fs = type.__repr__(fac)
+                elif fac is None:
+                    fs = 'None'
+                else:
+                    fs = r(fac, nest)
+                return r_items(_dict_items(v), _id(v), _type_name(t) + '(' + fs + ', {', '})', nest)
+            if owner is stdlib_class('collections', 'Counter'):
+                name = _type_name(t)
+                if _len(v) == 0:
+                    return name + '()'
+                items = list(_dict_items(v))
+                if all(_type(c) is int for _, c in items):
+                    items.sort(key=lambda kv: kv[1], reverse=True)
+                return r_items(items, _id(v), name + '({', '})', nest)
+            if owner is stdlib_class('collections', 'deque'):
+                inner = r_seq(iter(v), _id(v), '[', ']', nest)
+                ml = v.maxlen
+                return _type_name(t) + '(' + inner + (')' if ml is None else ', maxlen=' + _int_repr(ml) + ')')
+            if owner in (stdlib_class('enum', 'Enum'), stdlib_class('enum', 'Flag')):
+                d = instance_attrs(v, t)
+                dd = dict(d)
+                name = dd.get('_name_')
+                if _type(name) is str:
+                    return '<' + _type_name(t) + '.' + name + ': ' + r(dd.get('_value_'), nest) + '>'
+                return None
+            for mod, cls in (('decimal', 'Decimal'), ('fractions', 'Fraction'), ('re', 'Pattern'),
+                             ('re', 'Match'), ('datetime', 'date'), ('datetime', 'timedelta')):
+                if owner is stdlib_class(mod, cls):
+                    return _mp_get(_type_dict(owner), '__repr__')(v)
+            for cls in ('datetime', 'time'):
+                if owner is stdlib_class('datetime', cls) and v.tzinfo is None:
+                    return _mp_get(_type_dict(owner), '__repr__')(v)
+            views = {_type({}.keys()): 'dict_keys', _type({}.values()): 'dict_values',
+                     _type({}.items()): 'dict_items'}
+            vname = views.get(t)
+            if vname is not None:
+                return r_seq(iter(v), _id(v), vname + '([', '])', nest)
+            return None
+
+        mutable_types = {list, dict, set, bytearray}
+
+        def encode(v):
+            """The Value for v: repr (cut at limit), type name, id for mutable containers/objects."""
+            trunc[0] = False
+            s = r(v)
+            if trunc[0] or _len(s) > limit:
+                s = s[:limit] + TRUNCATION_MARKER
+            t = _type(v)
+            out = {'repr': s, 'type': _type_name(t)}
+            if t in mutable_types or (t not in atoms and t not in containers and t not in tag_types
+                                      and not _isinstance(v, type) and _has_attrs(t)):
+                out['id'] = obj_id(v)
+            return out
+
+        return encode
+
+    tag_types = {types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
+                 types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType}
+    immutable_types = {int, bool, str, float, type(None), bytes, complex, range,
+                       types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type}
+
+    def exc_text(e):
+        t = _type(e)
+        name = _type_name(t)
+        args = _exc_args(e)
+        owner = object
+        for k in _type_mro(t):
+            if '__str__' in _type_dict(k):
+                owner = k
+                break
+        safe = (int, str, float, bool, type(None), bytes)
+        if _isinstance(e, SyntaxError) and _type(e.msg) is str:
+            msg = e.msg
+        elif _mp_get(_type_dict(owner), '__module__') == 'builtins' and all(_type(a) in safe for a in args):
+            msg = _type_dict(owner)['__str__'](e) if owner is not object else ''
+        elif _len(args) == 1 and _type(args[0]) is str:
+            msg = args[0]
+        else:
+            msg = ', '.join(str(a) if _type(a) is str else '<' + _type_name(_type(a)) + '>' for a in args)
+        return name + ': ' + msg if msg else name
+
+    # ------------------------------------------------------------ isolation
+
+    guard = {'own': 0, 'tamper': None}
+
+    def flag(what):
+        if guard['tamper'] is None:
+            guard['tamper'] = what
+        raise RuntimeError('execwm sandbox: ' + what + ' is not allowed')
+
+    blocked_imports = ('js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'ctypes', '_ctypes',
+                       'micropip')
+    tracer_file = _build.__code__.co_filename
+
+    def audit(event, args):
+        # Frames the program can reach by f_back end at the trampoline; the only tracer frames it
+        # could see are those of a callback that raised, through a traceback's tb_frame.
+        if guard['own']:
+            return
+        if event in ('sys.settrace', 'sys.setprofile', 'gc.get_objects', 'gc.get_referrers',
+                     'gc.get_referents', 'sys.addaudithook'):
+            flag(event)
+        if event == 'object.__getattr__' and _len(args) > 1 and args[1] == 'tb_frame':
+            guard['own'] += 1
+            try:
+                frame = args[0].tb_frame
+            finally:
+                guard['own'] -= 1
+            if frame.f_code.co_filename == tracer_file:
+                flag('access to a tracer frame')
+        if sandboxed and event == 'import' and args and _type(args[0]) is str:
+            top = args[0].split('.')[0]
+            if top in blocked_imports:
+                flag('import ' + args[0])
+
+    def hide_host_modules():
+        for name in list(sys.modules):
+            if name.split('.')[0] in blocked_imports:
+                del sys.modules[name]
+
+    # ---------------------------------------------------------------- runs
+
+    mon = getattr(sys, 'monitoring', None)
+    tool = None
+    if mon is not None:
+        for i in (4, 3, 5, 1, 2, 0):
+            if mon.get_tool(i) is None:
+                tool = i
+                break
+    use_monitoring = tool is not None
+    if use_monitoring:
+        m_use_tool_id = mon.use_tool_id
+        m_get_tool = mon.get_tool
+        m_set_events = mon.set_events
+        m_get_events = mon.get_events
+        m_register = mon.register_callback
+        DISABLE = mon.DISABLE
+        EV = mon.events
+        m_use_tool_id(tool, 'execwm')
+        if sandboxed:
+            def make_guard(fname):
+                def guarded(*a, **k):
+                    flag('sys.monitoring.' + fname)
+                guarded.__name__ = fname
+                return guarded
+            for fname in ('use_tool_id', 'free_tool_id', 'clear_tool_id', 'register_callback',
+                          'set_events', 'set_local_events', 'restart_events'):
+                if hasattr(mon, fname):
+                    setattr(mon, fname, make_guard(fname))
+
+    sys.addaudithook(audit)
+    if sandboxed:
+        hide_host_modules()
+
+    baseline_modules = None
+
+    def module_baseline():
+        return {name: (m, dict(_mod_dict(m))) for name, m in list(sys.modules.items())
+                if _type(m) is _ModuleType}
+
+    def restore_modules():
+        """Drops modules the program imported and undoes its edits to modules loaded before it."""
+        for name in list(sys.modules):
+            if name not in baseline_modules:
+                del sys.modules[name]
+        for name, (m, saved) in baseline_modules.items():
+            if sys.modules.get(name) is not m:
+                sys.modules[name] = m
+            d = _mod_dict(m)
+            if _len(d) != _len(saved) or any(_dict_get(d, k, d) is not v for k, v in saved.items()):
+                d.clear()
+                d.update(saved)
+
+    # The driver calls begin(), then the isolated trampoline `call` for the module body and the
+    # entry (with on()/off() around the traced part), then finish(). Keeping the driver outside
+    # Python (in the sandbox) means no tracer frame sits below the program's frames, so walking
+    # f_back from the program reaches nothing but the trampoline.
+    cur = {}
+
+    def begin(line):
+        """Starts a run; returns (module_code, entry_code_or_None, globals), or None when done."""
+        nonlocal baseline_modules
+        req = json.loads(line)
+        limits = req['limits']
+        r = new_run(req, int(limits['maxSteps']), int(limits['maxStdoutBytes']),
+                    int(limits['maxValueChars']))
+        cur.clear()
+        cur.update(r)
+        if baseline_modules is None:
+            baseline_modules = module_baseline()
+        guard['tamper'] = None
+        random.seed(0)
+        try:
+            code = compile(req['source'], PROGRAM_FILE, 'exec')
+            entry = req.get('entry')
+            entry_code = compile(entry, ENTRY_FILE, 'eval') if entry is not None else None
+        except (SyntaxError, ValueError) as e:
+            r['st']['status'] = 'syntax_error'
+            r['st']['message'] = exc_text(e) + (' (line ' + str(e.lineno) + ')'
+                                                if _isinstance(e, SyntaxError) and e.lineno else '')
+            return None
+        r['redirect']()
+        return (code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
+
+    def on():
+        cur['on']()
+
+    def off():
+        cur['off']()
+
+    def finish(outcome):
+        return dumps(cur['finish'](outcome))
+
+    def new_run(req, max_steps, max_out, max_chars):
+        encode = make_encoder(max_chars)
+        steps = []
+        st = {'status': None, 'message': None, 'depth': 0, 'out_pos': 0, 'out_bytes': 0,
+              'memory_error': False, 'tamper': None, 'traced': False}
+        fcache = {}
+        out_buf = io.StringIO()
+        err_buf = io.StringIO()
+        line_of = {}
+        saved_streams = (sys.stdout, sys.stderr, sys.stdin, sys.__stdout__, sys.__stderr__)
+        saved_recursion = sys.getrecursionlimit()
+        saved_digits = _int_max_digits_get() if _int_max_digits_get else None
+        saved_builtins = dict(builtins.__dict__)
+        saved_sys_lists = [(x, list(x)) for x in (sys.path, sys.meta_path, sys.path_hooks)]
+        saved_hooks = (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook)
+
+        def stop(status, message):
+            if st['status'] is None:
+                st['status'] = status
+                st['message'] = message
+            raise _Stop()
+
+        def take_stdout():
+            pos = out_buf.tell()
+            text = out_buf.getvalue()[st['out_pos']:pos]
+            st['out_pos'] = pos
+            st['out_bytes'] += _len(text.encode('utf-8', 'surrogatepass'))
+            return text
+
+        def snapshot(frame):
+            loc = frame.f_locals
+            cache = fcache.get(frame)
+            if cache is None:
+                cache = fcache[frame] = {}
+            out = {}
+            for name, v in loc.items():
+                if name[:1] == '.' or (name[:2] == '__' and name[-2:] == '__'):
+                    continue
+                c = cache.get(name)
+                if c is not None and c[0] is v:
+                    out[name] = c[1]
+                    continue
+                val = encode(v)
+                if _type(v) in immutable_types:
+                    cache[name] = (v, val)
+                elif c is not None:
+                    del cache[name]
+                out[name] = val
+            return out
+
+        def record(event, code, line, depth, loc, arg):
+            if _len(steps) >= max_steps:
+                stop('step_limit', 'step limit of ' + str(max_steps) + ' events reached')
+            text = take_stdout() if out_buf.tell() != st['out_pos'] else ''
+            steps.append({'event': event, 'line': line, 'func': code.co_name, 'depth': depth,
+                          'locals': loc, 'arg': arg, 'stdout': text})
+            if st['out_bytes'] > max_out:
+                stop('output_limit', 'stdout limit of ' + str(max_out) + ' bytes exceeded')
+
+        def lines_of(code):
+            lines = line_of.get(code)
+            if lines is None:
+                lines = line_of[code] = {}
+                for start, end, ln in code.co_lines():
+                    if ln is not None:
+                        for off in range(start, end, 2):
+                            lines[off] = ln
+            return lines
+
+        def line_at(code, offset):
+            ln = lines_of(code).get(offset)
+            return ln if ln is not None else code.co_firstlineno
+
+        # --- sys.monitoring callbacks (CPython 3.12+)
+
+        def on_start(code, offset):
+            if code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            if st['status'] is not None:
+                raise _Stop()
+            frame = _getframe(1)
+            d = st['depth']
+            st['depth'] = d + 1
+            record('call', code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), None)
+
+        def on_throw(code, offset, exc):
+            if code.co_filename == PROGRAM_FILE:
+                on_start(code, offset)
+
+        def on_line(code, line):
+            if code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            if st['status'] is not None:
+                raise _Stop()
+            record('line', code, line, st['depth'] - 1, snapshot(_getframe(1)), None)
+
+        def on_jump(code, src, dest):
+            if dest > src or code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            lines = lines_of(code)
+            ln = lines.get(dest)
+            if ln is None or ln != lines.get(src):
+                return DISABLE
+            if st['status'] is not None:
+                raise _Stop()
+            record('line', code, ln, st['depth'] - 1, snapshot(_getframe(1)), None)
+
+        def on_return(code, offset, retval):
+            if code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            if st['status'] is not None:
+                return
+            st['depth'] -= 1
+            fcache.pop(_getframe(1), None)
+            record('return', code, line_at(code, offset), st['depth'], None, encode(retval))
+
+        def on_yield(code, offset, retval):
+            if code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            if st['status'] is not None:
+                return
+            st['depth'] -= 1
+            record('return', code, line_at(code, offset), st['depth'], None, encode(retval))
+
+        def on_unwind(code, offset, exc):
+            if code.co_filename != PROGRAM_FILE:
+                return
+            if _isinstance(exc, MemoryError):
+                st['memory_error'] = True
+            if st['status'] is not None:
+                return
+            st['depth'] -= 1
+            fcache.pop(_getframe(1), None)
+            record('return', code, line_at(code, offset), st['depth'], None, None)
+
+        def on_raise(code, offset, exc):
+            if code.co_filename != PROGRAM_FILE:
+                return
+            if _isinstance(exc, MemoryError):
+                st['memory_error'] = True
+            if st['status'] is not None or _type(exc) is _Stop:
+                return
+            record('exception', code, line_at(code, offset), st['depth'] - 1, None,
+                   {'repr': exc_text(exc), 'type': _type_name(_type(exc))})
+
+        # --- sys.settrace fallback (native CPython 3.11, differential tests)
+
+        unwinding = set()
+
+        def tracefunc(frame, event, arg):
+            code = frame.f_code
+            if code.co_filename != PROGRAM_FILE:
+                return None
+            if st['status'] is not None:
+                raise _Stop()
+            if event == 'line':
+                unwinding.discard(frame)
+                record('line', code, frame.f_lineno, st['depth'] - 1, snapshot(frame), None)
+            elif event == 'call':
+                d = st['depth']
+                st['depth'] = d + 1
+                record('call', code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), None)
+            elif event == 'return':
+                st['depth'] -= 1
+                fcache.pop(frame, None)
+                if frame in unwinding:
+                    unwinding.discard(frame)
+                    record('return', code, frame.f_lineno, st['depth'], None, None)
+                else:
+                    record('return', code, frame.f_lineno, st['depth'], None, encode(arg))
+            elif event == 'exception':
+                exc = arg[1]
+                if _isinstance(exc, MemoryError):
+                    st['memory_error'] = True
+                if _type(exc) is not _Stop:
+                    unwinding.add(frame)
+                    record('exception', code, frame.f_lineno, st['depth'] - 1, None,
+                           {'repr': exc_text(exc), 'type': _type_name(_type(exc))})
+            return tracefunc
+
+        callbacks = {}
+        if use_monitoring:
+            callbacks = {
+                EV.PY_START: on_start, EV.PY_RESUME: on_start, EV.PY_THROW: on_throw,
+                EV.LINE: on_line, EV.JUMP: on_jump, EV.PY_RETURN: on_return,
+                EV.PY_YIELD: on_yield, EV.PY_UNWIND: on_unwind, EV.RAISE: on_raise,
+                EV.STOP_ITERATION: on_raise,
+            }
+        all_events = 0
+        for ev in callbacks:
+            all_events |= ev
+
+        def redirect():
+            sys.stdout = sys.__stdout__ = out_buf
+            sys.stderr = sys.__stderr__ = err_buf
+            sys.stdin = io.StringIO()
+
+        def tracing_on():
+            st['traced'] = True
+            if use_monitoring:
+                for ev, cb in callbacks.items():
+                    m_register(tool, ev, cb)
+                m_set_events(tool, all_events)
+            else:
+                guard['own'] += 1
+                try:
+                    sys.settrace(tracefunc)
+                finally:
+                    guard['own'] -= 1
+
+        def tracing_off():
+            """Stops tracing and records any tampering with it."""
+            if not st['traced']:
+                return
+            st['traced'] = False
+            problem = None
+            if use_monitoring:
+                if m_get_tool(tool) != 'execwm':
+                    problem = 'the monitoring tool was freed'
+                    m_use_tool_id(tool, 'execwm')
+                elif m_get_events(tool) != all_events:
+                    problem = 'monitoring events were changed'
+                for ev, cb in callbacks.items():
+                    if m_register(tool, ev, None) is not cb and problem is None:
+                        problem = 'a monitoring callback was replaced'
+                m_set_events(tool, 0)
+            else:
+                guard['own'] += 1
+                try:
+                    current = sys.gettrace()
+                    sys.settrace(None)
+                finally:
+                    guard['own'] -= 1
+                if current is not tracefunc:
+                    problem = 'sys.settrace was changed'
+            if problem is not None and st['tamper'] is None:
+                st['tamper'] = problem
+
+        def finish(outcome):
+            """Restores the interpreter and builds the trace from the trampoline's (ok, value)."""
+            tracing_off()
+            (sys.stdout, sys.stderr, sys.stdin, sys.__stdout__, sys.__stderr__) = saved_streams
+            sys.setrecursionlimit(saved_recursion)
+            if _int_max_digits_set:
+                _int_max_digits_set(saved_digits)
+            bd = builtins.__dict__
+            if _len(bd) != _len(saved_builtins) or any(_dict_get(bd, k, bd) is not v
+                                                        for k, v in saved_builtins.items()):
+                bd.clear()
+                bd.update(saved_builtins)
+            restore_modules()
+            for lst, items in saved_sys_lists:
+                lst[:] = items
+            sys.path_importer_cache.clear()
+            (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook) = saved_hooks
+            fcache.clear()
+            result = None
+            if outcome is not None and st['status'] is None:
+                ok, value = outcome
+                if ok:
+                    if req.get('entry') is not None:
+                        result = encode(value)
+                elif _isinstance(value, MemoryError):
+                    st['memory_error'] = True
+                elif _type(value) is not _Stop:
+                    st['status'] = 'exception'
+                    st['message'] = exc_text(value)
+            tamper = guard['tamper'] or st['tamper']
+            if tamper is not None:
+                st['status'] = 'crashed'
+                st['message'] = 'tracer tampering: ' + tamper
+            elif st['memory_error'] and st['status'] in (None, 'exception'):
+                st['status'] = 'memory_limit'
+                st['message'] = 'MemoryError: the program ran out of memory'
+            stdout = out_buf.getvalue()
+            raw = stdout.encode('utf-8', 'surrogatepass')
+            if _len(raw) > max_out:
+                stdout = raw[:max_out].decode('utf-8', 'ignore')
+                if st['status'] in (None, 'exception'):
+                    st['status'] = 'output_limit'
+                    st['message'] = 'stdout limit of ' + str(max_out) + ' bytes exceeded'
+            status = st['status'] or 'ok'
+            return {
+                'id': req.get('id'),
+                'source': req['source'],
+                'entry': req.get('entry'),
+                'status': status,
+                'message': st['message'],
+                'result': result if status == 'ok' else None,
+                'steps': steps,
+                'stdout': stdout,
+                'recycle': st['memory_error'] or status == 'memory_limit',
+            }
+
+        return {'st': st, 'on': tracing_on, 'off': tracing_off, 'finish': finish, 'redirect': redirect}
+
+    trampoline_ns = {'__builtins__': builtins}
+    exec('def call(code, g):\n'
+         '    try:\n'
+         '        return (True, eval(code, g))\n'
+         '    except BaseException as e:\n'
+         '        return (False, e)\n', trampoline_ns)
+    call = trampoline_ns.pop('call')
+
+    def run_json(line):
+        """The whole protocol in Python, for native runs (differential tests, benchmarks)."""
+        plan = begin(line)
+        if plan is None:
+            return finish(None)
+        code, entry_code, g = plan
+        if entry_code is None:
+            on()
+            outcome = call(code, g)
+            off()
+        else:
+            outcome = call(code, g)
+            if outcome[0]:
+                on()
+                outcome = call(entry_code, g)
+                off()
+        return finish(outcome)
+
+    return {'begin': begin, 'call': call, 'on': on, 'off': off, 'finish': finish, 'run_json': run_json}
+
+
+def _main():
+    run_json = _build(sandboxed=False)['run_json']
+    for line in sys.stdin:
+        if line.strip():
+            sys.stdout.write(run_json(line) + '\n')
+            sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    _main()
