@@ -4,6 +4,7 @@
  */
 import type { BackendName } from './backend.js';
 import { MODEL_PRESETS } from './model.js';
+import { SPECIAL_TOKEN_LIST } from './sequence.js';
 
 export type PresetName = keyof typeof MODEL_PRESETS;
 export const PRESET_NAMES = Object.keys(MODEL_PRESETS) as PresetName[];
@@ -95,6 +96,10 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   };
   for (const key of ['vocabSize', 'steps', 'batchSize', 'evalEvery', 'evalBatches', 'checkpointEvery'] as const) {
     positiveInt(key, config[key]);
+  }
+  const minVocab = 256 + SPECIAL_TOKEN_LIST.length;
+  if (config.vocabSize < minVocab) {
+    throw new Error(`Expected \`vocabSize\` to be at least ${minVocab} (256 bytes + ${SPECIAL_TOKEN_LIST.length} special tokens), got ${config.vocabSize}`);
   }
   if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
     throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);

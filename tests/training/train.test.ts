@@ -72,10 +72,12 @@ describe('training loop (tiny model, wasm backend)', () => {
     expect(new Set(counts.slice(1)).size).toBe(1);
   });
 
-  it('gives the same losses for the same seed', async () => {
-    const a = await run({ config: { steps: 4 } });
-    const b = await run({ config: { steps: 4 } });
-    expect(b.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
+  it('gives the same losses for the same seed, including the default seed 0', async () => {
+    for (const seed of [3, 0]) {
+      const a = await run({ config: { steps: 3, seed } });
+      const b = await run({ config: { steps: 3, seed } });
+      expect(b.history.map((h) => h.loss), `seed ${seed}`).toEqual(a.history.map((h) => h.loss));
+    }
   });
 
   it('resumed from a checkpoint, continues with the losses of the uninterrupted run', async () => {

@@ -1,0 +1,161 @@
+/**
+ * `execwm train`: train a model on a trace corpus with the next-token + state objective.
+ */
+import type { Command } from 'commander';
+import { CorpusError } from '../../corpus/index.js';
+import { BACKEND_NAMES, type BackendName } from '../../training/backend.js';
+import { PRESET_NAMES, resolveTrainConfig, type PresetName, type TrainConfigInput } from '../../training/config.js';
+import { TrainingError } from '../../training/errors.js';
+import { train } from '../../training/train.js';
+import { UsageError, UserError } from '../errors.js';
+import { createProgress, type Progress } from '../progress.js';
+
+interface TrainFlags {
+  corpus: string;
+  out: string;
+  preset?: string;
+  stateWeight?: string;
+  steps?: string;
+  tokens?: string;
+  batch?: string;
+  lr?: string;
+  warmup?: string;
+  vocabSize?: string;
+  evalEvery?: string;
+  checkpointEvery?: string;
+  seed?: string;
+  backend?: string;
+  threads?: string;
+  resume?: boolean;
+  diff?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function num(flag: string, value: string | undefined, kind: 'int' | 'positive-int' | 'number'): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  const ok =
+    value.trim() !== '' &&
+    Number.isFinite(n) &&
+    (kind === 'number' ? n >= 0 : Number.isInteger(n) && (kind === 'int' || n > 0));
+  if (!ok) {
+    const want = kind === 'number' ? 'a non-negative number' : kind === 'int' ? 'an integer' : 'a positive integer';
+    throw new UsageError(`${flag} must be ${want}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Turns flags into a training config input, refusing bad values as usage errors. */
+export function configFromFlags(flags: TrainFlags): TrainConfigInput {
+  if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError('give --steps or --tokens, not both');
+  if (flags.preset !== undefined && !PRESET_NAMES.includes(flags.preset as PresetName)) {
+    throw new UsageError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got ${JSON.stringify(flags.preset)}`);
+  }
+  if (flags.backend !== undefined && !BACKEND_NAMES.includes(flags.backend as BackendName)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${JSON.stringify(flags.backend)}`);
+  }
+  const input: TrainConfigInput = {
+    preset: flags.preset as PresetName | undefined,
+    stateWeight: num('--state-weight', flags.stateWeight, 'number'),
+    steps: num('--steps', flags.steps, 'positive-int'),
+    tokens: num('--tokens', flags.tokens, 'positive-int'),
+    batchSize: num('--batch', flags.batch, 'positive-int'),
+    lr: num('--lr', flags.lr, 'number'),
+    warmupSteps: num('--warmup', flags.warmup, 'int'),
+    vocabSize: num('--vocab-size', flags.vocabSize, 'positive-int'),
+    evalEvery: num('--eval-every', flags.evalEvery, 'positive-int'),
+    checkpointEvery: num('--checkpoint-every', flags.checkpointEvery, 'positive-int'),
+    seed: num('--seed', flags.seed, 'int'),
+    backend: flags.backend as BackendName | undefined,
+    diff: flags.diff ? true : undefined,
+  };
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as TrainConfigInput;
+  try {
+    resolveTrainConfig(defined);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return defined;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'Train a decoder-only transformer on the ok traces of a corpus: next-token loss on code and\n' +
+        'actions plus λ · state loss on variable values (CWM format, see DESIGN.md). Writes the run\n' +
+        'folder: checkpoint/ (weights, optimizer, tokenizer, configs), metrics.jsonl, loss.svg.',
+    )
+    .requiredOption('--corpus <dir>', 'corpus folder (needs ok traces in the train and val splits)')
+    .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
+    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default small)`)
+    .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)')
+    .option('--steps <n>', 'optimizer steps (default 2000)')
+    .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))')
+    .option('--batch <n>', 'sequences per step (default 16)')
+    .option('--lr <rate>', 'peak learning rate after warm-up, cosine decay after (default 0.003)')
+    .option('--warmup <n>', 'warm-up steps (default 5% of steps, at most 200)')
+    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 512)')
+    .option('--eval-every <n>', 'steps between validation losses (default 100)')
+    .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)')
+    .option('--seed <n>', 'seed of weights, packing and batch order (default 0)')
+    .option('--backend <name>', `tfjs backend: ${BACKEND_NAMES.join(', ')} (default auto: node-gpu, node, wasm, cpu)`)
+    .option('--threads <n>', 'wasm threads (default: the backend default)')
+    .option('--diff', 'write ".." for locals unchanged since the previous line (CWM diff encoding)')
+    .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  execwm train --corpus data/c1 --out runs/r1 --preset small --steps 2000\n' +
+        '  execwm train --corpus data/c1 --out runs/base0 --state-weight 0     # next-token-only baseline\n' +
+        '  execwm train --corpus data/c1 --out runs/r1 --resume                # after an interruption',
+    )
+    .action(async (flags: TrainFlags) => {
+      const config = configFromFlags(flags);
+      const threads = num('--threads', flags.threads, 'positive-int');
+      const total = resolveTrainConfig(config).steps;
+      // Created at the first step, so a refused run prints only its one-line error.
+      let bar: Progress | null = null;
+      const progress = {
+        update(step: number, fields: Record<string, number>) {
+          bar ??= createProgress({ label: 'train', total, unit: 'steps', quiet: flags.quiet ?? false });
+          bar.update(step, fields);
+        },
+        stop() {
+          bar?.stop();
+        },
+      };
+      let result;
+      try {
+        result = await train({ corpus: flags.corpus, out: flags.out, config, resume: flags.resume ?? false, threads, progress });
+      } catch (err) {
+        if (err instanceof TrainingError || err instanceof CorpusError) throw new UserError(err.message);
+        throw err;
+      }
+      const summary = {
+        out: result.out,
+        step: result.step,
+        backend: result.backend,
+        params: result.paramCount,
+        modelConfig: result.modelConfig,
+        val: result.val,
+        trainRows: result.rowStats.train,
+        valRows: result.rowStats.val,
+      };
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(summary)}\n`);
+      } else {
+        const v = result.val;
+        const skipped = result.rowStats.train.skipped;
+        process.stdout.write(
+          `trained ${result.step} steps, ${(result.paramCount / 1e6).toFixed(2)}M params on ${result.backend}` +
+            (v ? `: val loss ${v.loss.toFixed(3)} (next ${v.next.toFixed(3)}, state ${v.state.toFixed(3)})` : '') +
+            (skipped > 0 ? `; ${skipped} train traces too long for the context were skipped` : '') +
+            ` → ${result.out}\n`,
+        );
+      }
+    });
+}
