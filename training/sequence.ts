@@ -8,8 +8,8 @@
  *   <|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|>
  *   <|trace_end|>
  *
- * - The context is the source without trailing newlines, then a newline and the
- *   entry call when there is one (`f(3)`), so it reads as a runnable script.
+ * - The context is the source as written, then the entry call (`f(3)`) on its
+ *   own last line when there is one, so it reads as a runnable script.
  * - A `call`/`line` frame: event separator, the locals as a JSON object whose
  *   values are JSON strings of `Value.repr` (`{"x": "3"}`, `", "` and `": "`
  *   separators, the frame's own order), `<|action_sep|>`, the text of the source
@@ -18,10 +18,12 @@
  *   `<|arg_sep|>`, the JSON string of the value (`"4"`, `"ZeroDivisionError: …"`).
  * - Diff encoding (`diff: true`) writes `".."` for a local whose repr equals its
  *   value in the previous frame of the same call. Following CWM, the look-back
- *   stops at call/return/exception frames: only a `line` frame directly preceded
- *   by a `line` frame at the same depth of the same function is diffed, so the
- *   first line after a call, and the line after a nested call returns, spell
- *   every value in full.
+ *   passes over exception frames and stops at call and return frames (its own
+ *   call, or a nested call's return): a `line` frame is diffed against the
+ *   closest earlier `line` frame at its depth only when no call or return lies
+ *   between, so the first line after a call, and the line after a nested call
+ *   returns, spell every value in full. corpus/cwm.ts writes the same text for
+ *   export (without `<|trace_end|>`); a test holds the two together.
  *
  * Roles: `code` for the context (its start token, the text and its
  * `<|frame_sep|>`), `state` for locals and the return/exception value, `action`
@@ -72,10 +74,11 @@ export interface SequenceOptions {
   diff: boolean;
 }
 
-/** The context text: source without trailing newlines, then the entry call if any. */
+/** The context text: the source as written, then the entry call on its own last line if any. */
 export function contextText(trace: Pick<Trace, 'source' | 'entry'>): string {
-  const source = trace.source.replace(/[\r\n]+$/, '');
-  return trace.entry === null ? source : `${source}\n${trace.entry}`;
+  if (trace.entry === null) return trace.source;
+  const sep = trace.source === '' || trace.source.endsWith('\n') ? '' : '\n';
+  return `${trace.source}${sep}${trace.entry}`;
 }
 
 /** The text of 1-based `line` in `source` (empty when out of range). */
@@ -93,15 +96,19 @@ export function localsJson(locals: Step['locals'], previous: ReadonlyMap<string,
 }
 
 /**
- * The reference locals a `line` step is diffed against: those of the step right
- * before it when that is a `line` step of the same function at the same depth.
+ * The reference locals a `line` step is diffed against: the closest earlier
+ * step at the same depth, passing over exception events, when that is a `line`.
  */
 function diffReference(steps: readonly Step[], i: number): Map<string, string> | null {
   const step = steps[i]!;
-  const prev = steps[i - 1];
-  if (step.event !== 'line' || !prev || prev.event !== 'line') return null;
-  if (prev.depth !== step.depth || prev.func !== step.func) return null;
-  return new Map(Object.entries(prev.locals ?? {}).map(([k, v]) => [k, v.repr]));
+  if (step.event !== 'line') return null;
+  for (let k = i - 1; k >= 0; k--) {
+    const prev = steps[k]!;
+    if (prev.event === 'exception' && prev.depth === step.depth) continue;
+    if (prev.event !== 'line' || prev.depth !== step.depth) return null;
+    return new Map(Object.entries(prev.locals ?? {}).map(([name, v]) => [name, v.repr]));
+  }
+  return null;
 }
 
 const EVENT_SEP: Record<Step['event'], string> = {

@@ -11,7 +11,8 @@ import {
 } from '../../training/sequence.js';
 import { KIND_NEXT, KIND_NONE, KIND_STATE, buildRows, makeBatch, windowTrace } from '../../training/data.js';
 import { trainTokenizer } from '../../training/tokenizer.js';
-import { designExample, loopTrace, makeTrace, step } from './fixtures.js';
+import { traceToCwmText } from '../../corpus/index.js';
+import { cruxevalPseudoTraces, designExample, loopTrace, makeTrace, step } from './fixtures.js';
 
 const S = SPECIAL_TOKENS;
 const texts = [designExample(), loopTrace(5), loopTrace(12)].flatMap((t) =>
@@ -55,6 +56,34 @@ describe('CWM training sequence', () => {
     const text = traceToText(trace, { diff: true });
     expect(text).toContain(`${S.lineSep}{"x": "1", "y": "1"}${S.actionSep}    return y`);
     expect(text).not.toContain('".."');
+  });
+
+  it('diff look-back passes over an exception caught in the same frame', () => {
+    const trace = makeTrace({
+      source: 'def f(x):\n    try:\n        1 / 0\n    except ZeroDivisionError:\n        x = 2\n    return x\n',
+      entry: 'f(1)',
+      steps: [
+        step('call', 1, { locals: { x: '1' } }),
+        step('line', 2, { locals: { x: '1' } }),
+        step('line', 3, { locals: { x: '1' } }),
+        step('exception', 3, { arg: 'ZeroDivisionError: division by zero' }),
+        step('line', 4, { locals: { x: '1' } }),
+        step('line', 5, { locals: { x: '1' } }),
+        step('line', 6, { locals: { x: '2' } }),
+        step('return', 6, { arg: '2' }),
+      ],
+    });
+    const text = traceToText(trace, { diff: true });
+    expect(text).toContain(`${S.exceptionSep}${S.actionSep}        1 / 0${S.argSep}"ZeroDivisionError: division by zero"${S.frameSep}`);
+    expect(text).toContain(`${S.lineSep}{"x": ".."}${S.actionSep}    except ZeroDivisionError:`);
+    expect(text).toContain(`${S.lineSep}{"x": "2"}${S.actionSep}    return x`);
+  });
+
+  it('writes the same text as the corpus export (corpus/cwm.ts) plus <|trace_end|>', () => {
+    const traces = [designExample(), loopTrace(4), makeTrace({ source: 'x = 1\n', entry: null, steps: [step('line', 1, { func: '<module>' })] }), ...cruxevalPseudoTraces(100)];
+    for (const t of traces) {
+      for (const diff of [false, true]) expect(traceToText(t, { diff })).toBe(traceToCwmText(t, { diff }) + S.traceEnd);
+    }
   });
 
   it('gives roles code to the context, state to locals and values, action to the rest', () => {
