@@ -49,26 +49,28 @@ export function formatTrace(trace: CorpusTrace, options: ShowOptions = { context
     const indent = '  '.repeat(step.depth);
     const head = `${String(k).padStart(stepWidth)}  ${indent}${step.event.padEnd(9)} ${step.func}`;
     const lineText = (n: number) => `${n === step.line ? '→' : ' '} ${String(n).padStart(width)} │ ${lines[n - 1] ?? ''}`;
+    const forget = () => {
+      for (const d of frames.keys()) if (d >= step.depth) frames.delete(d);
+    };
+    // What the previous line did (new and changed locals, printed text) goes above
+    // this step, as PySnooper prints it: right under the line that caused it.
+    const effects: string[] = [];
+    if (step.event === 'call') forget();
+    if (step.locals !== null) {
+      effects.push(...localChanges(step.event === 'call' ? undefined : frames.get(step.depth), step.locals));
+      frames.set(step.depth, step.locals);
+    }
+    if (step.stdout !== '') effects.push(`stdout: ${JSON.stringify(step.stdout)}`);
+    for (const e of effects) out.push(`${pad}${indent}    ${e}`);
     for (let n = step.line - options.context; n <= step.line + options.context; n++) {
       if (n !== step.line && (n < 1 || n > lines.length)) continue;
       out.push(`${n === step.line ? head : ' '.repeat(head.length)}  ${lineText(n)}`);
     }
-    const detail: string[] = [];
-    const forget = () => {
-      for (const d of frames.keys()) if (d >= step.depth) frames.delete(d);
-    };
-    if (step.event === 'call') forget();
-    if (step.locals !== null) {
-      detail.push(...localChanges(step.event === 'call' ? undefined : frames.get(step.depth), step.locals));
-      frames.set(step.depth, step.locals);
-    }
     if (step.event === 'return') {
-      detail.push(`⇒ ${step.arg?.repr ?? 'None'}`);
+      out.push(`${pad}${indent}    ⇒ ${step.arg?.repr ?? 'None'}`);
       forget();
     }
-    if (step.event === 'exception') detail.push(`! ${step.arg?.repr ?? ''}`);
-    if (step.stdout !== '') detail.push(`stdout: ${JSON.stringify(step.stdout)}`);
-    for (const d of detail) out.push(`${pad}${indent}    ${d}`);
+    if (step.event === 'exception') out.push(`${pad}${indent}    ! ${step.arg?.repr ?? ''}`);
   });
   out.push('');
   if (trace.result !== null) out.push(`result: ${trace.result.repr}`);
@@ -97,10 +99,10 @@ export function registerShow(program: Command): void {
     .option('--json', 'print the trace as JSON (full locals at every step) instead')
     .addHelpText(
       'after',
-      '\nEach step shows its number, event, function (indented by call depth) and source line (→),\n' +
-        'then the locals that are new or changed since the previous step of the same frame\n' +
-        '(settrace semantics: a line step shows the state *before* that line runs),\n' +
-        'the return value (⇒) or the exception (!), and printed text.\n\n' +
+      '\nEach step shows its number, event, function (indented by call depth) and source line (→).\n' +
+        'Between two steps come the locals that line made new or changed, and what it printed\n' +
+        '(as PySnooper prints them); a call lists its arguments above it; ⇒ is a return value\n' +
+        'and ! an exception. Steps follow settrace: a line step is the state before the line runs.\n\n' +
         'Examples:\n  execwm show data/c1 --index 3\n  execwm show data/c1 --id sample_12 --json',
     )
     .action(async (corpus: string, opts: ShowCliOptions) => {
