@@ -5,6 +5,8 @@ import { availableParallelism, cpus } from 'node:os';
 import type { Command } from 'commander';
 import { loadPyodide } from 'pyodide';
 import { VERSION } from '../version.js';
+import { probeBackends, type BackendProbe } from '../../training/backend.js';
+import { detectIsolation, type IsolationLayer } from '../../tracer/isolation.js';
 
 export interface DoctorCheck {
   /** Short name, e.g. `pyodide`. */
@@ -22,6 +24,10 @@ export interface DoctorReport {
   cores: number;
   cpuModel: string;
   pyodide: { version: string | null; python: string | null; loadsOffline: boolean; loadMs: number | null; error: string | null };
+  /** Each tfjs backend: usable here or why not. */
+  backends: BackendProbe[];
+  /** Each sandbox isolation layer: offered by this machine, applied by the pool. */
+  isolation: IsolationLayer[];
   checks: DoctorCheck[];
   /** True when tracing, training and evaluation can all run here. */
   ready: boolean;
@@ -48,6 +54,8 @@ function nodeMajor(): number {
 
 export async function runDoctor(): Promise<DoctorReport> {
   const pyodide = await probePyodide();
+  const backends = await probeBackends();
+  const isolation = await detectIsolation();
   const checks: DoctorCheck[] = [];
   checks.push({
     name: 'node',
@@ -63,6 +71,20 @@ export async function runDoctor(): Promise<DoctorReport> {
   });
   const cores = availableParallelism();
   checks.push({ name: 'cores', status: 'ok', detail: `${cores} cores available` });
+  for (const b of backends) {
+    checks.push({ name: `tfjs ${b.name}`, status: b.usable ? 'ok' : 'warn', detail: b.usable ? `usable: ${b.detail}` : `unusable: ${b.detail}` });
+  }
+  // Training can always fall back to the pure-JS backend, but below wasm it is too slow to be useful.
+  if (!backends.some((b) => b.usable && b.name !== 'cpu')) {
+    checks.push({ name: 'training', status: 'fail', detail: 'no fast tfjs backend (node-gpu, node or wasm) is usable' });
+  }
+  for (const layer of isolation) {
+    checks.push({
+      name: `sandbox ${layer.name}`,
+      status: layer.active ? 'ok' : 'warn',
+      detail: `${layer.active ? 'active' : layer.available ? 'available, not applied' : 'unavailable'}: ${layer.detail}`,
+    });
+  }
   const reasons = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.detail}`);
   return {
     execwm: VERSION,
@@ -71,6 +93,8 @@ export async function runDoctor(): Promise<DoctorReport> {
     cores,
     cpuModel: cpus()[0]?.model ?? 'unknown',
     pyodide,
+    backends,
+    isolation,
     checks,
     ready: reasons.length === 0,
     reasons,

@@ -1,17 +1,41 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
 import { runCli } from '../helpers.js';
 
+const require = createRequire(import.meta.url);
+
+interface Report {
+  node: string;
+  cores: number;
+  pyodide: { version: string; loadsOffline: boolean; loadMs: number };
+  checks: { name: string; status: string; detail: string }[];
+  backends: { name: string; usable: boolean; detail: string }[];
+  isolation: { name: string; available: boolean; active: boolean; detail: string }[];
+  ready: boolean;
+  reasons: string[];
+}
+
+function installed(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('execwm doctor', () => {
-  it('reports the machine as JSON with every field and exits 0 when ready', () => {
+  let status = -1;
+  let report: Report;
+  beforeAll(() => {
     const res = runCli(['doctor', '--json']);
-    const report = JSON.parse(res.stdout) as Record<string, unknown> & {
-      pyodide: { version: string; loadsOffline: boolean; loadMs: number };
-      checks: { name: string; status: string; detail: string }[];
-      ready: boolean;
-      reasons: string[];
-    };
+    status = res.status;
+    report = JSON.parse(res.stdout) as Report;
+  });
+
+  it('reports the machine as JSON with every field and exits 0 when ready', () => {
     expect(report.ready).toBe(true);
-    expect(res.status).toBe(0);
+    expect(status).toBe(0);
     expect(report.node).toBe(process.versions.node);
     expect(report.cores).toBeGreaterThan(0);
     expect(report.pyodide.loadsOffline).toBe(true);
@@ -22,10 +46,42 @@ describe('execwm doctor', () => {
     for (const c of report.checks) expect(['ok', 'warn', 'fail']).toContain(c.status);
   });
 
+  it('lists every tfjs backend, with wasm usable and its SIMD/threads state', () => {
+    expect(report.backends.map((b) => b.name)).toEqual(['node-gpu', 'node', 'wasm', 'cpu']);
+    const wasm = report.backends.find((b) => b.name === 'wasm');
+    expect(wasm?.usable).toBe(true);
+    expect(wasm?.detail).toMatch(/simd/);
+    expect(wasm?.detail).toMatch(/thread/);
+  });
+
+  it('treats the optional native tfjs packages as absent when they are not installed', () => {
+    for (const [name, pkg] of [
+      ['node-gpu', '@tensorflow/tfjs-node-gpu'],
+      ['node', '@tensorflow/tfjs-node'],
+    ] as const) {
+      if (installed(pkg)) continue;
+      const probe = report.backends.find((b) => b.name === name);
+      expect(probe?.usable).toBe(false);
+      expect(probe?.detail).toMatch(/not installed|failed to load/);
+    }
+    expect(report.ready).toBe(true);
+  });
+
+  it('reports the sandbox layers this machine allows', () => {
+    expect(report.isolation.map((l) => l.name)).toEqual(
+      expect.arrayContaining(['permission-model', 'network-namespace', 'unprivileged-user']),
+    );
+    for (const layer of report.isolation) {
+      expect(typeof layer.available).toBe('boolean');
+      expect(layer.detail.length).toBeGreaterThan(0);
+    }
+  });
+
   it('prints a table for people', () => {
     const res = runCli(['doctor']);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/ok\s+pyodide\s+Pyodide/);
+    expect(res.stdout).toMatch(/tfjs wasm/);
     expect(res.stdout).toContain('ready: the pipeline can run here');
   });
 });
