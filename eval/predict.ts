@@ -174,10 +174,10 @@ export interface FramePlan {
 }
 
 /**
- * The prompts for every call/line frame of a trace. Generation may run to twice the
- * true state's token count plus 8 (a longer output cannot be the truth unless
- * tokenized oddly); the prompt is the whole prefix when that fits the context,
- * otherwise the context followed by the longest run of whole frames just before.
+ * The prompts for every call/line frame of a trace. Generation may run to the true
+ * state's token count plus 8 (an output that much longer cannot be the truth); the
+ * prompt is the whole prefix when that fits the context, otherwise the context
+ * followed by the longest run of whole frames just before.
  */
 export function planFrames(trace: Trace, tokenizer: Tokenizer, options: { diff: boolean; blockSize: number }): FramePlan {
   const enc = encodeTrace(trace, tokenizer, { diff: options.diff });
@@ -188,7 +188,7 @@ export function planFrames(trace: Trace, tokenizer: Tokenizer, options: { diff: 
   for (const [k, f] of enc.frames.entries()) {
     if (f.event !== 'call' && f.event !== 'line') continue;
     const truthLength = f.stateEnd - f.stateStart;
-    const budget = 2 * truthLength + 8;
+    const budget = truthLength + 8;
     const room = options.blockSize - budget;
     if (f.stateStart <= room) {
       requests.push({ step: f.step, prompt: Array.from(ids.subarray(0, f.stateStart)), maxNewTokens: budget });

@@ -89,7 +89,9 @@ export function renderSummary(report: EvalReport): string {
   const tf = report.teacherForced;
   if (tf) {
     out.push('', `teacher-forced, ${tf.model.frames} frames, ${tf.model.variables} variables` +
-      (report.coverage.framesSkipped ? ` (${report.coverage.framesSkipped} frames did not fit the context)` : ''));
+      (report.coverage.framesSkipped
+        ? ` (${report.coverage.framesSkipped} more did not fit the model's ${String(report.model.config.blockSize)}-token context)`
+        : ''));
     const rows = [['', ...PREDICTORS.map((p) => PREDICTOR_LABELS[p])]];
     for (const [label, key] of STATE_ROWS) {
       rows.push([label, fmt(tf.model[key]), ...BASELINES.map((b) => (key === 'undecodableShare' ? '-' : fmt(tf.baselines[b][key])))]);

@@ -1,0 +1,416 @@
+/**
+ * One evaluation from files to report: load the checkpoint, read the corpus split,
+ * predict (teacher-forced, optionally rollout, and output), score beside the
+ * baselines, and build the report. The CLI (`execwm eval`) and the demo call these.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CorpusError, MANIFEST_FILE, readCorpus, readManifest, type CorpusTrace, type Split } from '../corpus/index.js';
+import type { Program, Trace } from '../src/schema.js';
+import { setupBackend, type BackendName } from '../training/backend.js';
+import { findCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../training/checkpoint.js';
+import { SPECIAL_TOKEN_LIST, encodeTrace } from '../training/sequence.js';
+import { Rng } from '../training/rng.js';
+import { MostFrequentValues } from './baselines.js';
+import { scoreOutputs, type ProgramRunner } from './equality.js';
+import { EvalError } from './errors.js';
+import { scoreRollout, summarizeOutputs, summarizeRollouts, type OutputSummary, type RolloutScore } from './metrics.js';
+import {
+  contextIds,
+  decodeGreedy,
+  directOutputRequest,
+  generateRollout,
+  parseDirectOutput,
+  parseRolloutFrames,
+  planFrames,
+  predictFrames,
+  rolloutOutput,
+  specialIds,
+  trueRolloutFrames,
+} from './predict.js';
+import type { EvalReport, OutputSection } from './report.js';
+import { TeacherForcedEvaluator, pct, type ViewerTrace } from './teacher.js';
+
+export interface EvalProgress {
+  /** A phase starts: what is counted and how many. */
+  start(label: string, total: number, unit: string): void;
+  advance(delta: number, fields?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+export interface EvalOptions {
+  /** Run folder or checkpoint folder of the model. */
+  modelDir: string;
+  /** tfjs backend; default `auto`. */
+  backend?: BackendName;
+  /** Requests decoded together (equal prompt lengths); default 32. */
+  batchSize?: number;
+  /** Generate whole traces as well (slow: one token at a time per trace); default false. */
+  rollout?: boolean;
+  /** Cap on tokens generated per rollout; default 2048. */
+  maxRolloutTokens?: number;
+  /** Sandbox for Python `==`; null compares outputs as strings only. */
+  runner: ProgramRunner | null;
+  /** Written into the report. */
+  execwmVersion: string;
+  progress?: EvalProgress;
+}
+
+export interface CorpusEvalOptions extends EvalOptions {
+  corpusDir: string;
+  split: Split;
+  /** Evaluate a seeded random sample of this many traces; default all. */
+  limit?: number;
+  /** Seeds the sample; default 0. */
+  seed?: number;
+  /** Train traces read to fit the most-frequent-value baselines; default 2000. */
+  baselineTraces?: number;
+  /** Traces shown in the report's viewer; default 20. */
+  examples?: number;
+}
+
+export interface EvalResult {
+  report: EvalReport;
+  examples: ViewerTrace[];
+}
+
+const quiet: EvalProgress = { start: () => undefined, advance: () => undefined, stop: () => undefined };
+
+function shortHash(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 12);
+}
+
+/** Loads the model after checking it exists and speaks this version's sequence format. */
+async function loadModel(dir: string, backend: BackendName): Promise<{ ckpt: LoadedCheckpoint; backend: string; id: string }> {
+  const found = findCheckpoint(dir);
+  if (found === null) throw new EvalError(`no model at ${dir} (no checkpoint.json there or in ${join(dir, 'checkpoint')})`);
+  let used: string;
+  try {
+    used = await setupBackend(backend);
+  } catch (err) {
+    throw new EvalError((err as Error).message);
+  }
+  const ckpt = await loadCheckpoint(found);
+  const specials = ckpt.tokenizer.specialTokens;
+  const missing = SPECIAL_TOKEN_LIST.filter((t) => !specials.includes(t));
+  if (missing.length > 0 || specials.length !== SPECIAL_TOKEN_LIST.length) {
+    ckpt.model.dispose();
+    throw new EvalError(
+      `tokenizer mismatch: the model's tokenizer has special tokens ${specials.join(' ')}, ` +
+        `this execwm writes traces with ${SPECIAL_TOKEN_LIST.join(' ')}`,
+    );
+  }
+  const meta = JSON.parse(readFileSync(join(found, 'checkpoint.json'), 'utf8')) as { weightsSha256?: string };
+  return { ckpt, backend: used, id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12) };
+}
+
+/** A seeded uniform sample of `limit` items (reservoir sampling), in input order. */
+async function sample<T>(items: AsyncIterable<T>, limit: number | undefined, seed: number): Promise<T[]> {
+  const rng = new Rng(seed);
+  const kept: { i: number; item: T }[] = [];
+  let n = 0;
+  for await (const item of items) {
+    if (limit === undefined || kept.length < limit) kept.push({ i: n, item });
+    else {
+      const j = rng.int(n + 1);
+      if (j < limit) kept[j] = { i: n, item };
+    }
+    n += 1;
+  }
+  return kept.sort((a, b) => a.i - b.i).map((k) => k.item);
+}
+
+/** The most frequent return value, and how often each value was returned (for the output baseline). */
+function mostFrequentOutput(traces: readonly Trace[]): string | null {
+  const counts = new Map<string, number>();
+  for (const t of traces) if (t.result) counts.set(t.result.repr, (counts.get(t.result.repr) ?? 0) + 1);
+  let best: string | null = null;
+  for (const [k, c] of counts) if (best === null || c > counts.get(best)! || (c === counts.get(best)! && k < best)) best = k;
+  return best;
+}
+
+/** Output predictions for programs with an entry: by rollout or directly (context → value). */
+async function predictOutputs(
+  ckpt: LoadedCheckpoint,
+  programs: readonly Pick<Trace, 'source' | 'entry'>[],
+  options: { mode: 'rollout' | 'direct'; batchSize: number; maxRolloutTokens: number; progress: EvalProgress },
+): Promise<{ predicted: (string | null)[]; tokens: number }> {
+  const { model, tokenizer } = ckpt;
+  const block = model.config.blockSize;
+  let tokens = 0;
+  if (options.mode === 'rollout') {
+    options.progress.start('rollout (outputs)', programs.length, 'programs');
+    const predicted = programs.map((p) => {
+      const out = generateRollout(model, tokenizer, p, { maxTokens: options.maxRolloutTokens, stopAtFirstReturn: true });
+      tokens += out.tokens;
+      options.progress.advance(1);
+      return rolloutOutput(parseRolloutFrames(out.text, { diff: ckpt.trainConfig.diff }));
+    });
+    options.progress.stop();
+    return { predicted, tokens };
+  }
+  const sp = specialIds(tokenizer);
+  const requests = programs.map((p) => directOutputRequest(p, tokenizer, 128));
+  const fits = requests.map((r) => r.prompt.length < block);
+  options.progress.start('output prediction', programs.length, 'programs');
+  const results = decodeGreedy(
+    model,
+    requests.filter((_, i) => fits[i]),
+    { isStop: (id) => id === sp.frameSep || id === sp.traceEnd, batchSize: options.batchSize, onProgress: (n) => options.progress.advance(n) },
+  );
+  options.progress.stop();
+  let k = 0;
+  const predicted = requests.map((_, i) => {
+    if (!fits[i]) return null;
+    const r = results[k++]!;
+    tokens += r.ids.length + (r.stop === null ? 0 : 1);
+    return parseDirectOutput(tokenizer.decode(r.ids));
+  });
+  return { predicted, tokens };
+}
+
+function outputFlags(model: OutputSummary, baseline: OutputSummary | null): string[] {
+  if (!baseline || model.equalAccuracy === null || baseline.equalAccuracy === null) return [];
+  return model.equalAccuracy > baseline.equalAccuracy
+    ? []
+    : [
+        `model does not beat baseline most-frequent-output on output accuracy (Python ==) ` +
+          `(${pct(model.equalAccuracy)} vs ${pct(baseline.equalAccuracy)})`,
+      ];
+}
+
+/** Evaluates a model on one split of a corpus. */
+export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalResult> {
+  const started = performance.now();
+  const progress = options.progress ?? quiet;
+  const batchSize = options.batchSize ?? 32;
+  const maxRolloutTokens = options.maxRolloutTokens ?? 2048;
+  const seed = options.seed ?? 0;
+  let manifest;
+  try {
+    manifest = readManifest(options.corpusDir);
+  } catch (err) {
+    if (err instanceof CorpusError) throw new EvalError(err.message);
+    throw err;
+  }
+  const inSplit = manifest.counts.bySplit[options.split] ?? 0;
+  if (inSplit === 0) {
+    const counts = Object.entries(manifest.counts.bySplit).map(([s, n]) => `${s} ${n}`).join(', ');
+    throw new EvalError(`corpus ${options.corpusDir} has no traces in split ${options.split} (${counts})`);
+  }
+  const { ckpt, backend, id: modelId } = await loadModel(options.modelDir, options.backend ?? 'auto');
+  try {
+    const { model, tokenizer, trainConfig } = ckpt;
+    const diff = trainConfig.diff;
+    const train: CorpusTrace[] = [];
+    for await (const t of readCorpus(options.corpusDir, { split: 'train', limit: options.baselineTraces ?? 2000 })) train.push(t);
+    const mostFrequent = MostFrequentValues.fit(train);
+    const frequentOutput = mostFrequentOutput(train);
+    const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, seed);
+
+    // Teacher-forced: plan every frame of a chunk of traces, decode them pooled, score per trace.
+    const evaluator = new TeacherForcedEvaluator({ diff, mostFrequent });
+    const examples: ViewerTrace[] = [];
+    const wantExamples = options.examples ?? 20;
+    let generatedTokens = 0;
+    let framesSkipped = 0;
+    let tracesSkipped = 0;
+    progress.start('teacher-forced', traces.length, 'traces');
+    const chunk = 64;
+    for (let c = 0; c < traces.length; c += chunk) {
+      const part = traces.slice(c, c + chunk);
+      const plans = part.map((t) => planFrames(t, tokenizer, { diff, blockSize: model.config.blockSize }));
+      const requests = plans.flatMap((p) => p.requests);
+      const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, { batchSize });
+      generatedTokens += g;
+      let k = 0;
+      part.forEach((trace, i) => {
+        const plan = plans[i]!;
+        framesSkipped += plan.skipped;
+        if (plan.requests.length === 0 && plan.skipped > 0) tracesSkipped += 1;
+        const outputs = new Map<number, string>();
+        for (const r of plan.requests) outputs.set(r.step, texts[k++]!);
+        const view = evaluator.add(trace, outputs);
+        if (examples.length < wantExamples) examples.push(view);
+      });
+      const acc = evaluator.result().model.variableAccuracy;
+      progress.advance(part.length, { acc: acc === null ? 'n/a' : pct(acc) });
+    }
+    progress.stop();
+    const teacherForced = evaluator.result();
+
+    // Rollout: the whole trace from the context alone.
+    let rolloutScores: RolloutScore[] | null = null;
+    let rolloutOutputs: (string | null)[] | null = null;
+    if (options.rollout) {
+      rolloutScores = [];
+      rolloutOutputs = [];
+      progress.start('rollout', traces.length, 'traces');
+      for (const trace of traces) {
+        const trueLength = encodeTrace(trace, tokenizer, { diff }).ids.length - contextIds(trace, tokenizer).length;
+        const out = generateRollout(model, tokenizer, trace, { maxTokens: Math.min(maxRolloutTokens, 2 * trueLength + 32) });
+        generatedTokens += out.tokens;
+        const frames = parseRolloutFrames(out.text, { diff });
+        rolloutScores.push(scoreRollout(trueRolloutFrames(trace), frames));
+        rolloutOutputs.push(rolloutOutput(frames));
+        progress.advance(1);
+      }
+      progress.stop();
+    }
+
+    // Output accuracy on traces that returned a value.
+    const withResult = traces.map((t, i) => ({ t, i })).filter(({ t }) => t.entry !== null && t.status === 'ok' && t.result !== null);
+    let output: OutputSection | null = null;
+    if (withResult.length > 0) {
+      const mode = rolloutOutputs ? 'rollout' : 'direct';
+      let predicted: (string | null)[];
+      if (rolloutOutputs) predicted = withResult.map(({ i }) => rolloutOutputs![i]!);
+      else {
+        const out = await predictOutputs(ckpt, withResult.map(({ t }) => t), { mode, batchSize, maxRolloutTokens, progress });
+        predicted = out.predicted;
+        generatedTokens += out.tokens;
+      }
+      const truths = withResult.map(({ t }) => t.result!.repr);
+      const modelScores = await scoreOutputs(options.runner, truths.map((truth, j) => ({ truth, predicted: predicted[j]! })));
+      const baselineScores =
+        frequentOutput === null ? null : await scoreOutputs(options.runner, truths.map((truth) => ({ truth, predicted: frequentOutput })));
+      const modelSummary = summarizeOutputs(modelScores);
+      const baseline = baselineScores && summarizeOutputs(baselineScores);
+      output = { mode, model: modelSummary, baseline, flags: outputFlags(modelSummary, baseline) };
+    }
+
+    const seconds = (performance.now() - started) / 1000;
+    const report: EvalReport = {
+      reportVersion: 1,
+      execwm: options.execwmVersion,
+      createdAt: new Date().toISOString(),
+      config: {
+        split: options.split,
+        limit: options.limit ?? null,
+        seed,
+        rollout: options.rollout ?? false,
+        batchSize,
+        maxRolloutTokens,
+        baselineTrainTraces: train.length,
+        pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
+      },
+      model: {
+        dir: options.modelDir,
+        id: modelId,
+        step: ckpt.step,
+        params: model.paramCount(),
+        config: { ...ckpt.modelConfig },
+        diff,
+        stateWeight: trainConfig.stateWeight,
+      },
+      corpus: { dir: options.corpusDir, id: shortHash(readFileSync(join(options.corpusDir, MANIFEST_FILE))), split: options.split, traces: traces.length },
+      coverage: { frames: teacherForced.model.frames, framesSkipped, tracesSkipped },
+      teacherForced,
+      rollout: rolloutScores ? { summary: summarizeRollouts(rolloutScores) } : null,
+      output,
+      flags: [...teacherForced.flags, ...(output?.flags ?? [])],
+      timing: { seconds, backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
+    };
+    return { report, examples };
+  } finally {
+    ckpt.model.dispose();
+  }
+}
+
+/** One CRUXEval problem: `f` defined in `code`, called with `input`, returns `output`. */
+export interface CruxevalProblem {
+  id: string;
+  code: string;
+  input: string;
+  output: string;
+}
+
+/** Reads CRUXEval's JSONL (fields code, input, output, id); a bad line is a one-line error. */
+export function readCruxeval(path: string): CruxevalProblem[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new EvalError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line, i) => {
+      let row: Partial<CruxevalProblem>;
+      try {
+        row = JSON.parse(line) as Partial<CruxevalProblem>;
+      } catch {
+        throw new EvalError(`${path}:${i + 1}: not JSON`);
+      }
+      for (const k of ['code', 'input', 'output'] as const) {
+        if (typeof row[k] !== 'string') throw new EvalError(`${path}:${i + 1}: missing string field ${k}`);
+      }
+      return { id: typeof row.id === 'string' ? row.id : `line-${i + 1}`, code: row.code!, input: row.input!, output: row.output! };
+    });
+}
+
+/** The program a CRUXEval problem runs. */
+export function cruxevalProgram(p: CruxevalProblem): Program {
+  return { id: p.id, source: p.code, entry: `f(${p.input})`, origin: 'cruxeval' };
+}
+
+/** CRUXEval output prediction: for each function and input, the model's return value scored by Python `==`. */
+export async function evaluateCruxeval(
+  options: EvalOptions & { file: string; limit?: number; mode?: 'rollout' | 'direct' },
+): Promise<EvalResult & { perProblem: { id: string; predicted: string | null; equal: boolean }[] }> {
+  const started = performance.now();
+  const progress = options.progress ?? quiet;
+  const problems = readCruxeval(options.file).slice(0, options.limit);
+  const { ckpt, backend, id: modelId } = await loadModel(options.modelDir, options.backend ?? 'auto');
+  try {
+    const mode = options.mode ?? (options.rollout ? 'rollout' : 'direct');
+    const programs = problems.map((p) => ({ source: p.code, entry: `f(${p.input})` }));
+    const maxRolloutTokens = options.maxRolloutTokens ?? 2048;
+    const { predicted, tokens } = await predictOutputs(ckpt, programs, {
+      mode,
+      batchSize: options.batchSize ?? 32,
+      maxRolloutTokens,
+      progress,
+    });
+    const scores = await scoreOutputs(options.runner, problems.map((p, i) => ({ truth: p.output, predicted: predicted[i]! })));
+    const summary = summarizeOutputs(scores);
+    const seconds = (performance.now() - started) / 1000;
+    const report: EvalReport = {
+      reportVersion: 1,
+      execwm: options.execwmVersion,
+      createdAt: new Date().toISOString(),
+      config: {
+        cruxeval: options.file,
+        problems: problems.length,
+        mode,
+        maxRolloutTokens,
+        pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
+      },
+      model: {
+        dir: options.modelDir,
+        id: modelId,
+        step: ckpt.step,
+        params: ckpt.model.paramCount(),
+        config: { ...ckpt.modelConfig },
+        diff: ckpt.trainConfig.diff,
+        stateWeight: ckpt.trainConfig.stateWeight,
+      },
+      corpus: null,
+      coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
+      teacherForced: null,
+      rollout: null,
+      output: { mode, model: summary, baseline: null, flags: [] },
+      flags: [],
+      timing: { seconds, backend, generatedTokens: tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : null },
+    };
+    return {
+      report,
+      examples: [],
+      perProblem: problems.map((p, i) => ({ id: p.id, predicted: predicted[i]!, equal: scores[i]!.equal })),
+    };
+  } finally {
+    ckpt.model.dispose();
+  }
+}

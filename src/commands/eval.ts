@@ -1,0 +1,130 @@
+/**
+ * `execwm eval`: how well does a model predict what the variables hold?
+ * Writes report.json and report.html, prints a summary table beside the baselines.
+ */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { CorpusError, SPLITS, type Split } from '../../corpus/index.js';
+import { EvalError } from '../../eval/errors.js';
+import { renderSummary, writeReport } from '../../eval/report.js';
+import { evaluateCorpus, evaluateCruxeval, type EvalProgress } from '../../eval/run.js';
+import { BACKEND_NAMES, type BackendName } from '../../training/backend.js';
+import { TrainingError } from '../../training/errors.js';
+import { UsageError, UserError } from '../errors.js';
+import { createProgress, type Progress } from '../progress.js';
+import { VERSION } from '../version.js';
+
+interface EvalFlags {
+  model: string;
+  corpus?: string;
+  cruxeval?: string;
+  split: string;
+  limit?: string;
+  seed: string;
+  out?: string;
+  rollout?: boolean;
+  backend: string;
+  batchSize: string;
+  examples: string;
+  maxRolloutTokens: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer, got ${value}`);
+  return n;
+}
+
+function nonNegativeInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer, got ${value}`);
+  return n;
+}
+
+function progressFor(quiet: boolean): EvalProgress {
+  let bar: Progress | null = null;
+  return {
+    start(label, total, unit) {
+      bar = createProgress({ label, total, unit, quiet });
+    },
+    advance(delta, fields) {
+      bar?.increment(delta, fields);
+    },
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  };
+}
+
+async function runEval(flags: EvalFlags): Promise<void> {
+  if (!flags.corpus === !flags.cruxeval) throw new UsageError('give exactly one of --corpus DIR or --cruxeval FILE');
+  if (!SPLITS.includes(flags.split as Split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${flags.split}`);
+  if (!BACKEND_NAMES.includes(flags.backend as BackendName)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${flags.backend}`);
+  }
+  const limit = flags.limit === undefined ? undefined : positiveInt('--limit', flags.limit);
+  const common = {
+    modelDir: flags.model,
+    backend: flags.backend as BackendName,
+    batchSize: positiveInt('--batch-size', flags.batchSize),
+    rollout: flags.rollout ?? false,
+    maxRolloutTokens: positiveInt('--max-rollout-tokens', flags.maxRolloutTokens),
+    execwmVersion: VERSION,
+    progress: progressFor(flags.quiet ?? false),
+    runner: null,
+  };
+  const seed = nonNegativeInt('--seed', flags.seed);
+  const examples = nonNegativeInt('--examples', flags.examples);
+  const out = flags.out ?? join(flags.model, flags.cruxeval ? 'eval-cruxeval' : `eval-${flags.split}`);
+  try {
+    const result = flags.cruxeval
+      ? await evaluateCruxeval({ ...common, file: flags.cruxeval, limit })
+      : await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit, seed, examples });
+    const paths = writeReport(out, result.report, result.examples);
+    if (flags.json) process.stdout.write(`${JSON.stringify(result.report, null, 2)}\n`);
+    else process.stdout.write(`${renderSummary(result.report)}\nreport: ${paths.json}\n        ${paths.html}\n`);
+  } catch (err) {
+    if (err instanceof EvalError || err instanceof CorpusError || err instanceof TrainingError) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('measure how well a model predicts variable values, beside copy-previous and most-frequent baselines')
+    .requiredOption('--model <dir>', 'run or checkpoint folder written by `execwm train`')
+    .option('--corpus <dir>', 'trace corpus to evaluate on (written by `execwm corpus`)')
+    .option('--cruxeval <file>', 'CRUXEval JSONL (code, input, output): output prediction on its functions')
+    .option('--split <name>', `corpus split to evaluate (${SPLITS.join(', ')})`, 'test')
+    .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)')
+    .option('--seed <n>', 'seed of the --limit sample', '0')
+    .option('--out <dir>', 'where report.json and report.html go (default: <model>/eval-<split>)')
+    .option('--rollout', 'also generate whole traces from the context alone (slow); outputs then come from the rollouts')
+    .option('--backend <name>', `tfjs backend (${BACKEND_NAMES.join(', ')})`, 'auto')
+    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', '32')
+    .option('--examples <n>', 'traces shown in the report trace viewer', '20')
+    .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', '2048')
+    .option('--json', 'print report.json to stdout instead of the summary table')
+    .option('--quiet', 'no progress output')
+    .addHelpText(
+      'after',
+      `
+Teacher-forced: for every call/line frame the model sees the true trace up to the
+frame's event token and writes the locals; a variable is right when its value string
+is identical to the truth (missing = wrong). Figures: variable accuracy, state exact
+match, undecodable share, each beside the copy-previous-state and most-frequent-value
+baselines, broken down by value type, event, difficulty, step position and role.
+Output accuracy (exact and Python == in the sandbox, as CRUXEval scores it) comes
+from rollouts with --rollout, otherwise from direct prediction (context -> value).
+
+Examples:
+  execwm eval --model runs/r1 --corpus data/c1 --split test
+  execwm eval --model runs/r1 --corpus data/c1 --limit 200 --seed 1 --rollout
+  execwm eval --model runs/r1 --cruxeval ../shared/datasets/cruxeval.jsonl`,
+    )
+    .action(async (flags: EvalFlags) => runEval(flags));
+}

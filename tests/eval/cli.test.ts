@@ -1,0 +1,73 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EvalReport } from '../../eval/report.js';
+import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
+import { runCli } from '../helpers.js';
+import { writeLoopCorpus, writeRandomCheckpoint } from './fixtures.js';
+
+let root: string;
+let corpus: string;
+let trainOnly: string;
+let model: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'execwm-eval-cli-'));
+  corpus = join(root, 'corpus');
+  trainOnly = join(root, 'train-only');
+  model = join(root, 'run');
+  const traces = await writeLoopCorpus(corpus, { count: 80 });
+  await writeLoopCorpus(trainOnly, { count: 10, onlySplit: 'train' });
+  await writeRandomCheckpoint(model, { texts: traces.map((t) => traceToText(t, { diff: true })), blockSize: 256, diff: true });
+});
+
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('execwm eval', () => {
+  it('writes report.json and report.html and prints the model beside the baselines', () => {
+    const out = join(root, 'out');
+    const res = runCli(['eval', '--model', model, '--corpus', corpus, '--split', 'test', '--out', out, '--limit', '3', '--quiet']);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/variable accuracy\s+\d+\.\d%\s+\d+\.\d%\s+\d+\.\d%/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
+    expect(report.corpus).toMatchObject({ split: 'test', traces: 3 });
+    expect(report.model.diff).toBe(true);
+    expect(report.model.id).toMatch(/^[0-9a-f]{12}$/);
+    expect(report.teacherForced!.model.frames).toBeGreaterThan(0);
+    expect(report.coverage.framesSkipped).toBe(0);
+    expect(report.output!.mode).toBe('direct');
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('id="viewer-data"');
+  });
+
+  it('says in one line that the model is missing', () => {
+    const res = runCli(['eval', '--model', join(root, 'nope'), '--corpus', corpus]);
+    expect(res.status).toBe(1);
+    expect(res.stderr.trim().split('\n')).toEqual([`execwm: no model at ${join(root, 'nope')} (no checkpoint.json there or in ${join(root, 'nope', 'checkpoint')})`]);
+  });
+
+  it('says in one line that the corpus has no such split', () => {
+    const res = runCli(['eval', '--model', model, '--corpus', trainOnly, '--split', 'test', '--backend', 'cpu']);
+    expect(res.status).toBe(1);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toMatch(/^execwm: corpus .* has no traces in split test \(train \d+, val 0, test 0\)/);
+  });
+
+  it('refuses a model whose tokenizer has other special tokens', async () => {
+    const other = join(root, 'other-run');
+    await writeRandomCheckpoint(other, { texts: ['def f(): pass'], blockSize: 64, specialTokens: SPECIAL_TOKEN_LIST.slice(0, -2) });
+    const res = runCli(['eval', '--model', other, '--corpus', corpus, '--backend', 'cpu']);
+    expect(res.status).toBe(1);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toMatch(/^execwm: tokenizer mismatch: /);
+  });
+
+  it('rejects asking for a corpus and CRUXEval at once as bad usage', () => {
+    const res = runCli(['eval', '--model', model, '--corpus', corpus, '--cruxeval', 'x.jsonl']);
+    expect(res.status).toBe(2);
+    expect(res.stderr.split('\n')[0]).toBe('execwm: give exactly one of --corpus DIR or --cruxeval FILE');
+  });
+});

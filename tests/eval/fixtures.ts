@@ -1,0 +1,119 @@
+/** Hand-built traces and a corpus for eval tests (no tracer needed). */
+import { CORPUS_FORMAT_VERSION, DEFAULT_SPLIT_RATIOS, writeCorpus, type CorpusConfig, type CorpusTrace } from '../../corpus/index.js';
+import { splitOf } from '../../corpus/splits.js';
+import { DEFAULT_LIMITS, SCHEMA_VERSION, type Step, type Trace, type Value } from '../../src/schema.js';
+import { saveCheckpoint } from '../../training/checkpoint.js';
+import { resolveTrainConfig } from '../../training/config.js';
+import { GPT, MODEL_PRESETS } from '../../training/model.js';
+import { SPECIAL_TOKEN_LIST } from '../../training/sequence.js';
+import * as tf from '../../training/tf.js';
+import { trainTokenizer } from '../../training/tokenizer.js';
+
+export const v = (repr: string, type = 'int'): Value => ({ repr, type });
+
+function frame(event: Step['event'], line: number, locals: Record<string, number> | null, arg: number | null = null): Step {
+  return {
+    event,
+    line,
+    func: 'f',
+    depth: 0,
+    locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, x]) => [k, v(String(x))])),
+    arg: arg === null ? null : v(String(arg)),
+    stdout: '',
+  };
+}
+
+/**
+ * `def f(n): s = start; for i in range(n): s += i; return s`, traced as settrace
+ * would: call, then line events with the locals before each line, then return.
+ */
+export function loopTrace(options: { start: number; n: number }): Trace {
+  const { start, n } = options;
+  const steps: Step[] = [frame('call', 1, { n }), frame('line', 2, { n })];
+  let s = start;
+  let vars: Record<string, number> = { n, s };
+  for (let i = 0; i < n; i++) {
+    steps.push(frame('line', 3, vars));
+    vars = { n, s, i };
+    steps.push(frame('line', 4, vars));
+    s += i;
+    vars = { n, s, i };
+  }
+  steps.push(frame('line', 3, vars));
+  steps.push(frame('line', 5, vars));
+  steps.push(frame('return', 5, null, s));
+  return {
+    id: `loop-${start}-${n}`,
+    source: `def f(n):\n    s = ${start}\n    for i in range(n):\n        s += i\n    return s\n`,
+    entry: `f(${n})`,
+    status: 'ok',
+    message: null,
+    result: v(String(s)),
+    steps,
+    stdout: '',
+  };
+}
+
+export function testCorpusConfig(): CorpusConfig {
+  return {
+    formatVersion: CORPUS_FORMAT_VERSION,
+    schemaVersion: SCHEMA_VERSION,
+    execwmVersion: '0.0.0-test',
+    pyodideVersion: 'none',
+    pythonVersion: 'none',
+    source: { kind: 'traces' },
+    seeds: {},
+    mutate: 0,
+    limits: DEFAULT_LIMITS,
+    splitRatios: DEFAULT_SPLIT_RATIOS,
+    partition: null,
+    inputsPerShard: 16,
+  };
+}
+
+/** Writes a corpus of loop traces (origins `synthetic:easy` / `synthetic:hard`) to `dir`. */
+export async function writeLoopCorpus(dir: string, options: { count: number; onlySplit?: string }): Promise<CorpusTrace[]> {
+  const traces: CorpusTrace[] = [];
+  for (let k = 0; k < options.count; k++) {
+    const t = loopTrace({ start: k, n: 1 + (k % 4) });
+    const split = splitOf(t.source, DEFAULT_SPLIT_RATIOS);
+    if (options.onlySplit && split !== options.onlySplit) continue;
+    traces.push({ ...t, split, origin: k % 2 ? 'synthetic:hard' : 'synthetic:easy' });
+  }
+  await writeCorpus({ dir, config: testCorpusConfig(), traces });
+  return traces;
+}
+
+/**
+ * Saves a random-init model (untrained: its predictions are noise) as a checkpoint
+ * in `runDir`, with a tokenizer trained on `texts`.
+ */
+export async function writeRandomCheckpoint(
+  runDir: string,
+  options: { texts: string[]; blockSize: number; diff?: boolean; specialTokens?: readonly string[] },
+): Promise<void> {
+  const tokenizer = trainTokenizer(options.texts, { vocabSize: 300, specialTokens: options.specialTokens ?? SPECIAL_TOKEN_LIST });
+  const trainConfig = resolveTrainConfig({ preset: 'tiny', vocabSize: 300, diff: options.diff ?? false, steps: 1, backend: 'cpu' });
+  const modelConfig = { ...MODEL_PRESETS.tiny, blockSize: options.blockSize, vocabSize: tokenizer.vocabSize };
+  const model = new GPT(modelConfig, { seed: 3 });
+  const weights = model.namedWeights();
+  const zeros = (): Map<string, tf.Variable> => new Map([...weights].map(([k, w]) => [k, tf.variable(tf.zerosLike(w))]));
+  const adamM = zeros();
+  const adamV = zeros();
+  await saveCheckpoint(runDir, {
+    step: 0,
+    modelConfig,
+    trainConfig,
+    manifestId: 'test',
+    sampler: { rng: [1, 2, 3, 4], order: [], cursor: 0, epoch: 0 },
+    modelRngState: 0,
+    adamT: 0,
+    tokensSeen: 0,
+    weights,
+    adamM,
+    adamV,
+    tokenizer,
+  });
+  for (const m of [adamM, adamV]) for (const w of m.values()) w.dispose();
+  model.dispose();
+}
