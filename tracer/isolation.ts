@@ -22,7 +22,7 @@ export interface IsolationLayer {
 export interface SandboxCommand {
   /** Executable to spawn. */
   file: string;
-  /** Its arguments, ending with the sandbox script and its JSON config. */
+  /** Its arguments, ending with the sandbox script (the JSON config is appended per process). */
   args: string[];
   layers: IsolationLayer[];
 }
@@ -126,7 +126,7 @@ export interface SandboxFiles {
  * The command that starts one sandbox with every available layer.
  * `strict` throws when a layer is unavailable.
  */
-export async function sandboxCommand(opts: { files: SandboxFiles; config: string; strict: boolean }): Promise<SandboxCommand> {
+export async function sandboxCommand(opts: { files: SandboxFiles; strict: boolean }): Promise<SandboxCommand> {
   const layers = await detectIsolation();
   const missing = layers.filter((l) => !l.available);
   if (opts.strict && missing.length > 0) {
@@ -149,6 +149,6 @@ export async function sandboxCommand(opts: { files: SandboxFiles; config: string
       `--allow-fs-read=${opts.files.tracerPath}`,
     );
   }
-  const all = [...prefix, process.execPath, ...nodeArgs, opts.files.sandboxScript, opts.config];
+  const all = [...prefix, process.execPath, ...nodeArgs, opts.files.sandboxScript];
   return { file: all[0] as string, args: all.slice(1), layers };
 }

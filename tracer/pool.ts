@@ -68,18 +68,36 @@ interface Ready {
   pyodide: string;
 }
 
+/** How a sandbox starts Pyodide (see tracer/sandbox.mjs). */
+type SnapshotMode = { mode: 'make' } | { mode: 'load'; snapshot: Buffer } | { mode: 'none' };
+
 /** One sandbox process and its line-oriented stdout. */
 class Sandbox {
   readonly proc: ChildProcess;
   readonly ready: Promise<Ready>;
+  /** For `make` sandboxes: the memory snapshot they write to fd 3 (null if none came). */
+  readonly snapshot: Promise<Buffer | null>;
   private lines: string[] = [];
   private partial = '';
   private waiter: ((line: string | null) => void) | null = null;
   private exited = false;
   private stderrTail = '';
 
-  constructor(command: SandboxCommand) {
-    this.proc = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'pipe'], env: {} });
+  constructor(command: SandboxCommand, config: object, snapshot: SnapshotMode) {
+    const args = [...command.args, JSON.stringify({ ...config, snapshot: snapshot.mode })];
+    this.proc = spawn(command.file, args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: {} });
+    const fd3 = this.proc.stdio[3] as NodeJS.ReadWriteStream | null;
+    fd3?.on('error', () => undefined);
+    if (snapshot.mode === 'load') fd3?.end(snapshot.snapshot);
+    this.snapshot =
+      snapshot.mode === 'make' && fd3
+        ? new Promise((res) => {
+            const chunks: Buffer[] = [];
+            fd3.on('data', (c: Buffer) => chunks.push(c));
+            fd3.on('end', () => res(chunks.length > 0 ? Buffer.concat(chunks) : null));
+            fd3.on('close', () => res(chunks.length > 0 ? Buffer.concat(chunks) : null));
+          })
+        : Promise.resolve(null);
     this.proc.stdout?.setEncoding('utf8');
     this.proc.stdout?.on('data', (chunk: string) => this.onData(chunk));
     this.proc.stderr?.setEncoding('utf8');
@@ -160,14 +178,18 @@ export class TracerPool {
   readonly isolation: IsolationLayer[];
   private readonly limits: TraceLimits;
   private readonly command: SandboxCommand;
+  private readonly config: object;
+  /** Memory snapshot of a freshly loaded Pyodide, once the first sandbox has made it. */
+  private snapshot: Buffer | null = null;
   private readonly slots: Sandbox[];
   private readonly idle: number[];
   private readonly limit: LimitFunction;
   private closed = false;
 
-  private constructor(opts: { limits: TraceLimits; command: SandboxCommand; slots: Sandbox[]; ready: Ready }) {
+  private constructor(opts: { limits: TraceLimits; command: SandboxCommand; config: object; slots: Sandbox[]; ready: Ready }) {
     this.limits = opts.limits;
     this.command = opts.command;
+    this.config = opts.config;
     this.slots = opts.slots;
     this.idle = opts.slots.map((_, i) => i);
     this.limit = pLimit(opts.slots.length);
@@ -187,9 +209,10 @@ export class TracerPool {
     const limits: TraceLimits = { ...DEFAULT_LIMITS, ...opts.limits };
     checkLimits(limits);
     const files = locateFiles();
-    const config = JSON.stringify({ pyodideDir: files.pyodideDir, tracerPath: files.tracerPath, memoryBytes: limits.memoryBytes });
-    const command = await sandboxCommand({ files, config, strict: isolation === 'strict' });
-    const slots = Array.from({ length: workers }, () => new Sandbox(command));
+    const config = { pyodideDir: files.pyodideDir, tracerPath: files.tracerPath, memoryBytes: limits.memoryBytes };
+    const command = await sandboxCommand({ files, strict: isolation === 'strict' });
+    // The first sandbox also writes a memory snapshot that later replacements start from.
+    const slots = Array.from({ length: workers }, (_, i) => new Sandbox(command, config, { mode: i === 0 ? 'make' : 'none' }));
     let ready: Ready;
     try {
       [ready] = (await Promise.all(slots.map((s) => s.ready))) as [Ready];
@@ -197,7 +220,9 @@ export class TracerPool {
       for (const s of slots) s.kill();
       throw err;
     }
-    return new TracerPool({ limits, command, slots, ready });
+    const pool = new TracerPool({ limits, command, config, slots, ready });
+    pool.snapshot = await (slots[0] as Sandbox).snapshot;
+    return pool;
   }
 
   /** Traces one program. Program failures are statuses; this rejects only on misuse or a closed pool. */
@@ -267,7 +292,7 @@ export class TracerPool {
   private respawn(slot: number): void {
     this.slots[slot]?.kill();
     if (this.closed) return;
-    const fresh = new Sandbox(this.command);
+    const fresh = new Sandbox(this.command, this.config, this.snapshot ? { mode: 'load', snapshot: this.snapshot } : { mode: 'none' });
     fresh.ready.catch(() => undefined);
     this.slots[slot] = fresh;
   }

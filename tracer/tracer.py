@@ -27,12 +27,13 @@ PROGRAM_FILE = '<program>'
 ENTRY_FILE = '<entry>'
 
 
-def _build(sandboxed):
+def _build(sandboxed, use_settrace=False):
     import builtins
     import io
     import json
     import random
     import types
+    import warnings
 
     _type = type
     _id = id
@@ -55,6 +56,11 @@ def _build(sandboxed):
     _type_name = type.__dict__['__name__'].__get__
     _type_mro = type.__dict__['__mro__'].__get__
     _type_dict = type.__dict__['__dict__'].__get__
+    _type_flags = type.__dict__['__flags__'].__get__
+
+    def _is_heap(t):
+        """True for classes created by class statements (not builtin/C types)."""
+        return bool(_type_flags(t) & (1 << 9))
     _mod_dict = types.ModuleType.__dict__['__dict__'].__get__
     _GetSet = types.GetSetDescriptorType
     _Member = types.MemberDescriptorType
@@ -268,15 +274,15 @@ def _build(sandboxed):
                             pass
             return out
 
-        def r_struct(v, t, nest):
+        def r_struct(v, t, nest, base=None):
             k = _id(v)
             name = _type_name(t)
             if k in active:
                 return name + '(...)'
             active.add(k)
             try:
-                parts = []
-                n = _len(name)
+                parts = [] if base is None else [base]
+                n = _len(name) + (0 if base is None else _len(base))
                 for attr, val in instance_attrs(v, t):
                     s = attr + '=' + r(val, nest)
                     parts.append(s)
@@ -363,10 +369,24 @@ def _build(sandboxed):
             special = r_stdlib(v, t, owner, nest)
             if special is not None:
                 return special
-            if owner is object or _is_user_code(_mp_get(od, '__repr__')):
-                if _has_attrs(t):
-                    return r_struct(v, t, nest)
+            if owner is object or _is_heap(owner):
+                # A class with its own (or a generated) __repr__: show what it holds instead.
+                base = r_base(v, nest)
+                if base is not None or _has_attrs(t):
+                    return r_struct(v, t, nest, base)
             return '<' + _type_name(t) + ' object>'
+
+        def r_base(v, nest):
+            """The builtin part of an instance of a subclass of a builtin type, else None."""
+            for b in (list, tuple, dict, set, frozenset):
+                if _isinstance(v, b):
+                    return containers[b](v, nest)
+            for b in (int, float, str, bytes, complex):
+                if _isinstance(v, b):
+                    return atoms[b](v)
+            if _isinstance(v, bytearray):
+                return r_bytearray(v)
+            return None
 
         def r_bytearray(v):
             if _len(v) <= limit:
@@ -437,6 +457,20 @@ def _build(sandboxed):
             return None
 
         mutable_types = {list, dict, set, bytearray}
+        immutable_bases = (tuple, str, int, float, bytes, frozenset, complex, range)
+
+        def needs_id(v, t):
+            """Mutable containers and user objects carry an id; values and tags do not."""
+            if t in mutable_types:
+                return True
+            if t in atoms or t in containers or t in tag_types or _isinstance(v, type):
+                return False
+            if _isinstance(v, (list, dict, set, bytearray)):
+                return True
+            if _isinstance(v, immutable_bases):
+                return False
+            deque = stdlib_class('collections', 'deque')
+            return (deque is not None and _isinstance(v, deque)) or _has_attrs(t)
 
         def encode(v):
             """The Value for v: repr (cut at limit), type name, id for mutable containers/objects."""
@@ -446,8 +480,7 @@ def _build(sandboxed):
                 s = s[:limit] + TRUNCATION_MARKER
             t = _type(v)
             out = {'repr': s, 'type': _type_name(t)}
-            if t in mutable_types or (t not in atoms and t not in containers and t not in tag_types
-                                      and not _isinstance(v, type) and _has_attrs(t)):
+            if needs_id(v, t):
                 out['id'] = obj_id(v)
             return out
 
@@ -470,7 +503,7 @@ def _build(sandboxed):
         safe = (int, str, float, bool, type(None), bytes)
         if _isinstance(e, SyntaxError) and _type(e.msg) is str:
             msg = e.msg
-        elif _mp_get(_type_dict(owner), '__module__') == 'builtins' and all(_type(a) in safe for a in args):
+        elif not _is_heap(owner) and all(_type(a) in safe for a in args):
             msg = _type_dict(owner)['__str__'](e) if owner is not object else ''
         elif _len(args) == 1 and _type(args[0]) is str:
             msg = args[0]
@@ -519,7 +552,7 @@ def _build(sandboxed):
 
     # ---------------------------------------------------------------- runs
 
-    mon = getattr(sys, 'monitoring', None)
+    mon = None if use_settrace else getattr(sys, 'monitoring', None)
     tool = None
     if mon is not None:
         for i in (4, 3, 5, 1, 2, 0):
@@ -590,9 +623,12 @@ def _build(sandboxed):
         guard['tamper'] = None
         random.seed(0)
         try:
-            code = compile(req['source'], PROGRAM_FILE, 'exec')
-            entry = req.get('entry')
-            entry_code = compile(entry, ENTRY_FILE, 'eval') if entry is not None else None
+            # Compiler warnings (e.g. `return` in `finally`) are not the program's output.
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                code = compile(req['source'], PROGRAM_FILE, 'exec')
+                entry = req.get('entry')
+                entry_code = compile(entry, ENTRY_FILE, 'eval') if entry is not None else None
         except (SyntaxError, ValueError) as e:
             r['st']['status'] = 'syntax_error'
             r['st']['message'] = exc_text(e) + (' (line ' + str(e.lineno) + ')'
