@@ -30,18 +30,13 @@
  * for everything else (separators, source lines, `<|trace_end|>`). A target
  * token's role decides which objective it feeds; masked targets get label -1.
  */
+import { CWM_TOKENS } from '../corpus/index.js';
 import type { Step, Trace } from '../src/schema.js';
 import type { Tokenizer } from './tokenizer.js';
 
+/** The separators (shared with the corpus export) plus the two tokens only training needs. */
 export const SPECIAL_TOKENS = {
-  traceContextStart: '<|trace_context_start|>',
-  frameSep: '<|frame_sep|>',
-  callSep: '<|call_sep|>',
-  lineSep: '<|line_sep|>',
-  returnSep: '<|return_sep|>',
-  exceptionSep: '<|exception_sep|>',
-  actionSep: '<|action_sep|>',
-  argSep: '<|arg_sep|>',
+  ...CWM_TOKENS,
   /** Ends a trace, so a model generating a rollout knows when to stop. */
   traceEnd: '<|trace_end|>',
   /** Fills the tail of a packed row; never a target. */

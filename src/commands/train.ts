@@ -82,6 +82,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfigInput {
 export function registerTrain(program: Command): void {
   program
     .command('train')
+    .summary('train a transformer on a corpus: next-token loss + λ · state loss (CWM format)')
     .description(
       'Train a decoder-only transformer on the ok traces of a corpus: next-token loss on code and\n' +
         'actions plus λ · state loss on variable values (CWM format, see DESIGN.md). Writes the run\n' +

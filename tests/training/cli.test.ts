@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORPUS_FORMAT_VERSION, writeCorpus, type CorpusConfig, type CorpusTrace } from '../../corpus/index.js';
-import { DEFAULT_LIMITS, SCHEMA_VERSION } from '../../src/schema.js';
+import { writeCorpus, type CorpusTrace } from '../../corpus/index.js';
+import { testConfig } from '../corpus/helpers.js';
 import type { MetricsLine } from '../../training/train.js';
 import { REPO_ROOT, runCli } from '../helpers.js';
 import { loopTrace } from './fixtures.js';
@@ -12,20 +12,7 @@ import { loopTrace } from './fixtures.js';
 const tmp = mkdtempSync(path.join(tmpdir(), 'execwm-train-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const config: CorpusConfig = {
-  formatVersion: CORPUS_FORMAT_VERSION,
-  schemaVersion: SCHEMA_VERSION,
-  execwmVersion: '0.0.0-test',
-  pyodideVersion: 'none',
-  pythonVersion: 'none',
-  source: { kind: 'traces' },
-  seeds: {},
-  mutate: 0,
-  limits: DEFAULT_LIMITS,
-  splitRatios: { train: 0.75, val: 0.25, test: 0 },
-  partition: null,
-  inputsPerShard: 8,
-};
+const config = testConfig({ splitRatios: { train: 0.75, val: 0.25, test: 0 }, inputsPerShard: 8 });
 
 function loops(count: number, opts: { status?: CorpusTrace['status']; splits?: CorpusTrace['split'][] } = {}): CorpusTrace[] {
   const splits = opts.splits ?? ['train', 'train', 'train', 'val'];
