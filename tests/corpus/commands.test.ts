@@ -57,7 +57,7 @@ describe('show, stats and export', () => {
     const text = formatTrace({ ...incrementTrace(), split: 'train', origin: 'synthetic:easy' }, { context: 0 });
     expect(text).toContain('trace inc · ok · train · synthetic:easy · 4 steps');
     expect(text).toMatch(/1 +line +f +→ 2 │ {5}y = x \+ 1/);
-    expect(text).toMatch(/ +y = 4\n +2 +line/);
+    expect(text).toMatch(/ +y = 4\n *2 +line/);
     expect(text).toContain('⇒ 4');
     const dir = await smallCorpus();
     const shown = await run(['show', dir, '--id', 'b', '--json']);
