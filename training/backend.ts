@@ -13,6 +13,7 @@ import * as tf from './tf.js';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from './kernels/wasm.js';
 import { useTransposingMatMul } from './kernels/matmul.js';
+import { registerThreadedWasm } from './kernels/threads.js';
 
 export type BackendName = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
 
@@ -64,7 +65,8 @@ async function initWasm(threads: number | undefined): Promise<{ ok: boolean; det
   if (wasmReport) return { ok: true, detail: wasmReport.detail };
   try {
     tfwasm.setWasmPaths(wasmFolder());
-    if (threads !== undefined) tfwasm.setThreadsCount(threads);
+    // The stock single-threaded SIMD build unless more threads are asked for (see ./kernels/threads.ts).
+    if (threads !== undefined && threads > 1) registerThreadedWasm(threads);
     const previous = tf.engine().backendName as string | null;
     // Emscripten's Node glue adds process handlers that rethrow every uncaught error from inside
     // its minified source (printing a huge line); drop them so errors surface as usual.
@@ -108,7 +110,8 @@ export async function probeBackends(): Promise<BackendProbe[]> {
 /**
  * Makes `name` the active backend and returns the one chosen. `auto` tries node-gpu, then node,
  * then wasm, then cpu. An explicitly requested backend that cannot run throws an Error saying why.
- * `threads` sets the wasm thread count (only before wasm is first initialised).
+ * `threads` > 1 loads the multi-threaded wasm build with that many pool threads; it only takes
+ * effect before wasm is first initialised (by this or by `probeBackends`).
  */
 export async function setupBackend(
   name: BackendName,

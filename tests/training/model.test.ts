@@ -1,7 +1,9 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
 import { GPT, MODEL_PRESETS, type ModelConfig } from '../../training/model.js';
+import { setKernelOverrides } from '../../training/kernels/wasm.js';
+import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 
 const VOCAB = 40;
 const config: ModelConfig = { ...MODEL_PRESETS.tiny, vocabSize: VOCAB };
@@ -21,10 +23,21 @@ function crossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(picked, -1))) as tf.Scalar;
 }
 
-// The same assertions over each backend that must agree.
-describe.each(['cpu', 'wasm'] as const)('GPT on the %s backend', (backend) => {
+// The same assertions over each path that must agree: cpu, wasm with our kernel overrides, and
+// wasm with stock kernels plus the customGrad matmul (the fallback when tfjs internals change).
+describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend', (path) => {
   beforeAll(async () => {
-    await setupBackend(backend);
+    await setupBackend(path === 'cpu' ? 'cpu' : 'wasm');
+    if (path === 'wasm-fallback') {
+      setKernelOverrides(false);
+      useTransposingMatMul(true);
+    }
+  });
+  afterAll(() => {
+    if (path === 'wasm-fallback') {
+      setKernelOverrides(true);
+      useTransposingMatMul(false);
+    }
   });
 
   it('returns logits [B, T, V] for every position and names weights like a reference GPT', () => {

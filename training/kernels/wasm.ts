@@ -8,28 +8,36 @@
  */
 import * as tf from '../tf.js';
 
-/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
+/** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
   wasm: {
-    cwrap: (name: string, ret: null | 'number', args: string[]) => (...args: unknown[]) => unknown;
-    HEAPU8: Uint8Array;
+    cwrap: (name: string, ret: null, args: string[]) => (...args: unknown[]) => void;
+    HEAPF32: Float32Array;
+    tfjs: {
+      registerTensor(id: number, size: number, memoryOffset: number): void;
+      disposeData(id: number): void;
+    };
   };
-  dataIdMap: { get(dataId: object): { id: number } };
+  dataIdNextNumber: number;
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: object): boolean;
 }
 
-/** True when `backend` exposes everything the kernels below rely on. */
+/** True when `backend` exposes everything the overrides below rely on. */
 export function hasExpectedInternals(backend: unknown): backend is WasmBackendInternals {
   const b = backend as Partial<WasmBackendInternals> | null;
   return (
     b != null &&
     typeof b.makeOutput === 'function' &&
-    typeof b.typedArrayFromHeap === 'function' &&
     typeof b.disposeData === 'function' &&
-    b.dataIdMap != null &&
-    typeof b.wasm?.cwrap === 'function'
+    typeof b.dataIdNextNumber === 'number' &&
+    typeof b.dataIdMap?.get === 'function' &&
+    typeof b.wasm?.cwrap === 'function' &&
+    b.wasm.HEAPF32 instanceof Float32Array &&
+    typeof b.wasm.tfjs?.registerTensor === 'function' &&
+    typeof b.wasm.tfjs?.disposeData === 'function' &&
+    tf.getKernel('Transpose', 'wasm') != null
   );
 }
 
@@ -63,6 +71,249 @@ function unsortedSegmentSum(args: {
   return { dataId: backend.write(outVals, shape, x.dtype), shape, dtype: x.dtype };
 }
 
+/** Bytes as the C entry points take shapes. */
+function shapeBytes(shape: number[]): Uint8Array {
+  return new Uint8Array(new Int32Array(shape).buffer);
+}
+
+function heapInfo(backend: WasmBackendInternals, t: tf.TensorInfo): { id: number; offset: number } {
+  const info = backend.dataIdMap.get(t.dataId)!;
+  return { id: info.id, offset: info.memoryOffset };
+}
+
+/**
+ * A temporary C-side tensor id over `size` floats of existing heap memory: no allocation, no
+ * copy. Released with `backend.wasm.tfjs.disposeData(id)`, which unregisters it (and deletes any
+ * XNNPACK operator cached on it) without freeing memory — the owner still holds that.
+ */
+function heapView(backend: WasmBackendInternals, offset: number, size: number): number {
+  const id = backend.dataIdNextNumber++;
+  backend.wasm.tfjs.registerTensor(id, size, offset);
+  return id;
+}
+
+/** The stock C BatchMatMul: it runs XNNPACK only for batch-1, untransposed operands. */
+const cMatMuls = new WeakMap<object, (...args: unknown[]) => void>();
+function cMatMul(backend: WasmBackendInternals): (...args: unknown[]) => void {
+  let f = cMatMuls.get(backend);
+  if (!f) {
+    f = backend.wasm.cwrap('BatchMatMul', null, [
+      'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
+    ]);
+    cMatMuls.set(backend, f);
+  }
+  return f;
+}
+
+/** out[M, N] = a[M, K] · b[K, N] on XNNPACK, all three given as C tensor ids. */
+function xnnMatMul(
+  backend: WasmBackendInternals,
+  ids: { a: number; b: number; out: number },
+  dims: { m: number; k: number; n: number },
+): void {
+  cMatMul(backend)(ids.a, shapeBytes([1, dims.m, dims.k]), 3, ids.b, shapeBytes([1, dims.k, dims.n]), 3, 0, 0, ids.out);
+}
+
+/** Physical transpose of the last two axes (the stock wasm Transpose kernel); caller disposes. */
+function transposeLast(backend: WasmBackendInternals, x: tf.TensorInfo): tf.TensorInfo {
+  const rank = x.shape.length;
+  const perm = x.shape.map((_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  const transpose = tf.getKernel('Transpose', 'wasm')!.kernelFunc;
+  return transpose({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
+}
+
+/**
+ * BatchMatMul that always lands on XNNPACK: transposed operands are transposed physically first
+ * (cheap next to the product), a shared right operand folds the batch into rows (one product),
+ * and a batched right operand runs one XNNPACK product per batch slice over heap views.
+ */
+function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const batchA = tf.util.sizeFromShape(args.inputs.a!.shape.slice(0, -2));
+    const batchB = tf.util.sizeFromShape(args.inputs.b!.shape.slice(0, -2));
+    const float = args.inputs.a!.dtype === 'float32' && args.inputs.b!.dtype === 'float32';
+    // Full broadcasting between different batch shapes is left to the stock kernel.
+    const sameBatch = batchB === 1 || batchA === 1 || arraysEqual(args.inputs.a!.shape.slice(0, -2), args.inputs.b!.shape.slice(0, -2));
+    return float && sameBatch ? batchMatMul(args as never) : stock(args);
+  };
+}
+
+function arraysEqual(x: number[], y: number[]): boolean {
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendInternals;
+  const a = args.inputs.a!;
+  const b = args.inputs.b!;
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const size = (t: tf.TensorInfo): number => tf.util.sizeFromShape(t.shape);
+  const outSize =
+    Math.max(size(a) / (a.shape.at(-1)! * a.shape.at(-2)!), size(b) / (b.shape.at(-1)! * b.shape.at(-2)!)) *
+    (transposeA ? a.shape.at(-1)! : a.shape.at(-2)!) *
+    (transposeB ? b.shape.at(-2)! : b.shape.at(-1)!);
+  // aᵀ·b' can also be had as (b'ᵀ·a)ᵀ: transposing b and the result instead of a. Take the one
+  // that moves fewer values (for the attention gradients a is the big [T, T] score matrix).
+  const swapCost = (transposeB ? 0 : size(b)) + outSize;
+  const directCost = size(a) + (transposeB ? size(b) : 0);
+  if (transposeA && swapCost < directCost) {
+    const bt = transposeB ? b : transposeLast(backend, b); // op(b)ᵀ
+    const outT = plainMatMul(backend, bt, a); // [..., N, M]
+    const out = transposeLast(backend, outT);
+    if (!transposeB) backend.disposeData(bt.dataId);
+    backend.disposeData(outT.dataId);
+    return out;
+  }
+  const left = transposeA ? transposeLast(backend, a) : a;
+  const right = transposeB ? transposeLast(backend, b) : b;
+  const out = plainMatMul(backend, left, right);
+  if (transposeA) backend.disposeData(left.dataId);
+  if (transposeB) backend.disposeData(right.dataId);
+  return out;
+}
+
+/** a [..., M, K] · b [..., K, N] on XNNPACK (batch shapes equal, or either of size 1). */
+function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  const m = a.shape.at(-2)!;
+  const k = a.shape.at(-1)!;
+  const n = b.shape.at(-1)!;
+  if (b.shape.at(-2) !== k) {
+    throw new Error(`BatchMatMul inner dimensions differ: ${a.shape} and ${b.shape}`);
+  }
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  const outBatch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = backend.makeOutput([...outBatch, m, n], 'float32');
+  const ai = heapInfo(backend, a);
+  const bi = heapInfo(backend, b);
+  const oi = heapInfo(backend, out);
+  if (batchB === 1) {
+    // Every slice of a meets the same b: one [batchA·M, K]·[K, N] product.
+    const aId = heapView(backend, ai.offset, batchA * m * k);
+    const outId = heapView(backend, oi.offset, batchA * m * n);
+    xnnMatMul(backend, { a: aId, b: bi.id, out: outId }, { m: batchA * m, k, n });
+    backend.wasm.tfjs.disposeData(aId);
+    backend.wasm.tfjs.disposeData(outId);
+    return out;
+  }
+  for (let i = 0; i < batchB; i++) {
+    const aSlice = batchA === 1 ? 0 : i;
+    const aId = heapView(backend, ai.offset + aSlice * m * k * 4, m * k);
+    const bId = heapView(backend, bi.offset + i * k * n * 4, k * n);
+    const outId = heapView(backend, oi.offset + i * m * n * 4, m * n);
+    xnnMatMul(backend, { a: aId, b: bId, out: outId }, { m, k, n });
+    backend.wasm.tfjs.disposeData(aId);
+    backend.wasm.tfjs.disposeData(bId);
+    backend.wasm.tfjs.disposeData(outId);
+  }
+  return out;
+}
+
+/** A [1, rows] tensor of ones per row count, kept for the life of the backend. */
+const onesRows = new WeakMap<object, Map<number, tf.TensorInfo>>();
+function onesRow(backend: WasmBackendInternals, rows: number): tf.TensorInfo {
+  let byRows = onesRows.get(backend);
+  if (!byRows) onesRows.set(backend, (byRows = new Map()));
+  let ones = byRows.get(rows);
+  if (!ones) {
+    ones = backend.makeOutput([1, rows], 'float32');
+    const { offset } = heapInfo(backend, ones);
+    backend.wasm.HEAPF32.fill(1, offset / 4, offset / 4 + rows);
+    byRows.set(rows, ones);
+  }
+  return ones;
+}
+
+/**
+ * Sum over leading axes (bias and LayerNorm gradients: [B·T, D] → [D]) as one XNNPACK product
+ * ones[1, R] · x[R, D]; the stock kernel transposes x to reduce along the last axis instead.
+ * Every other reduction goes to the stock kernel.
+ */
+function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const x = args.inputs.x!;
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+    const leading = rank >= 2 && axes.length === rank - 1 && axes.every((ax, i) => ax === i);
+    if (!leading || x.dtype !== 'float32') return stock(args);
+    const n = x.shape[rank - 1]!;
+    const rows = tf.util.sizeFromShape(x.shape) / n;
+    const shape = keepDims ? [...x.shape.slice(0, -1).map(() => 1), n] : [n];
+    const out = backend.makeOutput(shape, 'float32');
+    const xi = heapInfo(backend, x);
+    // x is the "weights" operand here; a fresh view keeps XNNPACK's operator cache (keyed by
+    // that id) from outliving this call.
+    const xId = heapView(backend, xi.offset, rows * n);
+    xnnMatMul(backend, { a: heapInfo(backend, onesRow(backend, rows)).id, b: xId, out: heapInfo(backend, out).id }, { m: 1, k: rows, n });
+    backend.wasm.tfjs.disposeData(xId);
+    return out;
+  };
+}
+
+/**
+ * GatherV2 along axis 0 (the token embedding): one heap copy per gathered row. The stock kernel
+ * computes every element's source index separately and is ~100× slower on [B·T, D] rows.
+ */
+function makeGather(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+    const rowAxis = tf.util.parseAxisParam(axis, x.shape)[0];
+    const fourBytes = x.dtype === 'float32' || x.dtype === 'int32';
+    if (rowAxis !== 0 || batchDims !== 0 || !fourBytes || indices.dtype !== 'int32') return stock(args);
+    const rows = x.shape[0]!;
+    const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+    const count = tf.util.sizeFromShape(indices.shape);
+    const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    const heap = backend.wasm.HEAPF32; // after makeOutput, which may grow the heap
+    const src = heapInfo(backend, x).offset / 4;
+    const dst = heapInfo(backend, out).offset / 4;
+    const ids = new Int32Array(heap.buffer, heapInfo(backend, indices).offset, count);
+    for (let i = 0; i < count; i++) {
+      const row = ids[i]!;
+      if (row < 0 || row >= rows) {
+        backend.disposeData(out.dataId);
+        throw new Error(`GatherV2: the index value ${row} is not in [0, ${rows - 1}]`);
+      }
+      heap.copyWithin(dst + i * rowSize, src + row * rowSize, src + (row + 1) * rowSize);
+    }
+    return out;
+  };
+}
+
+/** Stock kernels replaced by overrides, to put back when overrides are switched off. */
+const stockKernels = new Map<string, tf.KernelConfig>();
+let overridesOn = false;
+
+/**
+ * Switches the BatchMatMul, Sum and GatherV2 overrides on or off (off restores the stock kernels; used by
+ * tests and the benchmark to compare both). Requires installWasmKernels to have succeeded.
+ */
+export function setKernelOverrides(on: boolean): void {
+  if (on === overridesOn) return;
+  if (stockKernels.size === 0) throw new Error('wasm kernel overrides are not installed');
+  if (on) {
+    register('BatchMatMul', makeBatchMatMul(stockKernels.get('BatchMatMul')!.kernelFunc));
+    register('Sum', makeSum(stockKernels.get('Sum')!.kernelFunc));
+    register('GatherV2', makeGather(stockKernels.get('GatherV2')!.kernelFunc));
+  } else {
+    for (const [name, config] of stockKernels) {
+      tf.unregisterKernel(name, 'wasm');
+      tf.registerKernel(config);
+    }
+  }
+  overridesOn = on;
+}
+
+export function kernelOverridesEnabled(): boolean {
+  return overridesOn;
+}
+
 export interface WasmKernelReport {
   /** True when the internals-based overrides are registered. */
   overrides: boolean;
@@ -82,7 +333,11 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 export function installWasmKernels(backend: unknown): WasmKernelReport {
   register('UnsortedSegmentSum', unsortedSegmentSum as unknown as tf.KernelFunc);
   if (!hasExpectedInternals(backend)) {
-    return { overrides: false, detail: 'wasm backend internals differ from tfjs 4.22.0' };
+    return { overrides: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
   }
-  return { overrides: true, detail: 'UnsortedSegmentSum' };
+  if (stockKernels.size === 0) {
+    for (const name of ['BatchMatMul', 'Sum', 'GatherV2']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
+  }
+  setKernelOverrides(true);
+  return { overrides: true, detail: 'UnsortedSegmentSum + BatchMatMul/Sum on XNNPACK + row GatherV2' };
 }

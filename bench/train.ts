@@ -1,0 +1,242 @@
+/**
+ * Training throughput of the reference GPT (V=256, D=128, L=2, H=4, T=128, B=16, ≈446k params)
+ * on our tfjs wasm path, side by side with PyTorch on the same machine running the same model
+ * (bench/torch_ref.py). Writes bench/results/train.json.
+ *
+ *   npx tsx bench/train.ts [--steps 12] [--rounds 2] [--no-torch] [--no-profile]
+ *                          [--variants wasm,wasm-threads,wasm-stock]
+ *
+ * Rounds alternate PyTorch and tfjs so that load from other processes hits both alike; each
+ * figure is the median over rounds. A per-kernel profile of one tfjs step says where time goes.
+ * The machine is shared, so absolute numbers are noisy; the ratio measured in one run is the figure.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tf from '../training/tf.js';
+import { setupBackend } from '../training/backend.js';
+import { GPT, type ModelConfig } from '../training/model.js';
+import { cwmObjective } from '../training/objective.js';
+import { AdamW } from '../training/optim.js';
+import { setKernelOverrides } from '../training/kernels/wasm.js';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const REFERENCE: ModelConfig = { vocabSize: 256, blockSize: 128, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 };
+const BATCH = 16;
+
+const { values: args } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '12' },
+    rounds: { type: 'string', default: '2' },
+    'no-torch': { type: 'boolean', default: false },
+    variants: { type: 'string', default: 'wasm,wasm-threads,wasm-stock' },
+    profile: { type: 'boolean', default: true },
+    'no-profile': { type: 'boolean', default: false },
+    child: { type: 'string' },
+  },
+});
+const steps = Number(args.steps);
+const rounds = Number(args.rounds);
+if (args['no-profile']) args.profile = false;
+
+/** One seeded training setup: model, optimizer, a fixed batch, and the step function. */
+function makeTrainer(): { step: () => number; dispose: () => void; params: number } {
+  const model = new GPT(REFERENCE, { seed: 0 });
+  const weights = model.namedWeights();
+  const optimizer = new AdamW(weights, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, gradClip: 1 });
+  const tokens = Array.from({ length: BATCH * (REFERENCE.blockSize + 1) }, (_, i) => (i * 2654435761) % 251);
+  const rows = tf.tensor2d(tokens, [BATCH, REFERENCE.blockSize + 1], 'int32');
+  const idx = tf.slice(rows, [0, 0], [BATCH, REFERENCE.blockSize]) as tf.Tensor2D;
+  const labels = tf.slice(rows, [0, 1], [BATCH, REFERENCE.blockSize]) as tf.Tensor2D;
+  const isState = tf.cast(tf.greater(labels, 128), 'float32') as tf.Tensor2D;
+  const names = [...weights.keys()];
+  const step = (): number => {
+    const loss = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.forward(idx, { training: true });
+        return cwmObjective({ logits, labels, isState, stateWeight: 1 }).loss;
+      }, [...weights.values()]);
+      const byName: Record<string, tf.Tensor> = {};
+      for (const name of names) byName[name] = grads[weights.get(name)!.name]!;
+      optimizer.apply(byName, 1e-3);
+      return value;
+    });
+    const v = loss.dataSync()[0]!; // forces the step to finish
+    loss.dispose();
+    return v;
+  };
+  return {
+    step,
+    params: model.paramCount(),
+    dispose: () => {
+      optimizer.dispose();
+      model.dispose();
+      tf.dispose([rows, idx, labels, isState]);
+    },
+  };
+}
+
+/** Tokens per second of `steps` steps after two warm-up steps. */
+function measureTfjs(): { tokensPerSec: number; msPerStep: number; lossFirst: number; lossLast: number } {
+  const trainer = makeTrainer();
+  const lossFirst = trainer.step();
+  trainer.step();
+  const t0 = performance.now();
+  let lossLast = 0;
+  for (let i = 0; i < steps; i++) lossLast = trainer.step();
+  const ms = (performance.now() - t0) / steps;
+  trainer.dispose();
+  return { tokensPerSec: (BATCH * REFERENCE.blockSize * 1000) / ms, msPerStep: ms, lossFirst, lossLast };
+}
+
+/** Per-kernel wall time of a few steps (wasm kernels are synchronous, so wall time is theirs). */
+async function profileKernels(nSteps: number): Promise<{ kernel: string; ms: number; calls: number; share: number }[]> {
+  const trainer = makeTrainer();
+  trainer.step();
+  const info = await tf.profile(() => {
+    for (let i = 0; i < nSteps; i++) trainer.step();
+  });
+  trainer.dispose();
+  const byKernel = new Map<string, { ms: number; calls: number; shapes: Map<string, number> }>();
+  for (const k of info.kernels) {
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0, shapes: new Map() };
+    entry.ms += Number(k.kernelTimeMs) / nSteps;
+    entry.calls += 1 / nSteps;
+    byKernel.set(k.name, entry);
+  }
+  const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
+  return [...byKernel.entries()]
+    .map(([kernel, e]) => ({ kernel, ms: round(e.ms, 2), calls: Math.round(e.calls), share: round(e.ms / total, 3) }))
+    .sort((a, b) => b.ms - a.ms);
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** PyTorch on Debian's python (where python3-torch installs), or null when not available. */
+function measureTorch(): { tokensPerSec: number; msPerStep: number; torch: string } | { error: string } {
+  const python = '/usr/bin/python3';
+  if (!existsSync(python)) return { error: `${python} not found` };
+  const res = spawnSync(python, [join(root, 'bench', 'torch_ref.py'), '--steps', String(steps)], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: '2', OMP_NUM_THREADS: '1' },
+  });
+  if (res.status !== 0) return { error: (res.stderr || res.stdout || `exit ${res.status}`).trim().split('\n').at(-1)! };
+  return JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Each variant runs in its own process: the wasm build (threads or not) is fixed per process. */
+const VARIANTS: Record<string, { threads: number; overrides: boolean; what: string }> = {
+  wasm: { threads: 1, overrides: true, what: 'wasm SIMD + our kernel overrides, 1 thread' },
+  'wasm-threads': { threads: 2, overrides: true, what: 'wasm SIMD + overrides, threaded build with 2 pool threads' },
+  'wasm-stock': { threads: 1, overrides: false, what: 'wasm SIMD, stock kernels (+ UnsortedSegmentSum), 1 thread' },
+};
+
+if (args.child) {
+  const variant = VARIANTS[args.child]!;
+  await setupBackend('wasm', { threads: variant.threads });
+  setKernelOverrides(variant.overrides);
+  const result = { ...measureTfjs(), threads: getThreadsCount(), profile: args.profile ? await profileKernels(3) : [] };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+function runChild(variant: string, profile: boolean): (ReturnType<typeof measureTfjs> & { threads: number; profile: Awaited<ReturnType<typeof profileKernels>> }) | { error: string } {
+  const res = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), '--child', variant, '--steps', String(steps), ...(profile ? [] : ['--no-profile'])],
+    { encoding: 'utf8', cwd: root },
+  );
+  if (res.status !== 0) return { error: (res.stderr || `exit ${res.status}`).trim().split('\n').slice(-3).join(' ') };
+  return JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+}
+
+const variants = args.variants.split(',').filter(Boolean);
+for (const v of variants) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+const tfjsRuns = new Map<string, ReturnType<typeof measureTfjs>[]>(variants.map((v) => [v, []]));
+const threadsSeen = new Map<string, number>();
+const errors: Record<string, string> = {};
+const torchRuns: number[] = [];
+let torchInfo: string | undefined;
+let profile: Awaited<ReturnType<typeof profileKernels>> = [];
+for (let round = 0; round < rounds; round++) {
+  if (!args['no-torch']) {
+    const torch = measureTorch();
+    if ('error' in torch) errors.torch = torch.error;
+    else {
+      torchRuns.push(torch.tokensPerSec);
+      torchInfo = torch.torch;
+    }
+    process.stderr.write(`round ${round}: torch ${'error' in torch ? torch.error : Math.round(torch.tokensPerSec)} tokens/s\n`);
+  }
+  for (const variant of variants) {
+    const wantProfile = args.profile && round === rounds - 1 && variant === variants[0];
+    const r = runChild(variant, wantProfile);
+    if ('error' in r) {
+      errors[variant] = r.error;
+      process.stderr.write(`round ${round}: ${variant} failed: ${r.error}\n`);
+      continue;
+    }
+    if (wantProfile) profile = r.profile;
+    threadsSeen.set(variant, r.threads);
+    const { profile: _unused, threads: _t, ...run } = r;
+    tfjsRuns.get(variant)!.push(run);
+    process.stderr.write(`round ${round}: ${variant} ${Math.round(r.tokensPerSec)} tokens/s (${r.msPerStep.toFixed(0)} ms/step)\n`);
+  }
+}
+const ourRuns = tfjsRuns.get(variants[0]!)!;
+const ours = ourRuns.length ? median(ourRuns.map((r) => r.tokensPerSec)) : NaN;
+const torchMedian = torchRuns.length ? median(torchRuns) : null;
+const ratio = torchMedian ? ours / torchMedian : null;
+const best = Math.max(...[...tfjsRuns.values()].filter((rs) => rs.length).map((rs) => median(rs.map((r) => r.tokensPerSec))));
+
+const figures = {
+  config: { ...REFERENCE, batch: BATCH, params: makeParamCount() },
+  steps,
+  rounds,
+  tfjs: Object.fromEntries(
+    [...tfjsRuns].map(([v, rs]) => [
+      v,
+      { what: VARIANTS[v]!.what, threads: threadsSeen.get(v), tokensPerSecMedian: rs.length ? Math.round(median(rs.map((r) => r.tokensPerSec))) : null, runs: rs },
+    ]),
+  ),
+  torch: torchMedian ? { tokensPerSecMedian: Math.round(torchMedian), runs: torchRuns.map(Math.round), version: torchInfo } : { error: errors.torch ?? 'skipped' },
+  errors,
+  ratioToTorch: ratio === null ? null : round(ratio, 3),
+  bestTfjsRatioToTorch: torchMedian ? round(best / torchMedian, 3) : null,
+  profileMsPerStep: profile,
+  summary: [
+    { figure: `training tokens/s, tfjs ${variants[0]}`, value: Math.round(ours) },
+    ...variants.slice(1).map((v) => ({ figure: `training tokens/s, tfjs ${v}`, value: figuresOf(v) })),
+    { figure: 'training tokens/s, PyTorch (1 torch thread, OpenBLAS 2)', value: torchMedian ? Math.round(torchMedian) : 'n/a' },
+    { figure: `ratio tfjs ${variants[0]} / PyTorch`, value: ratio === null ? 'n/a' : round(ratio, 3), goal: '>= 0.5', met: ratio !== null && ratio >= 0.5 },
+  ],
+  note: 'Shared 2-core machine: absolute numbers are noisy; rounds alternate PyTorch and tfjs and report medians.',
+};
+
+function figuresOf(variant: string): number | string {
+  const rs = tfjsRuns.get(variant)!;
+  return rs.length ? Math.round(median(rs.map((r) => r.tokensPerSec))) : 'failed';
+}
+
+function makeParamCount(): number {
+  const m = new GPT(REFERENCE, { seed: 0 });
+  const n = m.paramCount();
+  m.dispose();
+  return n;
+}
+
+mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+writeFileSync(join(root, 'bench', 'results', 'train.json'), `${JSON.stringify(figures, null, 2)}\n`);
+process.stderr.write(`${JSON.stringify(figures.summary)}\nprofile (ms/step): ${JSON.stringify(profile.slice(0, 12))}\n`);

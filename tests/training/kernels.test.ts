@@ -1,0 +1,206 @@
+/**
+ * The wasm kernel overrides (training/kernels/wasm.ts) and the customGrad matmul fallback
+ * (training/kernels/matmul.ts) must agree with the pure-JS `cpu` backend, values and gradients.
+ * Tolerance: max |wasm − cpu| ≤ 1e-4 · (1 + max |cpu|) — float32 sums in a different order.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '../../training/tf.js';
+import { setupBackend } from '../../training/backend.js';
+import { hasExpectedInternals, installWasmKernels, kernelOverridesEnabled, setKernelOverrides } from '../../training/kernels/wasm.js';
+import { matMul, useTransposingMatMul } from '../../training/kernels/matmul.js';
+
+const TOLERANCE = 1e-4;
+
+type Inputs = { shape: number[]; seed: number; dtype?: 'float32' | 'int32'; max?: number }[];
+type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
+
+function makeInputs(inputs: Inputs): tf.Tensor[] {
+  return inputs.map(({ shape, seed, dtype, max }) =>
+    dtype === 'int32'
+      ? tf.randomUniform(shape, 0, max!, 'int32', seed)
+      : tf.randomNormal(shape, 0, 1, 'float32', seed),
+  );
+}
+
+/** Value and gradients (w.r.t. every float input, for a fixed random upstream dy) on the active backend. */
+function evaluate(fn: Fn, inputs: Inputs, withGrads: boolean): { value: number[]; grads: number[][] } {
+  return tf.tidy(() => {
+    const xs = makeInputs(inputs);
+    const value = fn(...xs);
+    if (!withGrads) return { value: Array.from(value.dataSync()), grads: [] };
+    const floatIdx = inputs.map((inp, i) => (inp.dtype === 'int32' ? -1 : i)).filter((i) => i >= 0);
+    const dy = tf.randomNormal(value.shape, 0, 1, 'float32', 99);
+    const grads = tf.grads((...fs: tf.Tensor[]) => {
+      const all = [...xs];
+      floatIdx.forEach((i, j) => (all[i] = fs[j]!));
+      return fn(...all);
+    })(floatIdx.map((i) => xs[i]!), dy);
+    return { value: Array.from(value.dataSync()), grads: grads.map((g) => Array.from(g.dataSync())) };
+  });
+}
+
+function expectClose(actual: number[], expected: number[]): void {
+  expect(actual.length).toBe(expected.length);
+  const scale = 1 + Math.max(0, ...expected.map(Math.abs));
+  const worst = Math.max(0, ...actual.map((a, i) => Math.abs(a - expected[i]!)));
+  expect(worst).toBeLessThanOrEqual(TOLERANCE * scale);
+}
+
+/**
+ * Runs fn on cpu and on wasm (as currently configured) and compares values and gradients
+ * (values only with `withGrads: false`: tfjs has no gradient for broadcast batch matmuls).
+ */
+async function expectWasmMatchesCpu(fn: Fn, inputs: Inputs, withGrads = true): Promise<void> {
+  await tf.setBackend('cpu');
+  const ref = evaluate(fn, inputs, withGrads);
+  await tf.setBackend('wasm');
+  const got = evaluate(fn, inputs, withGrads);
+  expectClose(got.value, ref.value);
+  expect(got.grads.length).toBe(ref.grads.length);
+  got.grads.forEach((g, i) => expectClose(g, ref.grads[i]!));
+}
+
+const MATMUL_CASES: {
+  name: string;
+  a: number[];
+  b: number[];
+  transposeA?: boolean;
+  transposeB?: boolean;
+  /** false where tfjs itself has no gradient (broadcast batch dimensions). */
+  grads?: boolean;
+}[] = [
+  { name: 'rank-2 linear layer', a: [40, 16], b: [16, 24] },
+  { name: 'rank-2, b transposed (input gradient)', a: [40, 24], b: [16, 24], transposeB: true },
+  { name: 'rank-2, a transposed (weight gradient)', a: [40, 16], b: [40, 24], transposeA: true },
+  { name: 'rank-2, both transposed', a: [16, 40], b: [24, 16], transposeA: true, transposeB: true },
+  { name: 'batched rank-3 against a shared rank-2 weight', a: [3, 10, 16], b: [16, 8], grads: false },
+  { name: 'attention scores q·kᵀ [B, nh, T, hs]', a: [2, 3, 12, 8], b: [2, 3, 12, 8], transposeB: true },
+  { name: 'attention output att·v', a: [2, 3, 12, 12], b: [2, 3, 12, 8] },
+  { name: 'attention gradient attᵀ·dy (big a)', a: [2, 3, 12, 12], b: [2, 3, 12, 8], transposeA: true },
+  { name: 'attention gradient, small a transposed', a: [2, 3, 12, 5], b: [2, 3, 12, 30], transposeA: true },
+  { name: 'batch of 1 on the left broadcast over the right', a: [1, 6, 8], b: [4, 8, 5], grads: false },
+  { name: 'broadcast batch shapes left to the stock kernel', a: [2, 1, 6, 8], b: [1, 3, 8, 5], grads: false },
+];
+
+describe('wasm kernel overrides against the cpu backend', () => {
+  beforeAll(async () => {
+    await setupBackend('wasm');
+  });
+  afterAll(async () => {
+    setKernelOverrides(true);
+    useTransposingMatMul(false);
+  });
+
+  it('finds the tfjs 4.22.0 internals it relies on, and refuses a backend without them', () => {
+    expect(hasExpectedInternals(tf.findBackend('wasm'))).toBe(true);
+    expect(hasExpectedInternals({})).toBe(false);
+    expect(hasExpectedInternals(null)).toBe(false);
+    expect(kernelOverridesEnabled()).toBe(true);
+  });
+
+  it('reports no overrides for a backend whose internals differ, so the caller takes the fallback', () => {
+    const report = installWasmKernels({ wasm: {} });
+    expect(report.overrides).toBe(false);
+    expect(report.detail).toMatch(/customGrad/);
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeDefined();
+  });
+
+  for (const c of MATMUL_CASES) {
+    it(`BatchMatMul: ${c.name}`, async () => {
+      await expectWasmMatchesCpu(
+        (a, b) => tf.matMul(a!, b!, c.transposeA ?? false, c.transposeB ?? false),
+        [{ shape: c.a, seed: 1 }, { shape: c.b, seed: 2 }],
+        c.grads ?? true,
+      );
+    });
+  }
+
+  it('BatchMatMul inside a fused matmul-plus-bias keeps the bias gradient (leading-axis Sum)', async () => {
+    await expectWasmMatchesCpu((x, w, bias) => tf.add(tf.matMul(x!, w!), bias!), [
+      { shape: [33, 16], seed: 3 },
+      { shape: [16, 7], seed: 4 },
+      { shape: [7], seed: 5 },
+    ]);
+  });
+
+  it.each([
+    { name: 'leading axis of a matrix', shape: [50, 9], axis: [0], keepDims: false },
+    { name: 'all leading axes of a rank-3 tensor, kept dims', shape: [4, 6, 9], axis: [0, 1], keepDims: true },
+    { name: 'last axis (stock kernel)', shape: [6, 9], axis: [1], keepDims: false },
+    { name: 'every axis (stock kernel)', shape: [6, 9], axis: [0, 1], keepDims: false },
+    { name: 'middle axis (stock kernel)', shape: [4, 6, 9], axis: [1], keepDims: false },
+  ])('Sum: $name', async ({ shape, axis, keepDims }) => {
+    await expectWasmMatchesCpu((x) => tf.sum(x!, axis, keepDims), [{ shape, seed: 6 }]);
+  });
+
+  it('GatherV2 of embedding rows, and its gradient through UnsortedSegmentSum', async () => {
+    await expectWasmMatchesCpu((table, ids) => tf.gather(table!, ids!), [
+      { shape: [11, 6], seed: 7 },
+      { shape: [3, 5], seed: 8, dtype: 'int32', max: 11 },
+    ]);
+  });
+
+  it('GatherV2 along another axis falls back to the stock kernel', async () => {
+    await expectWasmMatchesCpu((table, ids) => tf.gather(table!, ids!, 1), [
+      { shape: [4, 11], seed: 9 },
+      { shape: [5], seed: 10, dtype: 'int32', max: 11 },
+    ]);
+  });
+
+  it('GatherV2 rejects an out-of-range index', async () => {
+    await tf.setBackend('wasm');
+    const table = tf.zeros([3, 2]);
+    const ids = tf.tensor1d([0, 3], 'int32');
+    expect(() => tf.gather(table, ids)).toThrow(/not in \[0, 2\]/);
+    tf.dispose([table, ids]);
+  });
+
+  it('leaks no tensors and no heap views: the count is stable across repeated products', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.randomNormal([2, 3, 12, 12]);
+    const b = tf.randomNormal([2, 3, 12, 8]);
+    const run = (): void => tf.tidy(() => void tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, true, false))([a, b]));
+    run();
+    const before = tf.memory().numTensors;
+    const bytesBefore = tf.memory().numBytes;
+    for (let i = 0; i < 5; i++) run();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numBytes).toBe(bytesBefore);
+    tf.dispose([a, b]);
+  });
+
+  describe('the public-API fallback (customGrad matmul with explicit transposes, stock kernels)', () => {
+    beforeAll(() => {
+      setKernelOverrides(false);
+      useTransposingMatMul(true);
+    });
+    afterAll(() => {
+      setKernelOverrides(true);
+      useTransposingMatMul(false);
+    });
+
+    for (const c of MATMUL_CASES.slice(0, 9)) {
+      it(`matMul: ${c.name}`, async () => {
+        await expectWasmMatchesCpu(
+          // The reference is plain tf.matMul on cpu; wasm runs the fallback.
+          (a, b) =>
+            tf.getBackend() === 'cpu'
+              ? tf.matMul(a!, b!, c.transposeA ?? false, c.transposeB ?? false)
+              : matMul(a!, b!, { transposeA: c.transposeA, transposeB: c.transposeB }),
+          [{ shape: c.a, seed: 1 }, { shape: c.b, seed: 2 }],
+          c.grads ?? true,
+        );
+      });
+    }
+
+    it('matMul: the shared-weight gradient of a rank-3 input, against the same product folded to rank 2', async () => {
+      await expectWasmMatchesCpu(
+        (a, b) =>
+          tf.getBackend() === 'cpu'
+            ? tf.reshape(tf.matMul(tf.reshape(a!, [30, 16]) as tf.Tensor2D, b as tf.Tensor2D), [3, 10, 8])
+            : matMul(a!, b!),
+        [{ shape: [3, 10, 16], seed: 1 }, { shape: [16, 8], seed: 2 }],
+      );
+    });
+  });
+});
