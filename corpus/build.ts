@@ -21,8 +21,8 @@ export interface BuildOptions {
   /** The corpus folder. */
   dir: string;
   config: CorpusConfig;
-  /** The whole input stream, before partitioning. */
-  inputs: Iterable<InputItem>;
+  /** The whole input stream, before partitioning (read twice: ids first, then programs). */
+  inputs: readonly InputItem[];
   tracer: TraceRunner;
   /** Makes the mutants of a program (none when absent). Mutants are kept only if they trace `ok`. */
   mutate?: (program: Program) => Program[];
@@ -77,26 +77,43 @@ export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
     }
   };
 
+  // A mutant identical to an input program, or to an earlier mutant, would be a
+  // duplicate row (possibly in another split): it is not traced. Inputs skipped
+  // on resume still pass through here so the same mutants are known as seen.
+  const inputIds = new Set<string>();
+  for (const item of options.inputs) if ('program' in item) inputIds.add(item.program.id);
+  const seenMutants = new Set<string>();
+  const mutantsOf = (parent: Program, position: number, errors: CorpusErrorEntry[]): Program[] => {
+    if (mutate === undefined) return [];
+    let mutants: Program[];
+    try {
+      mutants = mutate(parent);
+    } catch (err) {
+      // A source the mutator cannot handle costs its variants, not the run.
+      errors.push({ input: position, origin: parent.origin ?? parent.id, reason: `mutation failed: ${(err as Error).message}` });
+      return [];
+    }
+    return mutants.filter((m) => {
+      if (inputIds.has(m.id) || seenMutants.has(m.id)) return false;
+      seenMutants.add(m.id);
+      return true;
+    });
+  };
+
   function* programs(): Generator<Program> {
     let index = 0;
     for (const { position, item } of partitionInputs(options.inputs, config.partition)) {
-      if (index++ < resumedInputs) continue;
+      if (index++ < resumedInputs) {
+        if ('program' in item) mutantsOf(item.program, position, []);
+        continue;
+      }
       if ('error' in item) {
         queue.push({ expected: 0, programs: [], traces: [], errors: [{ input: position, ...item.error }], split: 'train' });
         continue;
       }
       const parent = item.program;
       const errors: CorpusErrorEntry[] = [];
-      let mutants: Program[] = [];
-      if (mutate !== undefined) {
-        try {
-          mutants = mutate(parent);
-        } catch (err) {
-          // A source the mutator cannot handle costs its variants, not the run.
-          errors.push({ input: position, origin: parent.origin ?? parent.id, reason: `mutation failed: ${(err as Error).message}` });
-        }
-      }
-      const all = [parent, ...mutants];
+      const all = [parent, ...mutantsOf(parent, position, errors)];
       queue.push({ expected: all.length, programs: all, traces: [], errors, split: splitOf(parent.source, config.splitRatios) });
       yield* all;
     }

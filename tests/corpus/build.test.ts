@@ -55,6 +55,18 @@ describe('buildCorpus', () => {
     }
   });
 
+  it('does not trace a mutant equal to an input program or to an earlier mutant', async () => {
+    const dir = tempDir();
+    // Every program mutates into p1 (an input) and into one shared variant.
+    const mutate = (): Program[] => [
+      { id: 'p1', source: 'x = 1\n', entry: null },
+      { id: 'shared', source: 'x = -1\n', entry: null, origin: 'mutation:of=?' },
+    ];
+    const { manifest } = await buildCorpus({ dir, config: testConfig({ mutate: 2 }), inputs: inputs(4), tracer: fakeTracer, mutate });
+    expect(await ids(dir)).toEqual(['p0', 'shared', 'p1', 'p2', 'p3']);
+    expect(manifest.counts.mutants).toEqual({ kept: 1, dropped: 0 });
+  });
+
   it('partitions inputs by position so the parts are disjoint and cover everything', async () => {
     const parts = await Promise.all(
       [0, 1, 2].map(async (index) => {
