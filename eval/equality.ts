@@ -10,6 +10,7 @@
  * identical.
  */
 import type { Program, Trace } from '../src/schema.js';
+import { TracerPool } from '../tracer/index.js';
 import type { OutputScore } from './metrics.js';
 
 /** What the comparison needs from the tracer pool. */
@@ -46,4 +47,26 @@ export async function scoreOutputs(
       return { truth, predicted, exact, equal };
     }),
   );
+}
+
+/** A runner that starts a one-sandbox tracer pool on first use (most outputs are compared as strings). */
+export interface SandboxRunner extends ProgramRunner {
+  close(): Promise<void>;
+}
+
+/** Limits for one comparison: literals are small, and a runaway comparison is a bug. */
+const EQUALITY_LIMITS = { maxSteps: 1000, timeoutMs: 10_000 };
+
+export function sandboxRunner(): SandboxRunner {
+  let pool: Promise<TracerPool> | null = null;
+  return {
+    trace(program) {
+      pool ??= TracerPool.create({ workers: 1, limits: EQUALITY_LIMITS });
+      return pool.then((p) => p.trace(program));
+    },
+    async close() {
+      if (pool) await (await pool).close();
+      pool = null;
+    },
+  };
 }

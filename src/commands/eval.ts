@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CorpusError, SPLITS, type Split } from '../../corpus/index.js';
+import { sandboxRunner } from '../../eval/equality.js';
 import { EvalError } from '../../eval/errors.js';
 import { renderSummary, writeReport } from '../../eval/report.js';
 import { evaluateCorpus, evaluateCruxeval, type EvalProgress } from '../../eval/run.js';
@@ -66,6 +67,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${flags.backend}`);
   }
   const limit = flags.limit === undefined ? undefined : positiveInt('--limit', flags.limit);
+  const runner = sandboxRunner();
   const common = {
     modelDir: flags.model,
     backend: flags.backend as BackendName,
@@ -74,7 +76,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
     maxRolloutTokens: positiveInt('--max-rollout-tokens', flags.maxRolloutTokens),
     execwmVersion: VERSION,
     progress: progressFor(flags.quiet ?? false),
-    runner: null,
+    runner,
   };
   const seed = nonNegativeInt('--seed', flags.seed);
   const examples = nonNegativeInt('--examples', flags.examples);
@@ -89,6 +91,8 @@ async function runEval(flags: EvalFlags): Promise<void> {
   } catch (err) {
     if (err instanceof EvalError || err instanceof CorpusError || err instanceof TrainingError) throw new UserError(err.message);
     throw err;
+  } finally {
+    await runner.close();
   }
 }
 

@@ -4,8 +4,25 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvalReport } from '../../eval/report.js';
 import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
-import { runCli } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { CRUXEVAL_PATH, REPO_ROOT, cruxevalAvailable } from '../helpers.js';
 import { writeLoopCorpus, writeRandomCheckpoint } from './fixtures.js';
+
+/**
+ * Runs the built CLI without blocking the test worker (a synchronous spawn that
+ * outlasts vitest's RPC timeout fails the run on a loaded machine).
+ */
+function runCli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'execwm.js'), ...args], { cwd: REPO_ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
 
 let root: string;
 let corpus: string;
@@ -26,10 +43,10 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-describe('execwm eval', () => {
-  it('writes report.json and report.html and prints the model beside the baselines', () => {
+describe('execwm eval', { timeout: 180_000 }, () => {
+  it('writes report.json and report.html and prints the model beside the baselines', async () => {
     const out = join(root, 'out');
-    const res = runCli(['eval', '--model', model, '--corpus', corpus, '--split', 'test', '--out', out, '--limit', '3', '--quiet']);
+    const res = await runCli(['eval', '--model', model, '--corpus', corpus, '--split', 'test', '--out', out, '--limit', '3', '--quiet']);
     expect(res.stderr).toBe('');
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/variable accuracy\s+\d+\.\d%\s+\d+\.\d%\s+\d+\.\d%/);
@@ -43,14 +60,25 @@ describe('execwm eval', () => {
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('id="viewer-data"');
   });
 
-  it('says in one line that the model is missing', () => {
-    const res = runCli(['eval', '--model', join(root, 'nope'), '--corpus', corpus]);
+  it.skipIf(!cruxevalAvailable())('scores output prediction on CRUXEval problems', async () => {
+    const out = join(root, 'crux');
+    const res = await runCli(['eval', '--model', model, '--cruxeval', CRUXEVAL_PATH, '--limit', '4', '--out', out, '--quiet']);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/output prediction \(direct\), 4 programs/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
+    expect(report.output!.model.programs).toBe(4);
+    expect(report.config).toMatchObject({ problems: 4, pythonEquality: 'sandbox' });
+  });
+
+  it('says in one line that the model is missing', async () => {
+    const res = await runCli(['eval', '--model', join(root, 'nope'), '--corpus', corpus]);
     expect(res.status).toBe(1);
     expect(res.stderr.trim().split('\n')).toEqual([`execwm: no model at ${join(root, 'nope')} (no checkpoint.json there or in ${join(root, 'nope', 'checkpoint')})`]);
   });
 
-  it('says in one line that the corpus has no such split', () => {
-    const res = runCli(['eval', '--model', model, '--corpus', trainOnly, '--split', 'test', '--backend', 'cpu']);
+  it('says in one line that the corpus has no such split', async () => {
+    const res = await runCli(['eval', '--model', model, '--corpus', trainOnly, '--split', 'test', '--backend', 'cpu']);
     expect(res.status).toBe(1);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stderr).toMatch(/^execwm: corpus .* has no traces in split test \(train \d+, val 0, test 0\)/);
@@ -59,14 +87,14 @@ describe('execwm eval', () => {
   it('refuses a model whose tokenizer has other special tokens', async () => {
     const other = join(root, 'other-run');
     await writeRandomCheckpoint(other, { texts: ['def f(): pass'], blockSize: 64, specialTokens: SPECIAL_TOKEN_LIST.slice(0, -2) });
-    const res = runCli(['eval', '--model', other, '--corpus', corpus, '--backend', 'cpu']);
+    const res = await runCli(['eval', '--model', other, '--corpus', corpus, '--backend', 'cpu']);
     expect(res.status).toBe(1);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stderr).toMatch(/^execwm: tokenizer mismatch: /);
   });
 
-  it('rejects asking for a corpus and CRUXEval at once as bad usage', () => {
-    const res = runCli(['eval', '--model', model, '--corpus', corpus, '--cruxeval', 'x.jsonl']);
+  it('rejects asking for a corpus and CRUXEval at once as bad usage', async () => {
+    const res = await runCli(['eval', '--model', model, '--corpus', corpus, '--cruxeval', 'x.jsonl']);
     expect(res.status).toBe(2);
     expect(res.stderr.split('\n')[0]).toBe('execwm: give exactly one of --corpus DIR or --cruxeval FILE');
   });
