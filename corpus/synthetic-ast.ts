@@ -942,10 +942,6 @@ function distinctCount(xs: PyValue[]): number {
 /** Methods that change their receiver in place. */
 const MUTATORS = new Set(['append', 'extend', 'insert', 'pop', 'remove', 'sort', 'reverse']);
 
-function isMutation(e: Expr): boolean {
-  return e.k === 'method' && MUTATORS.has(e.name);
-}
-
 function exprReads(e: Expr, out: Set<string>): void {
   switch (e.k) {
     case 'lit':
@@ -1007,101 +1003,196 @@ function exprReads(e: Expr, out: Set<string>): void {
   }
 }
 
-function hasMutation(e: Expr): boolean {
-  if (isMutation(e)) return true;
-  const kids: Expr[] = [];
+/** Variables whose list or dict a mutating method call inside `e` changes. */
+function mutatedVars(e: Expr, out: Set<string>): void {
+  if (e.k === 'method' && MUTATORS.has(e.name) && e.obj.k === 'var') out.add(e.obj.name);
   switch (e.k) {
     case 'bin':
     case 'cmp':
     case 'and':
     case 'or':
-      kids.push(e.l, e.r);
-      break;
+      mutatedVars(e.l, out);
+      mutatedVars(e.r, out);
+      return;
     case 'not':
     case 'neg':
-      kids.push(e.e);
-      break;
+      mutatedVars(e.e, out);
+      return;
     case 'call':
-      kids.push(...e.args);
-      break;
+      for (const a of e.args) mutatedVars(a, out);
+      return;
     case 'method':
-      kids.push(e.obj, ...e.args);
+      mutatedVars(e.obj, out);
+      for (const a of e.args) mutatedVars(a, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/** Variables a simple statement changes (names, containers written through an index or a method). */
+function writes(s: Stmt): Set<string> {
+  const out = new Set<string>();
+  switch (s.k) {
+    case 'assign':
+    case 'aug':
+      out.add(s.target.k === 'name' ? s.target.name : s.target.obj);
+      mutatedVars(s.value, out);
+      break;
+    case 'unpack':
+      for (const n of s.names) out.add(n);
+      mutatedVars(s.value, out);
+      break;
+    case 'expr':
+      mutatedVars(s.e, out);
       break;
     default:
       break;
   }
-  return kids.some(hasMutation);
+  return out;
 }
 
-/** The variable a statement exists to change, when that is all it does; null for anything else. */
-function writtenVar(s: Stmt): string | null {
-  if (s.k === 'assign' || s.k === 'aug') return s.target.k === 'name' ? s.target.name : s.target.obj;
-  if (s.k === 'expr' && isMutation(s.e) && s.e.k === 'method' && s.e.obj.k === 'var') return s.e.obj.name;
-  return null;
-}
-
-function stmtReads(s: Stmt, out: Set<string>): void {
+/** Variables a simple statement reads, including the receiver of `x += …` and index targets. */
+function reads(s: Stmt): Set<string> {
+  const out = new Set<string>();
   switch (s.k) {
     case 'assign':
     case 'aug':
-      if (s.target.k === 'item') exprReads(s.target.idx, out);
+      if (s.target.k === 'item') {
+        exprReads(s.target.idx, out);
+        // `d[k] = v` keeps the rest of `d`, so the old `d` flows into the new one.
+        out.add(s.target.obj);
+      } else if (s.k === 'aug') out.add(s.target.name);
       exprReads(s.value, out);
-      return;
+      break;
     case 'unpack':
       exprReads(s.value, out);
-      return;
+      break;
     case 'expr':
-      // A mutator's receiver is written, not read; its arguments are read.
-      if (isMutation(s.e) && s.e.k === 'method' && s.e.obj.k === 'var') for (const a of s.e.args) exprReads(a, out);
-      else exprReads(s.e, out);
-      return;
-    case 'if':
-      for (const b of s.branches) {
-        exprReads(b.cond, out);
-        for (const x of b.body) stmtReads(x, out);
-      }
-      for (const x of s.orelse ?? []) stmtReads(x, out);
-      return;
-    case 'for':
-    case 'while':
-      exprReads(s.k === 'for' ? s.iter : s.cond, out);
-      for (const x of s.body) stmtReads(x, out);
-      return;
     case 'return':
       exprReads(s.e, out);
-      return;
-    case 'break':
-    case 'continue':
-      return;
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+/**
+ * Marks the statements the return value depends on (a flow-insensitive backward
+ * slice over variable names: data dependences, plus the conditions and loop
+ * headers that control a kept statement), growing `live` until it is stable.
+ */
+function markRelevant(body: Stmt[], live: Set<string>, keep: Set<Stmt>): boolean {
+  let grew = false;
+  const need = (names: Iterable<string>): void => {
+    for (const n of names) {
+      if (!live.has(n)) {
+        live.add(n);
+        grew = true;
+      }
+    }
+  };
+  const visit = (stmts: Stmt[]): boolean => {
+    let any = false;
+    for (const s of stmts) {
+      switch (s.k) {
+        case 'if': {
+          let hit = false;
+          for (const b of s.branches) hit = visit(b.body) || hit;
+          if (s.orelse) hit = visit(s.orelse) || hit;
+          if (hit) {
+            keep.add(s);
+            const r = new Set<string>();
+            for (const b of s.branches) exprReads(b.cond, r);
+            need(r);
+          }
+          any ||= hit;
+          break;
+        }
+        case 'for':
+        case 'while': {
+          if (visit(s.body)) {
+            keep.add(s);
+            const r = new Set<string>();
+            exprReads(s.k === 'for' ? s.iter : s.cond, r);
+            need(r);
+            // Inside a kept loop, break and continue decide which iterations run.
+            markControl(s.body, keep);
+            any = true;
+          }
+          break;
+        }
+        case 'break':
+        case 'continue':
+          break;
+        case 'return':
+          keep.add(s);
+          need(reads(s));
+          any = true;
+          break;
+        default:
+          if ([...writes(s)].some((n) => live.has(n))) {
+            keep.add(s);
+            need(reads(s));
+            any = true;
+          }
+      }
+    }
+    return any;
+  };
+  visit(body);
+  return grew;
+}
+
+/** Keeps the break/continue statements of a kept loop (not of loops nested in it) and the ifs around them. */
+function markControl(body: Stmt[], keep: Set<Stmt>): boolean {
+  let any = false;
+  for (const s of body) {
+    if (s.k === 'break' || s.k === 'continue') {
+      keep.add(s);
+      any = true;
+    } else if (s.k === 'if') {
+      let hit = false;
+      for (const b of s.branches) hit = markControl(b.body, keep) || hit;
+      if (s.orelse) hit = markControl(s.orelse, keep) || hit;
+      if (hit) keep.add(s);
+      any ||= hit;
+    }
+  }
+  return any;
+}
+
+function controlReads(body: Stmt[], keep: Set<Stmt>, out: Set<string>): void {
+  for (const s of body) {
+    if (s.k === 'if' && keep.has(s)) {
+      for (const b of s.branches) {
+        exprReads(b.cond, out);
+        controlReads(b.body, keep, out);
+      }
+      controlReads(s.orelse ?? [], keep, out);
+    } else if ((s.k === 'for' || s.k === 'while') && keep.has(s)) controlReads(s.body, keep, out);
   }
 }
 
-function prune(body: Stmt[], reads: Set<string>): Stmt[] {
+function prune(body: Stmt[], keep: Set<Stmt>, live: Set<string>): Stmt[] {
   const out: Stmt[] = [];
   for (const s of body) {
-    const w = writtenVar(s);
-    if (w !== null && !reads.has(w)) {
-      // `last = items.pop()` still shrinks `items` when `last` is never used.
-      if (s.k === 'assign' && hasMutation(s.value)) out.push({ k: 'expr', e: s.value });
-      continue;
-    }
-    if (s.k === 'unpack' && !s.names.some((n) => reads.has(n))) continue;
+    if (!keep.has(s)) continue;
     if (s.k === 'if') {
-      const branches = s.branches.map((b) => ({ cond: b.cond, body: prune(b.body, reads) })).filter((b) => b.body.length > 0);
-      const orelse = s.orelse ? prune(s.orelse, reads) : null;
+      const branches = s.branches.map((b) => ({ cond: b.cond, body: prune(b.body, keep, live) })).filter((b) => b.body.length > 0);
+      const orelse = s.orelse ? prune(s.orelse, keep, live) : [];
       if (branches.length === 0) continue;
-      out.push({ k: 'if', branches, orelse: orelse && orelse.length > 0 ? orelse : null });
-      continue;
-    }
-    if (s.k === 'for' || s.k === 'while') {
-      const inner = prune(s.body, reads);
-      // A loop left with nothing but control flow or its own counter does no work.
-      const work = inner.filter((x) => !(x.k === 'break' || x.k === 'continue' || (s.k === 'while' && x.k === 'aug' && x.target.k === 'name' && exprMentions(s.cond, x.target.name))));
-      if (work.length === 0) continue;
-      out.push({ ...s, body: inner });
-      continue;
-    }
-    out.push(s);
+      out.push({ k: 'if', branches, orelse: orelse.length > 0 ? orelse : null });
+    } else if (s.k === 'for' || s.k === 'while') {
+      const inner = prune(s.body, keep, live);
+      // `while n > 0: n -= 1` alone only counts down: no work worth a loop.
+      const counter = (x: Stmt): boolean => s.k === 'while' && x.k === 'aug' && x.target.k === 'name' && exprMentions(s.cond, x.target.name);
+      if (inner.some((x) => !counter(x) && x.k !== 'break' && x.k !== 'continue')) out.push({ ...s, body: inner });
+    } else if (s.k === 'assign' && s.target.k === 'name' && !live.has(s.target.name)) {
+      // Kept only for its side effect (`last = items.pop()` shrinks `items`).
+      out.push({ k: 'expr', e: s.value });
+    } else out.push(s);
   }
   return out;
 }
@@ -1113,17 +1204,97 @@ function exprMentions(e: Expr, name: string): boolean {
 }
 
 /**
- * Drops statements whose only effect is on variables nothing reads, and blocks
- * left empty, until nothing changes. The result is re-run by the interpreter, so
+ * Drops every statement the return value does not depend on, so each line of a
+ * generated function matters to its result (and a mutation of it usually
+ * changes the result). The pruned program is run again by the interpreter, so
  * this only has to keep the code valid, not its behaviour.
  */
 export function eliminateDeadCode(f: FuncDef): FuncDef {
-  let body = f.body;
+  const live = new Set<string>();
+  let keep = new Set<Stmt>();
   for (;;) {
-    const reads = new Set<string>();
-    for (const s of body) stmtReads(s, reads);
-    const next = prune(body, reads);
-    if (JSON.stringify(next) === JSON.stringify(body)) return { ...f, body };
-    body = next;
+    keep = new Set<Stmt>();
+    const grew = markRelevant(f.body, live, keep);
+    const r = new Set<string>();
+    controlReads(f.body, keep, r);
+    const before = live.size;
+    for (const n of r) live.add(n);
+    if (!grew && live.size === before) break;
   }
+  return { ...f, body: prune(f.body, keep, live) };
+}
+
+function subExprs(e: Expr): Expr[] {
+  switch (e.k) {
+    case 'lit':
+    case 'var':
+      return [];
+    case 'bin':
+    case 'cmp':
+    case 'and':
+    case 'or':
+      return [e.l, e.r];
+    case 'not':
+    case 'neg':
+      return [e.e];
+    case 'ifexp':
+      return [e.cond, e.a, e.b];
+    case 'call':
+      return e.args;
+    case 'method':
+      return [e.obj, ...e.args];
+    case 'index':
+      return [e.obj, e.idx];
+    case 'slice':
+      return [e.obj, ...[e.lo, e.hi, e.step].filter((x): x is Expr => x !== null)];
+    case 'list':
+    case 'tuple':
+      return e.items;
+    case 'dict':
+      return e.entries.flat();
+    case 'listcomp':
+      return [e.iter, e.elt, ...(e.cond ? [e.cond] : [])];
+    case 'dictcomp':
+      return [e.iter, e.key, e.value, ...(e.cond ? [e.cond] : [])];
+  }
+}
+
+function stmtExprs(s: Stmt): Expr[] {
+  switch (s.k) {
+    case 'assign':
+    case 'aug':
+      return s.target.k === 'item' ? [s.target.idx, s.value] : [s.value];
+    case 'unpack':
+      return [s.value];
+    case 'expr':
+    case 'return':
+      return [s.e];
+    case 'if':
+      return [...s.branches.flatMap((b) => [b.cond, ...b.body.flatMap(stmtExprs)]), ...(s.orelse ?? []).flatMap(stmtExprs)];
+    case 'for':
+      return [s.iter, ...s.body.flatMap(stmtExprs)];
+    case 'while':
+      return [s.cond, ...s.body.flatMap(stmtExprs)];
+    case 'break':
+    case 'continue':
+      return [];
+  }
+}
+
+/** Names of the functions `f` calls (builtins included). */
+export function callees(f: FuncDef): Set<string> {
+  const out = new Set<string>();
+  const walk = (e: Expr): void => {
+    if (e.k === 'call') out.add(e.fn);
+    for (const x of subExprs(e)) walk(x);
+  };
+  for (const s of f.body) for (const e of stmtExprs(s)) walk(e);
+  return out;
+}
+
+/** Names `f`'s body reads anywhere. */
+export function namesRead(f: FuncDef): Set<string> {
+  const out = new Set<string>();
+  for (const s of f.body) for (const e of stmtExprs(s)) exprReads(e, out);
+  return out;
 }

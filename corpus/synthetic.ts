@@ -21,6 +21,8 @@ import { normalizeSource } from './splits.js';
 import {
   Interpreter,
   Rejected,
+  callees,
+  namesRead,
   eliminateDeadCode,
   printExpr,
   list,
@@ -325,6 +327,10 @@ interface Var {
   /** Loop targets are read eagerly by the loop body. */
   loopVar: boolean;
   param: boolean;
+  /** A loop's accumulator or a helper's result: what the function is about, so the return prefers it. */
+  hint: boolean;
+  /** A single character (a loop over a string): not sliced, searched or iterated again. */
+  char: boolean;
 }
 
 interface HelperSig {
@@ -335,6 +341,9 @@ interface HelperSig {
   args: () => Expr[] | null;
   called: boolean;
 }
+
+/** Names only ever given to single characters taken from a string. */
+const CHAR_NAMES = new Set(['ch', 'c', 'letter']);
 
 const NAMES: Record<Ty, readonly string[]> = {
   int: ['total', 'count', 'acc', 'result', 'best', 'diff', 'score', 'step', 'low', 'high', 'value', 'delta', 'steps', 'size', 'offset', 'cur', 'prev', 'carry', 'tally', 'largest', 'smallest', 'width', 'remaining', 'pos', 'gap', 'level'],
@@ -378,6 +387,8 @@ const ifs = (cond: Expr, body: Stmt[], orelse: Stmt[] | null = null): Stmt => ({
 
 type Option<T> = readonly [number, () => T | null];
 
+const NEGATED: Record<CmpOp, CmpOp> = { '<': '>=', '<=': '>', '>': '<=', '>=': '<', '==': '!=', '!=': '==', in: 'not in', 'not in': 'in' };
+
 class ProgramBuilder {
   private readonly feats: Set<Feature>;
   private scope = new Map<string, Var>();
@@ -415,12 +426,18 @@ class ProgramBuilder {
     const { def, args } = this.mainFunction();
     funcs.push(def);
     const pruned = funcs.map(eliminateDeadCode);
-    const source = printProgram(pruned);
-    // A helper whose only call was pruned away would be dead code.
-    if (pruned.slice(0, -1).some((h) => !source.includes(`${h.name}(`, source.indexOf(`def ${h.name}(`) + 5 + h.name.length))) {
-      throw new Rejected('helper never called');
+    // Helpers whose calls were all pruned away are dropped with them.
+    const reachable = new Set(['f']);
+    for (let i = pruned.length - 1; i >= 0; i--) {
+      if (reachable.has(pruned[i]!.name)) for (const c of callees(pruned[i]!)) reachable.add(c);
     }
-    return { funcs: pruned, args };
+    // Parameters the pruned f no longer reads leave the signature and the entry.
+    const main = pruned[pruned.length - 1]!;
+    const used = namesRead(main);
+    const keepParam = main.params.map((p) => used.has(p));
+    if (!keepParam.some(Boolean)) throw new Rejected('f ignores its inputs');
+    pruned[pruned.length - 1] = { ...main, params: main.params.filter((_, i) => keepParam[i]) };
+    return { funcs: pruned.filter((h) => reachable.has(h.name)), args: args.filter((_, i) => keepParam[i]) };
   }
 
   // --- functions -----------------------------------------------------------
@@ -457,7 +474,16 @@ class ProgramBuilder {
     const params = tys.map((ty) => this.addParam(ty));
     const args = tys.map((ty) => this.inputValue(ty));
     const n = this.rng.int(Math.max(1, Math.ceil(this.knobs.statements / 2)), this.knobs.statements);
-    const body = this.block(n, 0);
+    // Every f has at least one top-level loop: execution worth tracing.
+    const loop = (): Stmt[] => {
+      for (let i = 0; i < 4; i++) {
+        const useFor = this.has('for') && (!this.has('while') || this.rng.chance(0.65));
+        const s = this.attempt(() => (useFor ? this.forLoop(0) : this.whileLoop(0)));
+        if (s) return s;
+      }
+      return this.stmt(0);
+    };
+    const body = this.has('for') || this.has('while') ? this.block(n - 1, 0, { at: this.rng.int(0, n - 1), make: loop }) : this.block(n, 0);
     body.push(ret(this.returnExpr()));
     return { def: { name: 'f', params, body }, args };
   }
@@ -527,12 +553,16 @@ class ProgramBuilder {
   }
 
   private declare(name: string, ty: Ty, opts: { param?: boolean; loopVar?: boolean; locked?: boolean } = {}): void {
-    this.scope.set(name, { name, ty, reads: 0, locked: opts.locked ?? false, loopVar: opts.loopVar ?? false, param: opts.param ?? false });
+    this.scope.set(name, { name, ty, reads: 0, locked: opts.locked ?? false, loopVar: opts.loopVar ?? false, param: opts.param ?? false, hint: false, char: CHAR_NAMES.has(name.replace(/\d+$/, '')) });
     this.bound.set(name, ty);
   }
 
-  private varsOf(ty: Ty, writable = false): Var[] {
-    return [...this.scope.values()].filter((x) => x.ty === ty && x.name !== this.excluded && (!writable || (!x.locked && !x.loopVar && !x.param)));
+  /** Variables of a type; `'text'` means strings that are not single characters. */
+  private varsOf(ty: Ty | 'text', writable = false): Var[] {
+    const want = ty === 'text' ? 'str' : ty;
+    return [...this.scope.values()].filter(
+      (x) => x.ty === want && !(ty === 'text' && x.char) && x.name !== this.excluded && (!writable || (!x.locked && !x.loopVar && !x.param)),
+    );
   }
 
   private excluding<T>(name: string, fn: () => T): T {
@@ -544,7 +574,7 @@ class ProgramBuilder {
   }
 
   /** Reads a variable of type `ty`, preferring loop targets and values not read yet. */
-  private readVar(ty: Ty): Expr | null {
+  private readVar(ty: Ty | 'text'): Expr | null {
     const vars = this.varsOf(ty);
     if (vars.length === 0) return null;
     const chosen = this.rng.weighted(vars.map((x) => [1 + (x.reads === 0 ? 3 : 0) + (x.loopVar ? 4 : 0), x] as const));
@@ -637,9 +667,14 @@ class ProgramBuilder {
 
   // --- expressions ---------------------------------------------------------
 
-  private first<T>(options: readonly Option<T>[]): T | null {
+  /**
+   * Tries weighted options until one gives a value. The number of tries is
+   * capped: options build sub-expressions that can fail in turn, and an
+   * exhaustive search multiplies at every level.
+   */
+  private first<T>(options: readonly Option<T>[], tries = 4): T | null {
     let live = options.filter(([w]) => w > 0);
-    while (live.length > 0) {
+    for (let t = 0; t < tries && live.length > 0; t++) {
       const chosen = this.rng.weighted(live.map((o) => [o[0], o] as const));
       const x = chosen[1]();
       if (x !== null) return x;
@@ -677,19 +712,43 @@ class ProgramBuilder {
     return { k: 'ifexp', cond: this.expr('bool', d - 1, true), a, b };
   }
 
+  /** `make(l, r)` unless both sides print the same (`text == text`, `min(low, low)`). */
+  private distinctPair(l: Expr, r: Expr, make: (l: Expr, r: Expr) => Expr): Expr | null {
+    return printExpr(l) === printExpr(r) ? null : make(l, r);
+  }
+
+  /** `not x` where people write it: on a name or a call; a negated comparison flips its operator instead. */
+  private negation(d: number): Expr | null {
+    const e = this.live('bool', d - 1);
+    if (!e) return null;
+    if (e.k === 'cmp') return { ...e, op: NEGATED[e.op] };
+    return e.k === 'var' || e.k === 'method' || e.k === 'call' ? { k: 'not', e } : null;
+  }
+
+  /** A condition that is not a constant, or null. */
+  private cond(d: number): Expr | null {
+    return this.live('bool', d);
+  }
+
   private binLive(op: BinOp, ty: Ty, d: number, right: () => Expr): Expr | null {
     const l = this.live(ty, d - 1);
     if (!l) return null;
-    const r = right();
-    // `k - k`, `k % k`: always the same value, so no execution to learn.
+    let r = right();
+    // `x + -3` reads as `x - 3`.
+    if ((op === '+' || op === '-') && r.k === 'lit' && typeof r.v === 'number' && r.v < 0) {
+      op = op === '+' ? '-' : '+';
+      r = lit(-r.v);
+    }
+    // `k - k`, `k % k`: always the same value, so no execution to learn; nor in `x + 0`, `x * 1`.
     if (op !== '+' && op !== '*' && printExpr(l) === printExpr(r)) return null;
+    if (r.k === 'lit' && ((r.v === 0 && (op === '+' || op === '-')) || (r.v === 1 && (op === '*' || op === '//')))) return null;
     return bin(op, l, r);
   }
 
   private exprOptions(ty: Ty, d: number, fresh: boolean): Option<Expr>[] {
     const deep = d > 0;
     const litW = fresh ? 0 : 1;
-    const uncalled = this.helpers.some((h) => !h.called && h.ret === ty) ? 6 : 0.5;
+    const uncalled = this.helpers.some((h) => !h.called && h.ret === ty) ? 6 : 0.2;
     const helper: Option<Expr> = [uncalled, () => this.helperCall(ty)];
     switch (ty) {
       case 'int':
@@ -703,10 +762,13 @@ class ProgramBuilder {
           [deep ? 1.5 : 0, () => this.collectionLen()],
           [deep && this.has('list') ? 1 : 0, () => this.fromVar('ilist', (x) => call('sum', x))],
           [deep && this.has('list') ? 0.8 : 0, () => this.fromVar('ilist', (x) => call(this.rng.pick(['max', 'min']), x))],
-          [deep ? 0.5 : 0, () => call(this.rng.pick(['max', 'min']), this.expr('int', d - 1, true), this.expr('int', d - 1))],
+          [deep ? 0.5 : 0, () => {
+            const l = this.live('int', d - 1);
+            return l && this.distinctPair(l, this.expr('int', d - 1), (a, b) => call(this.rng.pick(['max', 'min']), a, b));
+          }],
           [deep && this.knobs.negatives ? 0.4 : 0, () => call('abs', this.expr('int', d - 1, true))],
           [deep && this.has('list') ? 0.8 : 0, () => this.fromVar('ilist', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1, 1])) }))],
-          [deep && this.has('str') ? 0.6 : 0, () => this.fromVar('str', (x) => meth(x, this.rng.pick(['find', 'count']), lit(this.rng.pick(SUBSTRINGS))))],
+          [deep && this.has('str') ? 0.6 : 0, () => this.fromVar('text', (x) => meth(x, this.rng.pick(['find', 'count']), lit(this.rng.pick(SUBSTRINGS))))],
           [deep && this.has('list') ? 0.3 : 0, () => this.fromVar('ilist', (x) => meth(x, 'count', this.expr('int', 0)))],
           [deep && this.has('dict') ? 1 : 0, () => this.fromVar('dict', (x) => meth(x, 'get', this.expr('str', 0), lit(0)))],
           [deep && this.has('if') && this.has('compare') ? 0.5 : 0, () => this.ifExp('int', d)],
@@ -732,9 +794,13 @@ class ProgramBuilder {
           [this.has('str') ? 1 : 0, () => this.fromVar('str', (x) => cmp('in', x, lit(this.rng.pick(CHARSETS))))],
           [this.has('str') ? 1 : 0, () => this.fromVar('str', (x) => meth(x, this.rng.pick(['startswith', 'endswith']), lit(this.rng.pick(SUBSTRINGS))))],
           [this.has('str') ? 0.6 : 0, () => this.fromVar('str', (x) => meth(x, this.rng.pick(['isdigit', 'isalpha'])))],
-          [this.has('str') ? 0.4 : 0, () => this.fromVar('str', (x) => cmp(this.rng.pick(['==', '!='] as const), x, this.expr('str', 0)))],
-          [deep && this.has('bool') ? 0.5 : 0, () => ({ k: 'not', e: this.expr('bool', d - 1, true) })],
-          [deep && this.has('bool') ? 1 : 0, () => ({ k: this.rng.pick(['and', 'or'] as const), l: this.expr('bool', d - 1, true), r: this.expr('bool', d - 1, true) })],
+          [this.has('str') ? 0.4 : 0, () => this.fromVar('str', (x) => this.distinctPair(x, this.expr('str', 0), (l, r) => cmp(this.rng.pick(['==', '!='] as const), l, r)))],
+          [deep && this.has('bool') ? 0.5 : 0, () => this.negation(d)],
+          [deep && this.has('bool') ? 1 : 0, () => {
+            const l = this.live('bool', d - 1);
+            const r = l && this.live('bool', d - 1);
+            return l && r && this.distinctPair(l, r, (a, b) => ({ k: this.rng.pick(['and', 'or'] as const), l: a, r: b }));
+          }],
           [this.has('compare') ? 0.6 : 0, () => {
             const n = this.collectionLen();
             return n && cmp(this.rng.pick(['>', '<', '>=', '=='] as const), n, lit(this.rng.int(0, 4)));
@@ -747,9 +813,9 @@ class ProgramBuilder {
           helper,
           [deep ? 1.5 : 0, () => this.binLive('+', 'str', d, () => this.expr('str', d - 1))],
           [deep ? 1.5 : 0, () => this.fromVar('str', (x) => meth(x, this.rng.pick(['upper', 'lower', 'capitalize', 'strip'])))],
-          [deep ? 1 : 0, () => this.fromVar('str', (x) => meth(x, 'replace', lit(this.rng.pick(SUBSTRINGS)), lit(this.rng.pick(['', '-', '*', 'o', 'A']))))],
-          [deep ? 0.7 : 0, () => this.fromVar('str', (x) => ({ k: 'slice', obj: x, lo: null, hi: null, step: lit(-1) }))],
-          [deep ? 1 : 0, () => this.fromVar('str', (x) => this.someSlice(x))],
+          [deep ? 1 : 0, () => this.fromVar('text', (x) => meth(x, 'replace', lit(this.rng.pick(SUBSTRINGS)), lit(this.rng.pick(['', '-', '*', 'o', 'A']))))],
+          [deep ? 0.7 : 0, () => this.fromVar('text', (x) => ({ k: 'slice', obj: x, lo: null, hi: null, step: lit(-1) }))],
+          [deep ? 1 : 0, () => this.fromVar('text', (x) => this.someSlice(x))],
           [deep && this.has('list') ? 1 : 0, () => this.fromVar('slist', (x) => meth(lit(this.rng.pick(SEPARATORS)), 'join', x))],
           [deep ? 0.8 : 0, () => {
             const n = this.live('int', d - 1);
@@ -757,7 +823,7 @@ class ProgramBuilder {
           }],
           [deep ? 0.3 : 0, () => this.binLive('*', 'str', 1, () => lit(this.rng.int(2, 3)))],
           [deep && this.has('list') ? 0.5 : 0, () => this.fromVar('slist', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1])) }))],
-          [deep ? 0.5 : 0, () => this.fromVar('str', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1])) }))],
+          [deep ? 0.5 : 0, () => this.fromVar('text', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1])) }))],
           [deep && this.has('if') ? 0.4 : 0, () => this.ifExp('str', d)],
         ];
       case 'ilist':
@@ -777,10 +843,10 @@ class ProgramBuilder {
         return [
           [4, () => this.readVar('slist')],
           [litW, () => this.literal('slist')],
-          [deep ? 2 : 0, () => this.fromVar('str', (x) => (this.rng.chance(0.8) ? meth(x, 'split') : meth(x, 'split', lit(this.rng.pick(['a', 'e', ' '])))))],
+          [deep ? 2 : 0, () => this.fromVar('text', (x) => (this.rng.chance(0.8) ? meth(x, 'split') : meth(x, 'split', lit(this.rng.pick(['a', 'e', ' '])))))],
           [deep ? 1 : 0, () => this.fromVar('slist', (x) => call('sorted', x))],
           [deep ? 0.7 : 0, () => this.fromVar('slist', (x) => this.someSlice(x))],
-          [deep ? 0.5 : 0, () => this.fromVar('str', (x) => call('list', x))],
+          [deep ? 0.5 : 0, () => this.fromVar('text', (x) => call('list', x))],
           [deep && this.has('dict') ? 0.8 : 0, () => this.fromVar('dict', (x) => (this.rng.chance(0.5) ? call('sorted', x) : call('list', meth(x, 'keys'))))],
           [deep && this.has('comprehension') ? 1.5 : 0, () => this.listComp('slist')],
         ];
@@ -798,20 +864,27 @@ class ProgramBuilder {
       case 'tuple':
         return [
           [3, () => this.readVar('tuple')],
-          [deep ? 2 : 1, () => ({ k: 'tuple', items: [this.expr('int', d - 1, true), this.expr('int', d - 1)] })],
-          [deep && this.has('arith') ? 1 : 0, () => call('divmod', this.expr('int', d - 1, true), lit(this.rng.int(2, 9)))],
+          [deep ? 2 : 1, () => {
+            const a = this.live('int', d - 1);
+            const b = a && this.live('int', d - 1);
+            return a && b && this.distinctPair(a, b, (x, y) => ({ k: 'tuple', items: [x, y] }));
+          }],
+          [deep && this.has('arith') ? 1 : 0, () => {
+            const a = this.live('int', d - 1);
+            return a && call('divmod', a, lit(this.rng.int(2, 9)));
+          }],
           [deep && this.has('list') ? 0.7 : 0, () => this.fromVar('ilist', (x) => ({ k: 'tuple', items: [call('min', x), call('max', x)] }))],
         ];
     }
   }
 
-  private fromVar(ty: Ty, make: (x: Expr) => Expr | null): Expr | null {
+  private fromVar(ty: Ty | 'text', make: (x: Expr) => Expr | null): Expr | null {
     const x = this.readVar(ty);
     return x && make(x);
   }
 
   private collectionLen(): Expr | null {
-    const tys = (['ilist', 'str', 'slist', 'dict'] as Ty[]).filter((t) => this.varsOf(t).length > 0);
+    const tys = (['ilist', 'text', 'slist', 'dict'] as const).filter((t) => this.varsOf(t).length > 0);
     if (tys.length === 0) return null;
     return call('len', this.readVar(this.rng.pick(tys))!);
   }
@@ -854,7 +927,7 @@ class ProgramBuilder {
    * containers are returned so the caller can lock them against resizing.
    */
   private iterSource(allowRange = true): { iter: Expr; targets: [string, Ty][]; locks: string[] } | null {
-    const pickVar = (ty: Ty): Var | null => {
+    const pickVar = (ty: Ty | 'text'): Var | null => {
       const vs = this.varsOf(ty);
       if (vs.length === 0) return null;
       const x = this.rng.weighted(vs.map((y) => [1 + (y.reads === 0 ? 2 : 0), y] as const));
@@ -872,7 +945,7 @@ class ProgramBuilder {
         return x && { iter: v(x.name), targets: [target('str', ['w', 'word', 'name', 'token', 'part'])], locks: [x.name] };
       }],
       [this.has('str') ? 2 : 0, () => {
-        const x = pickVar('str');
+        const x = pickVar('text');
         return x && { iter: v(x.name), targets: [target('str', ['ch', 'c', 'letter'])], locks: [] };
       }],
       [allowRange ? 2.5 : 1, () => {
@@ -937,7 +1010,10 @@ class ProgramBuilder {
       [3, () => this.assignNew()],
       [3, () => this.update()],
       [helperPending ? 6 : 0, () => this.assignNew(this.rng.pick(this.helpers.filter((h) => !h.called)).ret)],
-      [canNest && this.has('if') ? 2 : 0, () => [this.ifStmt(depth)]],
+      [canNest && this.has('if') ? 2 : 0, () => {
+        const s = this.ifStmt(depth);
+        return s && [s];
+      }],
       [canLoop && this.has('for') ? 3 : 0, () => this.forLoop(depth)],
       [canLoop && this.has('while') ? 1.5 : 0, () => this.whileLoop(depth)],
       [this.has('tuple') ? 0.7 : 0, () => this.unpack()],
@@ -949,9 +1025,11 @@ class ProgramBuilder {
 
   private assignNew(forced?: Ty): Stmt[] {
     const ty = forced ?? this.rng.weighted(this.typesInUse().map((t) => [t === 'int' ? 3 : t === 'bool' || t === 'tuple' ? 0.7 : 1, t] as const));
+    const calls = this.helpers.filter((h) => h.called).length;
     const value = this.expr(ty, 2, true);
     const name = this.freshName(ty, NAMES[ty]);
     this.declare(name, ty);
+    if (this.helpers.filter((h) => h.called).length > calls) this.scope.get(name)!.hint = true;
     return [assign(name, value)];
   }
 
@@ -1031,22 +1109,27 @@ class ProgramBuilder {
     );
   }
 
-  private ifStmt(depth: number): Stmt {
-    const branch = (): { cond: Expr; body: Stmt[] } => {
-      const cond = this.expr('bool', 2, true);
+  private ifStmt(depth: number): Stmt | null {
+    const branch = (): { cond: Expr; body: Stmt[] } | null => {
+      const cond = this.cond(2);
+      if (!cond) return null;
       const body = this.nested(() => this.block(this.rng.int(1, 2), depth + 1));
       return { cond, body };
     };
-    const branches = [branch()];
-    if (this.rng.chance(0.25)) branches.push(branch());
+    const first = branch();
+    if (!first) return null;
+    const branches = [first];
+    const second = this.rng.chance(0.25) ? branch() : null;
+    if (second) branches.push(second);
     const orelse = this.rng.chance(0.45) ? this.nested(() => this.block(this.rng.int(1, 2), depth + 1)) : null;
     return { k: 'if', branches, orelse };
   }
 
-  private breakOrContinue(): Stmt[] {
+  private breakOrContinue(): Stmt[] | null {
     // `continue` in a while loop could skip the counter's decrement.
     const kind = this.loopKinds[this.loopKinds.length - 1] === 'for' && this.rng.chance(0.5) ? 'continue' : 'break';
-    return [ifs(this.expr('bool', 1, true), [{ k: kind }])];
+    const c = this.cond(1);
+    return c && [ifs(c, [{ k: kind }])];
   }
 
   private unpack(): Stmt[] | null {
@@ -1067,7 +1150,8 @@ class ProgramBuilder {
       at: this.rng.int(0, n - 1),
       make: () => {
         const upd = this.accUpdate(x);
-        return this.has('if') && this.rng.chance(0.5) ? [ifs(this.expr('bool', 1, true), upd)] : upd;
+        const guard = this.has('if') && this.rng.chance(0.5) ? this.cond(1) : null;
+        return guard ? [ifs(guard, upd)] : upd;
       },
     });
   }
@@ -1105,6 +1189,7 @@ class ProgramBuilder {
     const name = this.freshName(ty, NAMES[ty]);
     const init: Expr = ty === 'int' ? lit(this.rng.chance(0.8) ? 0 : 1) : ty === 'str' ? lit('') : ty === 'ilist' ? { k: 'list', items: [] } : { k: 'dict', entries: [] };
     this.declare(name, ty);
+    this.scope.get(name)!.hint = true;
     return { init: assign(name, init), name };
   }
 
@@ -1150,7 +1235,7 @@ class ProgramBuilder {
     let loop: Stmt | null = null;
     if (kind === 'countdown' || kind === 'halve') {
       const name = this.freshName('int', kind === 'halve' ? ['n', 'num', 'rest'] : ['remaining', 'left', 'budget', 'countdown']);
-      const start = this.readVar('int') ?? lit(this.rng.int(3, 12));
+      const start = this.loopStart();
       // The start may be a negative input: the loop then simply does not run.
       pre.push(assign(name, kind === 'halve' ? start : bin('%', start, lit(this.rng.int(5, 9)))));
       this.declare(name, 'int', { locked: true });
@@ -1158,7 +1243,7 @@ class ProgramBuilder {
       const dec: Stmt = kind === 'halve' ? aug(name, '//', lit(this.rng.pick([2, 2, 3, 10]))) : aug(name, '-', lit(this.rng.int(1, 2)));
       loop = { k: 'while', cond: cmp('>', v(name), lit(0)), body: [...body, dec] };
     } else if (kind === 'index') {
-      const coll = this.varsOf('ilist').concat(this.varsOf('slist'), this.varsOf('str'));
+      const coll = this.varsOf('ilist').concat(this.varsOf('slist'), this.varsOf('text'));
       if (coll.length > 0) {
         const c = this.rng.pick(coll);
         c.reads++;
@@ -1197,6 +1282,19 @@ class ProgramBuilder {
     return [...pre, loop];
   }
 
+  /** Where a counter starts: an input-derived int (a parameter, a length) so the loop usually runs. */
+  private loopStart(): Expr {
+    const params = [...this.scope.values()].filter((x) => x.param && x.ty === 'int');
+    const colls = [...this.scope.values()].filter((x) => x.ty === 'ilist' || x.ty === 'str' || x.ty === 'slist');
+    const e = this.first<Expr>([
+      [params.length > 0 ? 3 : 0, () => v(this.rng.pick(params).name)],
+      [colls.length > 0 ? 2 : 0, () => call('len', v(this.rng.pick(colls).name))],
+      [colls.some((x) => x.ty === 'ilist') && this.has('list') ? 1 : 0, () => call('sum', v(this.rng.pick(colls.filter((x) => x.ty === 'ilist')).name))],
+      [1, () => this.live('int', 1)],
+    ]);
+    return e ?? lit(this.rng.int(3, 12));
+  }
+
   /** After its loop, a counter is an ordinary variable again. */
   private unlockAll(pre: Stmt[]): void {
     for (const s of pre) if (s.k === 'assign' && s.target.k === 'name') {
@@ -1205,17 +1303,19 @@ class ProgramBuilder {
     }
   }
 
-  /** The result: the least-read computed values, alone, as a pair, or combined. */
+  /**
+   * The result: computed values, preferring loop accumulators and helper
+   * results, then values nothing has read yet; alone, as a pair, or combined.
+   * Whatever it does not depend on is pruned afterwards.
+   */
   private returnExpr(): Expr {
-    const computed = [...this.scope.values()].filter((x) => !x.param && !x.loopVar);
-    computed.sort((a, b) => a.reads - b.reads);
-    const fresh = computed.filter((x) => x.reads === 0);
-    const pool = fresh.length > 0 ? fresh : computed;
+    const pool = [...this.scope.values()].filter((x) => !x.param && !x.loopVar);
     if (pool.length === 0) return this.expr(this.rng.pick(this.typesInUse()), 2, true);
-    const a = this.rng.pick(pool);
+    const weight = (x: Var): number => 1 + (x.hint ? 4 : 0) + (x.reads === 0 ? 2 : 0);
+    const a = this.rng.weighted(pool.map((x) => [weight(x), x] as const));
     const others = pool.filter((x) => x !== a);
     if (others.length > 0 && this.has('tuple') && this.rng.chance(0.35)) {
-      return { k: 'tuple', items: [v(a.name), v(this.rng.pick(others).name)] };
+      return { k: 'tuple', items: [v(a.name), v(this.rng.weighted(others.map((x) => [weight(x), x] as const)).name)] };
     }
     if (a.ty === 'int' && this.has('arith')) {
       const b = others.find((x) => x.ty === 'int');
@@ -1234,10 +1334,22 @@ interface RecursiveTemplate {
   ret: Ty;
   def: FuncDef;
   /** Arguments at a call site in f, built from f's scope; null when nothing fits. */
-  args: (b: { expr(ty: Ty, d: number, fresh?: boolean): Expr }) => Expr[] | null;
+  args: (b: ArgBuilder) => Expr[] | null;
 }
 
-const boundedInt = (b: { expr(ty: Ty, d: number, fresh?: boolean): Expr }, mod: number): Expr => bin('%', call('abs', b.expr('int', 1, true)), lit(mod));
+type ArgBuilder = { expr(ty: Ty, d: number, fresh?: boolean): Expr };
+
+/** `abs(e)`, unless `e` cannot be negative anyway (a length, a literal). */
+const absOf = (e: Expr): Expr => {
+  if (e.k === 'lit' && typeof e.v === 'number') return lit(Math.abs(e.v));
+  return e.k === 'call' && (e.fn === 'len' || e.fn === 'abs') ? e : call('abs', e);
+};
+
+/** An int argument in [0, mod). */
+const boundedInt = (b: ArgBuilder, mod: number): Expr => {
+  const e = absOf(b.expr('int', 1, true));
+  return e.k === 'lit' && typeof e.v === 'number' ? lit(e.v % mod) : bin('%', e, lit(mod));
+};
 
 const RECURSIVE: RecursiveTemplate[] = [
   {
@@ -1259,21 +1371,21 @@ const RECURSIVE: RecursiveTemplate[] = [
     params: ['int'],
     ret: 'int',
     def: { name: 'digit_sum', params: ['n'], body: [ifs(cmp('<', v('n'), lit(10)), [ret(v('n'))]), ret(bin('+', bin('%', v('n'), lit(10)), call('digit_sum', bin('//', v('n'), lit(10)))))] },
-    args: (b) => [call('abs', b.expr('int', 2, true))],
+    args: (b) => [absOf(b.expr('int', 2, true))],
   },
   {
     need: [],
     params: ['int', 'int'],
     ret: 'int',
     def: { name: 'gcd', params: ['a', 'b'], body: [ifs(cmp('==', v('b'), lit(0)), [ret(v('a'))]), ret(call('gcd', v('b'), bin('%', v('a'), v('b'))))] },
-    args: (b) => [call('abs', b.expr('int', 1, true)), call('abs', b.expr('int', 1, true))],
+    args: (b) => [absOf(b.expr('int', 1, true)), absOf(b.expr('int', 1, true))],
   },
   {
     need: [],
     params: ['int', 'int'],
     ret: 'int',
     def: { name: 'power', params: ['base', 'exp'], body: [ifs(cmp('==', v('exp'), lit(0)), [ret(lit(1))]), ret(bin('*', v('base'), call('power', v('base'), bin('-', v('exp'), lit(1)))))] },
-    args: (b) => [bin('%', b.expr('int', 1, true), lit(5)), bin('%', call('abs', b.expr('int', 1, true)), lit(6))],
+    args: (b) => [bin('%', b.expr('int', 1, true), lit(5)), bin('%', absOf(b.expr('int', 1, true)), lit(6))],
   },
   {
     need: [],
@@ -1287,7 +1399,7 @@ const RECURSIVE: RecursiveTemplate[] = [
     params: ['int'],
     ret: 'str',
     def: { name: 'to_binary', params: ['n'], body: [ifs(cmp('<', v('n'), lit(2)), [ret(call('str', v('n')))]), ret(bin('+', call('to_binary', bin('//', v('n'), lit(2))), call('str', bin('%', v('n'), lit(2)))))] },
-    args: (b) => [call('abs', b.expr('int', 1, true))],
+    args: (b) => [absOf(b.expr('int', 1, true))],
   },
   {
     need: ['str'],
