@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, UserError } from './errors.js';
 import { VERSION } from './version.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerTrace } from './commands/trace.js';
 import { registerShow } from './commands/show.js';
 import { registerStats } from './commands/stats.js';
 import { registerExport } from './commands/export.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
         'Docs: README.md. Exit codes: 0 ok, 1 failure, 2 bad usage.',
     );
   // One line per command, in the order `--help` lists them.
+  registerTrace(program);
   registerDoctor(program);
   registerShow(program);
   registerStats(program);

@@ -1,0 +1,115 @@
+/**
+ * `execwm trace` end to end with the real sandbox pool, run as separate processes
+ * so that a run can be killed with SIGKILL at an arbitrary moment.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { CorpusTrace } from '../../corpus/format.js';
+import { readManifest } from '../../corpus/manifest.js';
+import { readCorpus } from '../../corpus/reader.js';
+import { tempDir } from './helpers.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cruxeval = resolve(root, '..', 'shared', 'datasets', 'cruxeval.jsonl');
+
+/** Starts the CLI from the sources in its own process group (so its sandboxes die with it). */
+function startCli(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'tests', 'corpus', 'run-cli.ts'), ...args], {
+    cwd: root,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((res) => child.on('exit', (code) => res({ code, stderr })));
+  return { child, done };
+}
+
+const shardCount = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => /^part-\d+\.arrow$/.test(f)).length : 0);
+
+async function waitUntil(cond: () => boolean, what: string, timeoutMs = 180_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function killWhen(run: ReturnType<typeof startCli>, cond: () => boolean, what: string): Promise<void> {
+  await Promise.race([waitUntil(cond, what), run.done.then((r) => Promise.reject(new Error(`run ended before ${what}: ${r.stderr}`)))]);
+  process.kill(-(run.child.pid as number), 'SIGKILL');
+  await run.done;
+}
+
+async function readAll(dir: string): Promise<CorpusTrace[]> {
+  const out: CorpusTrace[] = [];
+  for await (const t of readCorpus(dir)) out.push(t);
+  return out;
+}
+
+describe('execwm trace (real tracer)', () => {
+  it('after kill -9 twice, --resume gives the corpus of an uninterrupted run: same ids, bytes per trace, shards, manifest', async () => {
+    const args = ['trace', '--synthetic', '48', '--seed', '7', '--preset', 'easy', '--inputs-per-shard', '4', '--workers', '1', '--quiet'];
+    const cut = tempDir();
+    const whole = tempDir();
+    const reference = startCli([...args, '--out', whole]);
+
+    await killWhen(startCli([...args, '--out', cut]), () => shardCount(cut) >= 2, 'two shards');
+    expect(existsSync(join(cut, 'manifest.json'))).toBe(false);
+    const afterFirst = shardCount(cut);
+    await killWhen(startCli([...args, '--out', cut, '--resume']), () => shardCount(cut) > afterFirst, 'one more shard');
+    expect(existsSync(join(cut, 'manifest.json'))).toBe(false);
+    const last = await startCli([...args, '--out', cut, '--resume']).done;
+    expect(last.code, last.stderr).toBe(0);
+    const ref = await reference.done;
+    expect(ref.code, ref.stderr).toBe(0);
+
+    const m = readManifest(cut);
+    expect(m).toEqual(readManifest(whole));
+    expect(m.counts.total).toBe(48);
+    for (const s of m.shards) expect(readFileSync(join(cut, s.file)).equals(readFileSync(join(whole, s.file)))).toBe(true);
+    const [a, b] = [await readAll(cut), await readAll(whole)];
+    expect(a.map((t) => t.id)).toEqual(b.map((t) => t.id));
+    expect(new Set(a.map((t) => t.id)).size).toBe(48);
+    a.forEach((t, i) => expect(JSON.stringify(t)).toBe(JSON.stringify(b[i])));
+    expect(readdirSync(cut).sort()).toEqual(readdirSync(whole).sort());
+  }, 400_000);
+
+  it.skipIf(!existsSync(cruxeval) && process.env.CI !== 'true')(
+    'imports CRUXEval JSONL with bad records into the errors table and keeps only ok mutants',
+    async () => {
+      const dir = tempDir();
+      const good = readFileSync(cruxeval, 'utf8').split('\n').filter(Boolean).slice(0, 12);
+      const input = join(tempDir(), 'progs.jsonl');
+      writeFileSync(input, [...good.slice(0, 6), '{not json', JSON.stringify({ code: 'x = 1' }), ...good.slice(6)].join('\n'));
+      const run = await startCli(['trace', '--jsonl', input, '--mutate', '1', '--workers', '2', '--quiet', '--out', dir]).done;
+      expect(run.code, run.stderr).toBe(0);
+      const m = readManifest(dir);
+      expect(m.source).toMatchObject({ kind: 'jsonl', file: 'progs.jsonl' });
+      expect(m.errors.map((e) => [e.input, e.origin, e.reason.split(':')[0]])).toEqual([
+        [6, 'jsonl:progs.jsonl:7', 'malformed JSON'],
+        [7, 'jsonl:progs.jsonl:8', 'missing field "input" or "entry" (a string)'],
+      ]);
+      const traces = await readAll(dir);
+      const parents = traces.filter((t) => !t.origin.startsWith('mutation:'));
+      expect(parents.map((t) => t.id)).toEqual(good.map((l) => (JSON.parse(l) as { id: string }).id));
+      expect(parents.every((t) => t.status === 'ok')).toBe(true);
+      // CRUXEval outputs are Python literals of the return value.
+      for (const t of parents) {
+        const rec = JSON.parse(good.find((l) => (JSON.parse(l) as { id: string }).id === t.id) as string) as { output: string };
+        expect(t.result?.repr).toBe(rec.output);
+      }
+      const mutants = traces.filter((t) => t.origin.startsWith('mutation:'));
+      expect(mutants.every((t) => t.status === 'ok')).toBe(true);
+      expect(m.counts.mutants.kept).toBe(mutants.length);
+      for (const mt of mutants) {
+        const parent = parents.find((p) => mt.origin === `mutation:of=${p.id}`);
+        expect(parent?.split).toBe(mt.split);
+      }
+    },
+    200_000,
+  );
+});
