@@ -177,7 +177,10 @@ function summaryTableHtml(report: EvalReport): string {
   }
   const o = report.output;
   if (o) {
-    rows.push(`<tr><th colspan="4">output prediction, ${o.mode} (${o.model.programs} programs)</th></tr>`);
+    rows.push(
+      `<tr><th>output prediction, ${o.mode} (${o.model.programs} programs)</th><th>model</th>` +
+        `${o.baseline ? '<th>most-frequent-output</th>' : ''}</tr>`,
+    );
     rows.push(`<tr><td>exact</td><td class="num">${fmt(o.model.exactAccuracy)}</td><td class="num">${o.baseline ? fmt(o.baseline.exactAccuracy) : ''}</td></tr>`);
     rows.push(`<tr><td>Python ==</td><td class="num">${fmt(o.model.equalAccuracy)}</td><td class="num">${o.baseline ? fmt(o.baseline.equalAccuracy) : ''}</td></tr>`);
   }

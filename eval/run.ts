@@ -216,26 +216,33 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     let generatedTokens = 0;
     let framesSkipped = 0;
     let tracesSkipped = 0;
-    progress.start('teacher-forced', traces.length, 'traces');
-    const chunk = 64;
+    // Big chunks fill the equal-length buckets that decoding batches.
+    const totalFrames = traces.reduce((n, t) => n + t.steps.filter((s) => s.locals !== null).length, 0);
+    progress.start('teacher-forced', totalFrames, 'frames');
+    const chunk = 256;
     for (let c = 0; c < traces.length; c += chunk) {
       const part = traces.slice(c, c + chunk);
       const plans = part.map((t) => planFrames(t, tokenizer, { diff, blockSize: model.config.blockSize }));
       const requests = plans.flatMap((p) => p.requests);
-      const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, { batchSize });
+      const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, {
+        batchSize,
+        onProgress: (n) => progress.advance(n),
+      });
       generatedTokens += g;
       let k = 0;
+      let skippedHere = 0;
       part.forEach((trace, i) => {
         const plan = plans[i]!;
-        framesSkipped += plan.skipped;
+        skippedHere += plan.skipped;
         if (plan.requests.length === 0 && plan.skipped > 0) tracesSkipped += 1;
         const outputs = new Map<number, string>();
         for (const r of plan.requests) outputs.set(r.step, texts[k++]!);
         const view = evaluator.add(trace, outputs);
         if (examples.length < wantExamples) examples.push(view);
       });
+      framesSkipped += skippedHere;
       const acc = evaluator.result().model.variableAccuracy;
-      progress.advance(part.length, { acc: acc === null ? 'n/a' : pct(acc) });
+      progress.advance(skippedHere, { acc: acc === null ? 'n/a' : pct(acc) });
     }
     progress.stop();
     const teacherForced = evaluator.result();
