@@ -23,6 +23,7 @@ import type { TrainConfig } from './config.js';
 import type { SamplerState } from './data.js';
 import { TrainingError } from './errors.js';
 import { GPT, validateModelConfig, type ModelConfig } from './model.js';
+import { deriveSeed } from './rng.js';
 import { Tokenizer, type TokenizerJSON } from './tokenizer.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -212,7 +213,7 @@ export interface LoadedCheckpoint {
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const files = await readCheckpoint(dir);
   const { modelConfig, trainConfig, step } = files.meta;
-  const model = new GPT(modelConfig, { seed: trainConfig.seed });
+  const model = new GPT(modelConfig, { seed: deriveSeed(trainConfig.seed, 'model') });
   try {
     assignTensors(files, 'weight', model.namedWeights());
   } catch (err) {

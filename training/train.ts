@@ -24,6 +24,7 @@ import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type Che
 import { learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { BatchSampler, KIND_NEXT, KIND_STATE, buildRows, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
 import { TrainingError } from './errors.js';
+import { deriveSeed } from './rng.js';
 import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
 import { cwmObjective } from './objective.js';
 import { AdamW } from './optim.js';
@@ -264,8 +265,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     trainTokenizer(tokenizerTexts(data.train, config.diff), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
   const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, { diff: config.diff }));
-  const trainRows = buildRows(encodeAll(data.train), { blockSize: modelConfig.blockSize, tokenizer, seed: config.seed });
-  const valRows = buildRows(encodeAll(data.val), { blockSize: modelConfig.blockSize, tokenizer, seed: config.seed });
+  const packing = { blockSize: modelConfig.blockSize, tokenizer, seed: deriveSeed(config.seed, 'packing') };
+  const trainRows = buildRows(encodeAll(data.train), packing);
+  const valRows = buildRows(encodeAll(data.val), packing);
   if (trainRows.rows.count === 0) {
     throw new TrainingError(
       `No train trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset}): ` +
@@ -283,31 +285,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     throw new TrainingError((err as Error).message);
   }
 
-  await mkdir(out, { recursive: true });
-  const metricsFile = path.join(out, METRICS_FILE);
-  if (saved) await truncateMetrics(metricsFile, saved.meta.step);
-  else await writeFile(metricsFile, '');
-
-  const model = new GPT(modelConfig, { seed: config.seed });
+  const model = new GPT(modelConfig, { seed: deriveSeed(config.seed, 'model') });
   const weights = model.namedWeights();
   const optimizer = new AdamW(weights, config);
   let step = 0;
   let tokensSeen = 0;
-  let sampler = BatchSampler.create(trainRows.rows.count, config.seed);
+  let sampler = BatchSampler.create(trainRows.rows.count, deriveSeed(config.seed, 'batches'));
   if (saved) {
-    assignTensors(saved, 'weight', weights);
-    assignTensors(saved, 'adam_m', optimizer.m);
-    assignTensors(saved, 'adam_v', optimizer.v);
+    try {
+      assignTensors(saved, 'weight', weights);
+      assignTensors(saved, 'adam_m', optimizer.m);
+      assignTensors(saved, 'adam_v', optimizer.v);
+      sampler = BatchSampler.restore(trainRows.rows.count, saved.meta.sampler);
+    } catch (err) {
+      optimizer.dispose();
+      model.dispose();
+      throw err instanceof TrainingError ? err : new TrainingError(`Cannot resume ${out}: ${(err as Error).message}`);
+    }
     optimizer.t = saved.meta.adamT;
     model.rngState = saved.meta.modelRngState;
     step = saved.meta.step;
     tokensSeen = saved.meta.tokensSeen;
-    try {
-      sampler = BatchSampler.restore(trainRows.rows.count, saved.meta.sampler);
-    } catch (err) {
-      throw new TrainingError(`Cannot resume ${out}: ${(err as Error).message}`);
-    }
   }
+  // Only now, with the checkpoint fully restored, does the run folder change.
+  await mkdir(out, { recursive: true });
+  const metricsFile = path.join(out, METRICS_FILE);
+  if (saved) await truncateMetrics(metricsFile, saved.meta.step);
+  else await writeFile(metricsFile, '');
   const vars = [...weights.values()];
   const checkpoint = () =>
     saveCheckpoint(out, {

@@ -84,8 +84,8 @@ export function registerTrain(program: Command): void {
     .command('train')
     .summary('train a transformer on a corpus: next-token loss + λ · state loss (CWM format)')
     .description(
-      'Train a decoder-only transformer on the ok traces of a corpus: next-token loss on code and\n' +
-        'actions plus λ · state loss on variable values (CWM format, see DESIGN.md). Writes the run\n' +
+      'Train a decoder-only transformer on the ok traces of a corpus: next-token loss on code and ' +
+        'actions plus λ · state loss on variable values (CWM format, see DESIGN.md). Writes the run ' +
         'folder: checkpoint/ (weights, optimizer, tokenizer, configs), metrics.jsonl, loss.svg.',
     )
     .requiredOption('--corpus <dir>', 'corpus folder (needs ok traces in the train and val splits)')
@@ -150,6 +150,10 @@ export function registerTrain(program: Command): void {
         process.stdout.write(`${JSON.stringify(summary)}\n`);
       } else {
         const v = result.val;
+        if (result.history.length === 0) {
+          process.stdout.write(`nothing to do: ${result.out} is complete at step ${result.step}\n`);
+          return;
+        }
         const skipped = result.rowStats.train.skipped;
         process.stdout.write(
           `trained ${result.step} steps, ${(result.paramCount / 1e6).toFixed(2)}M params on ${result.backend}` +
