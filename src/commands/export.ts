@@ -6,6 +6,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readCorpus, traceToCwmText, type CorpusTrace, type Split } from '../../corpus/index.js';
+import { UserError } from '../errors.js';
 import { parseNonNegativeInt, parseSplit, withCorpusErrors } from './corpus.js';
 
 export type ExportFormat = 'cwm' | 'jsonl';
@@ -33,7 +34,8 @@ interface ExportCliOptions {
 }
 
 async function write(stream: NodeJS.WritableStream | WriteStream, text: string): Promise<void> {
-  if (!stream.write(text)) await once(stream, 'drain');
+  // A write error is recorded by the stream's 'error' listener; here it only ends the wait.
+  if (!stream.write(text)) await once(stream, 'drain').catch(() => undefined);
 }
 
 export function registerExport(program: Command): void {
@@ -63,14 +65,20 @@ export function registerExport(program: Command): void {
     )
     .action(async (corpus: string, opts: ExportCliOptions) => {
       const out = opts.out ? createWriteStream(opts.out) : process.stdout;
+      // A reader that stops early (`| head`) closes the pipe: stop quietly.
+      let failure: NodeJS.ErrnoException | null = null;
+      out.on('error', (err: NodeJS.ErrnoException) => (failure = err));
       let n = 0;
       await withCorpusErrors(async () => {
         const traces = readCorpus(corpus, { split: opts.split, limit: opts.limit, statuses: opts.okOnly ? ['ok'] : undefined });
         for await (const trace of traces) {
+          if (failure !== null) break;
           await write(out, `${exportLine(trace, opts.format, opts.diff ?? false)}\n`);
           n += 1;
         }
       });
+      const err = failure as NodeJS.ErrnoException | null;
+      if (err !== null && err.code !== 'EPIPE') throw new UserError(`cannot write ${opts.out ?? 'stdout'}: ${err.message}`);
       if (out !== process.stdout) {
         (out as WriteStream).end();
         await once(out as WriteStream, 'finish');
