@@ -85,7 +85,7 @@ export function traceToCwmText(trace: Pick<Trace, 'source' | 'entry' | 'steps'>,
         break;
       }
       case 'return':
-        out += `${T.returnSep}${T.actionSep}${action(step)}${T.argSep}${JSON.stringify(step.arg?.repr ?? 'None')}${T.frameSep}`;
+        out += `${T.returnSep}${T.actionSep}${action(step)}${T.argSep}${JSON.stringify(step.arg?.repr ?? '')}${T.frameSep}`;
         break;
       case 'exception':
         out += `${T.exceptionSep}${T.actionSep}${action(step)}${T.argSep}${JSON.stringify(step.arg?.repr ?? '')}${T.frameSep}`;
