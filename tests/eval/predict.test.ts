@@ -4,7 +4,10 @@ import { GPT, MODEL_PRESETS } from '../../training/model.js';
 import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
 import { trainTokenizer, type Tokenizer } from '../../training/tokenizer.js';
+import { MostFrequentValues } from '../../eval/baselines.js';
 import { scoreRollout } from '../../eval/metrics.js';
+import { TeacherForcedEvaluator } from '../../eval/teacher.js';
+import { encodeTrace } from '../../training/sequence.js';
 import {
   decodeGreedy,
   generateRollout,
@@ -111,6 +114,23 @@ describe('teacher-forced prompts', () => {
     const last = tokenizer.decode(plan.requests[plan.requests.length - 1]!.prompt);
     expect(full.startsWith(last)).toBe(false);
     expect(last.slice(ctxText.length).startsWith('<|line_sep|>')).toBe(true);
+  });
+});
+
+describe('teacher-forced oracle', () => {
+  it('scores a model that writes the true state tokens at 100%, with and without diff encoding', () => {
+    for (const diff of [false, true]) {
+      const trace = loopTrace(6);
+      const enc = encodeTrace(trace, tokenizer, { diff });
+      const truthByStep = new Map(enc.frames.map((f) => [f.step, tokenizer.decode(enc.ids.subarray(f.stateStart, f.stateEnd))]));
+      const plan = planFrames(trace, tokenizer, { diff, blockSize: 96 });
+      const ev = new TeacherForcedEvaluator({ diff, mostFrequent: MostFrequentValues.fit([]) });
+      ev.add(trace, new Map(plan.requests.map((r) => [r.step, truthByStep.get(r.step)!])));
+      const r = ev.result().model;
+      expect(r.frames).toBe(plan.requests.length);
+      expect(r).toMatchObject({ variableAccuracy: 1, stateExactMatch: 1, undecodableShare: 0 });
+      if (diff) expect([...truthByStep.values()].some((t) => t.includes('".."'))).toBe(true);
+    }
   });
 });
 
