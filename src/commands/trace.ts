@@ -2,6 +2,7 @@
  * `execwm trace`: programs (synthetic, JSONL, a folder of scripts, stdin) traced in
  * the sandbox pool and written as an Arrow corpus with a manifest.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
@@ -107,9 +108,11 @@ function loadInputs(flags: TraceFlags): { inputs: InputItem[]; source: SourceCon
   }
   const count = flags.synthetic ?? DEFAULT_SYNTHETIC_COUNT;
   const programs = generatePrograms({ count, seed: flags.seed, preset: flags.preset });
+  // The hash of the generated ids guards --resume against a changed generator.
+  const ids = createHash('sha256').update(programs.map((p) => p.id).join('\n')).digest('hex');
   return {
     inputs: programs.map((program) => ({ program })),
-    source: { kind: 'synthetic', count, preset: flags.preset },
+    source: { kind: 'synthetic', count, preset: flags.preset, programsSha256: ids },
     seeds: { synthetic: flags.seed, ...seeds },
   };
 }
