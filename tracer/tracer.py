@@ -516,6 +516,7 @@ def _build(sandboxed, use_settrace=False):
     guard = {'own': 0, 'tamper': None}
 
     def flag(what):
+        """Refuses an operation that could reach the host or blind the tracer; the run ends `crashed`."""
         if guard['tamper'] is None:
             guard['tamper'] = what
         raise RuntimeError('execwm sandbox: ' + what + ' is not allowed')
@@ -532,6 +533,8 @@ def _build(sandboxed, use_settrace=False):
         if event in ('sys.settrace', 'sys.setprofile', 'gc.get_objects', 'gc.get_referrers',
                      'gc.get_referents', 'sys.addaudithook'):
             flag(event)
+        if event == 'execwm.denied' and args and _type(args[0]) is str:
+            flag(args[0])
         if event == 'object.__getattr__' and _len(args) > 1 and args[1] == 'tb_frame':
             guard['own'] += 1
             try:
@@ -544,6 +547,21 @@ def _build(sandboxed, use_settrace=False):
             top = args[0].split('.')[0]
             if top in blocked_imports:
                 flag('import ' + args[0])
+
+    # Stand-ins the program can see (in sys.monitoring and sys.meta_path). They are built in an
+    # isolated namespace and report through sys.audit, so their closures lead to no tracer state.
+    denied_ns = {'__builtins__': builtins, '_audit': sys.audit, '_blocked': blocked_imports}
+    exec('def make_guard(fname):\n'
+         '    def guarded(*args, **kwargs):\n'
+         '        _audit("execwm.denied", "sys.monitoring." + fname)\n'
+         '    guarded.__name__ = fname\n'
+         '    return guarded\n'
+         'class ImportBlocker:\n'
+         '    @staticmethod\n'
+         '    def find_spec(name, path=None, target=None):\n'
+         '        if name.split(".")[0] in _blocked:\n'
+         '            _audit("execwm.denied", "import " + name)\n'
+         '        return None\n', denied_ns)
 
     def hide_host_modules():
         for name in list(sys.modules):
@@ -570,19 +588,15 @@ def _build(sandboxed, use_settrace=False):
         EV = mon.events
         m_use_tool_id(tool, 'execwm')
         if sandboxed:
-            def make_guard(fname):
-                def guarded(*a, **k):
-                    flag('sys.monitoring.' + fname)
-                guarded.__name__ = fname
-                return guarded
             for fname in ('use_tool_id', 'free_tool_id', 'clear_tool_id', 'register_callback',
                           'set_events', 'set_local_events', 'restart_events'):
                 if hasattr(mon, fname):
-                    setattr(mon, fname, make_guard(fname))
+                    setattr(mon, fname, denied_ns['make_guard'](fname))
 
     sys.addaudithook(audit)
     if sandboxed:
         hide_host_modules()
+        sys.meta_path.insert(0, denied_ns['ImportBlocker'])
 
     baseline_modules = None
 
@@ -621,6 +635,8 @@ def _build(sandboxed, use_settrace=False):
         if baseline_modules is None:
             baseline_modules = module_baseline()
         guard['tamper'] = None
+        if sandboxed:
+            hide_host_modules()
         random.seed(0)
         try:
             # Compiler warnings (e.g. `return` in `finally`) are not the program's output.
@@ -672,7 +688,12 @@ def _build(sandboxed, use_settrace=False):
             pos = out_buf.tell()
             text = out_buf.getvalue()[st['out_pos']:pos]
             st['out_pos'] = pos
-            st['out_bytes'] += _len(text.encode('utf-8', 'surrogatepass'))
+            raw = text.encode('utf-8', 'surrogatepass')
+            room = max_out - st['out_bytes']
+            st['out_bytes'] += _len(raw)
+            if _len(raw) > room:
+                # The step keeps only what fits in the stdout budget, like the trace's stdout.
+                text = raw[:max(room, 0)].decode('utf-8', 'ignore')
             return text
 
         def snapshot(frame):
@@ -715,10 +736,6 @@ def _build(sandboxed, use_settrace=False):
                             lines[off] = ln
             return lines
 
-        def line_at(code, offset):
-            ln = lines_of(code).get(offset)
-            return ln if ln is not None else code.co_firstlineno
-
         # --- sys.monitoring callbacks (CPython 3.12+)
 
         def on_start(code, offset):
@@ -759,8 +776,9 @@ def _build(sandboxed, use_settrace=False):
             if st['status'] is not None:
                 return
             st['depth'] -= 1
-            fcache.pop(_getframe(1), None)
-            record('return', code, line_at(code, offset), st['depth'], None, encode(retval))
+            frame = _getframe(1)
+            fcache.pop(frame, None)
+            record('return', code, frame.f_lineno, st['depth'], None, encode(retval))
 
         def on_yield(code, offset, retval):
             if code.co_filename != PROGRAM_FILE:
@@ -768,7 +786,7 @@ def _build(sandboxed, use_settrace=False):
             if st['status'] is not None:
                 return
             st['depth'] -= 1
-            record('return', code, line_at(code, offset), st['depth'], None, encode(retval))
+            record('return', code, _getframe(1).f_lineno, st['depth'], None, encode(retval))
 
         def on_unwind(code, offset, exc):
             if code.co_filename != PROGRAM_FILE:
@@ -778,8 +796,9 @@ def _build(sandboxed, use_settrace=False):
             if st['status'] is not None:
                 return
             st['depth'] -= 1
-            fcache.pop(_getframe(1), None)
-            record('return', code, line_at(code, offset), st['depth'], None, None)
+            frame = _getframe(1)
+            fcache.pop(frame, None)
+            record('return', code, frame.f_lineno, st['depth'], None, None)
 
         def on_raise(code, offset, exc):
             if code.co_filename != PROGRAM_FILE:
@@ -788,7 +807,7 @@ def _build(sandboxed, use_settrace=False):
                 st['memory_error'] = True
             if st['status'] is not None or _type(exc) is _Stop:
                 return
-            record('exception', code, line_at(code, offset), st['depth'] - 1, None,
+            record('exception', code, _getframe(1).f_lineno, st['depth'] - 1, None,
                    {'repr': exc_text(exc), 'type': _type_name(_type(exc))})
 
         # --- sys.settrace fallback (native CPython 3.11, differential tests)
@@ -916,7 +935,7 @@ def _build(sandboxed, use_settrace=False):
             tamper = guard['tamper'] or st['tamper']
             if tamper is not None:
                 st['status'] = 'crashed'
-                st['message'] = 'tracer tampering: ' + tamper
+                st['message'] = 'sandbox: ' + tamper + ' is not allowed (tracer tampering or host access)'
             elif st['memory_error'] and st['status'] in (None, 'exception'):
                 st['status'] = 'memory_limit'
                 st['message'] = 'MemoryError: the program ran out of memory'
