@@ -14,7 +14,7 @@ describe('AdamW', () => {
   it('matches the decoupled-decay update written out by hand, and does not decay vectors', () => {
     const w = tf.variable(tf.tensor2d([[1, -2]]));
     const b = tf.variable(tf.tensor1d([0.5]));
-    const opt = new AdamW(new Map([['w', w], ['b', b]]), OPTS);
+    const opt = new AdamW(new Map<string, tf.Variable>([['w', w], ['b', b]]), OPTS);
     const lr = 0.01;
     tf.tidy(() => opt.apply({ w: tf.tensor2d([[0.2, 0.4]]), b: tf.tensor1d([-1]) }, lr)).dispose();
     // First step: m̂ = g, v̂ = g², so the step is g/(|g|+ε) ≈ sign(g).
