@@ -3,7 +3,7 @@
  * so that a run can be killed with SIGKILL at an arbitrary moment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -112,4 +112,22 @@ describe('execwm trace (real tracer)', () => {
     },
     200_000,
   );
+  it('traces a folder of scripts: statuses, printed text and bad files in the errors table', async () => {
+    const src = tempDir();
+    mkdirSync(join(src, 'pkg'));
+    writeFileSync(join(src, 'a.py'), 'xs = [1, 2]\nfor x in xs:\n    print(x)\n');
+    writeFileSync(join(src, 'b.py'), 'def f(:\n');
+    writeFileSync(join(src, 'pkg', 'c.py'), 'n = 1 // 0\n');
+    writeFileSync(join(src, 'd.py'), Buffer.from([0x78, 0x3d, 0xff, 0x0a]));
+    const dir = tempDir();
+    const run = await startCli(['trace', '--dir', src, '--workers', '1', '--quiet', '--out', dir]).done;
+    expect(run.code, run.stderr).toBe(0);
+    const byId = new Map((await readAll(dir)).map((t) => [t.id, t]));
+    expect([...byId.keys()].sort()).toEqual(['a.py', 'b.py', 'pkg/c.py']);
+    expect(byId.get('a.py')).toMatchObject({ status: 'ok', stdout: '1\n2\n', entry: null });
+    expect(byId.get('a.py')?.steps[0].func).toBe('<module>');
+    expect(byId.get('b.py')?.status).toBe('syntax_error');
+    expect(byId.get('pkg/c.py')?.status).toBe('exception');
+    expect(readManifest(dir).errors).toEqual([{ input: 2, origin: 'dir:d.py', reason: 'not valid UTF-8' }]);
+  }, 200_000);
 });
