@@ -1221,7 +1221,73 @@ export function eliminateDeadCode(f: FuncDef): FuncDef {
     for (const n of r) live.add(n);
     if (!grew && live.size === before) break;
   }
-  return { ...f, body: prune(f.body, keep, live) };
+  const sliced = prune(f.body, keep, live);
+  return { ...f, body: backward(sliced, new Set()).body };
+}
+
+/**
+ * Flow-sensitive clean-up after the slice: walking backwards with the set of
+ * variables live after each statement, drops writes nothing reads later (such as
+ * a last `tag += ' '` after the value was used).
+ */
+function backward(body: Stmt[], liveOut: Set<string>): { body: Stmt[]; liveIn: Set<string> } {
+  let live = new Set(liveOut);
+  const out: Stmt[] = [];
+  for (let i = body.length - 1; i >= 0; i--) {
+    const s = body[i]!;
+    switch (s.k) {
+      case 'return':
+        live = reads(s);
+        out.push(s);
+        break;
+      case 'break':
+      case 'continue':
+        out.push(s);
+        break;
+      case 'if': {
+        const after = live;
+        const branches = s.branches.map((b) => ({ cond: b.cond, ...backward(b.body, after) }));
+        const orelse = s.orelse ? backward(s.orelse, after) : null;
+        const kept = branches.filter((b) => b.body.length > 0);
+        if (kept.length === 0) break;
+        live = new Set(orelse ? orelse.liveIn : after);
+        for (const b of kept) {
+          for (const n of b.liveIn) live.add(n);
+          exprReads(b.cond, live);
+        }
+        out.push({ k: 'if', branches: kept.map((b) => ({ cond: b.cond, body: b.body })), orelse: orelse && orelse.body.length > 0 ? orelse.body : null });
+        break;
+      }
+      case 'for':
+      case 'while': {
+        // Live at the end of the body: live after the loop, what the header reads,
+        // and what the next iteration reads before writing it (a fixpoint).
+        const atEnd = new Set(live);
+        exprReads(s.k === 'for' ? s.iter : s.cond, atEnd);
+        let inner = backward(s.body, atEnd);
+        for (;;) {
+          const size = atEnd.size;
+          for (const n of inner.liveIn) atEnd.add(n);
+          if (atEnd.size === size) break;
+          inner = backward(s.body, atEnd);
+        }
+        if (inner.body.length === 0) break;
+        for (const n of inner.liveIn) live.add(n);
+        exprReads(s.k === 'for' ? s.iter : s.cond, live);
+        out.push({ ...s, body: inner.body });
+        break;
+      }
+      default: {
+        const w = writes(s);
+        if (![...w].some((n) => live.has(n))) break;
+        // Only a plain assignment kills: `x += 1` and `x[i] = v` keep the old `x`.
+        if (s.k === 'assign' && s.target.k === 'name' && !reads(s).has(s.target.name)) live.delete(s.target.name);
+        for (const n of reads(s)) live.add(n);
+        out.push(s);
+      }
+    }
+  }
+  return { body: out.reverse(), liveIn: live };
 }
 
 function subExprs(e: Expr): Expr[] {

@@ -94,7 +94,7 @@ export interface Knobs {
   helpers: number;
   /** Largest absolute int any intermediate value may reach (easy 999, medium 9999, hard 99999). */
   maxInt: number;
-  /** Candidates whose run records fewer events are redrawn (easy 8, medium 20, hard 40). */
+  /** Candidates whose run records fewer events are redrawn (easy 8, medium 15, hard 30). */
   minEvents: number;
   /** Candidates whose run records more events are redrawn (easy 150, medium 500, hard 1500). */
   maxEvents: number;
@@ -136,7 +136,7 @@ export const PRESETS: Record<Preset, Knobs> = {
     maxLoops: 3,
     helpers: 1,
     maxInt: 9999,
-    minEvents: 20,
+    minEvents: 15,
     maxEvents: 500,
     features: ['arith', 'compare', 'bool', 'if', 'for', 'while', 'break', 'list', 'str', 'dict', 'tuple', 'comprehension', 'helper'],
   },
@@ -150,7 +150,7 @@ export const PRESETS: Record<Preset, Knobs> = {
     maxLoops: 5,
     helpers: 2,
     maxInt: 99999,
-    minEvents: 40,
+    minEvents: 30,
     maxEvents: 1500,
     features: [...ALL_FEATURES],
   },
@@ -483,7 +483,10 @@ class ProgramBuilder {
       }
       return this.stmt(0);
     };
-    const body = this.has('for') || this.has('while') ? this.block(n - 1, 0, { at: this.rng.int(0, n - 1), make: loop }) : this.block(n, 0);
+    const nLoops = this.has('for') || this.has('while') ? Math.min(n, Math.max(1, Math.floor(this.knobs.maxLoops / 2))) : 0;
+    const body: Stmt[] = [];
+    for (let i = 0; i < nLoops; i++) body.push(...this.block(Math.floor((n - nLoops) / nLoops), 0), ...loop());
+    body.push(...this.block(n - nLoops - nLoops * Math.floor((n - nLoops) / nLoops), 0));
     body.push(ret(this.returnExpr()));
     return { def: { name: 'f', params, body }, args };
   }
@@ -782,7 +785,9 @@ class ProgramBuilder {
           helper,
           [this.has('compare') ? 4 : 1, () => {
             const l = this.live('int', d - 1);
-            const r = l && this.expr('int', Math.min(d - 1, 0));
+            let r = l && this.expr('int', Math.min(d - 1, 0));
+            // A length is never negative: compare it with something it could equal.
+            if (l?.k === 'call' && l.fn === 'len' && r?.k === 'lit' && typeof r.v === 'number') r = lit(Math.abs(r.v) % 6);
             return l && r && printExpr(l) !== printExpr(r) ? cmp(this.rng.pick(['<', '<=', '>', '>=', '==', '!='] as const), l, r) : null;
           }],
           [this.has('arith') ? 1.2 : 0, () => {
@@ -1009,7 +1014,11 @@ class ProgramBuilder {
     const options: Option<Stmt[]>[] = [
       [3, () => this.assignNew()],
       [3, () => this.update()],
-      [helperPending ? 6 : 0, () => this.assignNew(this.rng.pick(this.helpers.filter((h) => !h.called)).ret)],
+      [helperPending ? 6 : 0, () => {
+        // An earlier failed option may have used the helper meanwhile.
+        const pending = this.helpers.filter((h) => !h.called);
+        return pending.length > 0 ? this.assignNew(this.rng.pick(pending).ret) : null;
+      }],
       [canNest && this.has('if') ? 2 : 0, () => {
         const s = this.ifStmt(depth);
         return s && [s];
@@ -1285,7 +1294,7 @@ class ProgramBuilder {
   /** Where a counter starts: an input-derived int (a parameter, a length) so the loop usually runs. */
   private loopStart(): Expr {
     const params = [...this.scope.values()].filter((x) => x.param && x.ty === 'int');
-    const colls = [...this.scope.values()].filter((x) => x.ty === 'ilist' || x.ty === 'str' || x.ty === 'slist');
+    const colls = [...this.scope.values()].filter((x) => x.param && (x.ty === 'ilist' || x.ty === 'str' || x.ty === 'slist'));
     const e = this.first<Expr>([
       [params.length > 0 ? 3 : 0, () => v(this.rng.pick(params).name)],
       [colls.length > 0 ? 2 : 0, () => call('len', v(this.rng.pick(colls).name))],
@@ -1311,7 +1320,7 @@ class ProgramBuilder {
   private returnExpr(): Expr {
     const pool = [...this.scope.values()].filter((x) => !x.param && !x.loopVar);
     if (pool.length === 0) return this.expr(this.rng.pick(this.typesInUse()), 2, true);
-    const weight = (x: Var): number => 1 + (x.hint ? 4 : 0) + (x.reads === 0 ? 2 : 0);
+    const weight = (x: Var): number => 1 + (x.hint ? 10 : 0) + (x.reads === 0 ? 2 : 0);
     const a = this.rng.weighted(pool.map((x) => [weight(x), x] as const));
     const others = pool.filter((x) => x !== a);
     if (others.length > 0 && this.has('tuple') && this.rng.chance(0.35)) {

@@ -9,10 +9,10 @@ const hasPython = pythonAvailable();
 
 describe('generatePrograms', () => {
   it('gives identical programs for the same seed and options', () => {
-    const a = generatePrograms({ count: 50, seed: 7, preset: 'hard' });
-    const b = generatePrograms({ count: 50, seed: 7, preset: 'hard' });
+    const a = generatePrograms({ count: 30, seed: 7, preset: 'hard' });
+    const b = generatePrograms({ count: 30, seed: 7, preset: 'hard' });
     expect(b).toEqual(a);
-    const c = generatePrograms({ count: 50, seed: 8, preset: 'hard' });
+    const c = generatePrograms({ count: 30, seed: 8, preset: 'hard' });
     expect(c.map((p) => p.id)).not.toEqual(a.map((p) => p.id));
   });
 
