@@ -386,7 +386,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         val = validate(model, valRows.rows, config);
         await log({ type: 'val', step, ...val });
       }
-      if (step % config.checkpointEvery === 0 || step === lastStep) await checkpoint();
+      if (step % config.checkpointEvery === 0 || step === lastStep) {
+        await checkpoint();
+        // The plot follows the checkpoints, so a long run can be watched while it trains.
+        await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
+      }
       progress?.update(step, {
         loss: line.loss,
         next: line.next,
@@ -395,7 +399,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         'tok/s': Math.round(line.tokensPerSec),
       });
     }
-    await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
+    if (history.length === 0) await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
   } finally {
     progress?.stop();
     optimizer.dispose();
