@@ -56,7 +56,8 @@ export function windowTrace(enc: EncodedTrace, rowLength: number): Window[] | nu
   // The first token starts a document: no previous position predicts it.
   if (n <= rowLength) return [{ ids: enc.ids, kinds: kindsOf(enc.roles, 0, n, (i) => i > 0) }];
   const ctx = enc.contextLength;
-  // Frame k covers [units[k], units[k+1]); the last one also holds <|trace_end|>.
+  if (enc.frames.length === 0) return null;
+  // Frame k covers [bounds[k], bounds[k+1]); the last one also holds <|trace_end|>.
   const bounds = enc.frames.map((f) => f.start);
   bounds.push(n);
   const frameLen = (k: number) => bounds[k + 1]! - bounds[k]!;
