@@ -2,6 +2,7 @@
  * `execwm eval`: how well does a model predict what the variables hold?
  * Writes report.json and report.html, prints a summary table beside the baselines.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CorpusError, SPLITS, type Split } from '../../corpus/index.js';
@@ -82,10 +83,18 @@ async function runEval(flags: EvalFlags): Promise<void> {
   const examples = nonNegativeInt('--examples', flags.examples);
   const out = flags.out ?? join(flags.model, flags.cruxeval ? 'eval-cruxeval' : `eval-${flags.split}`);
   try {
-    const result = flags.cruxeval
-      ? await evaluateCruxeval({ ...common, file: flags.cruxeval, limit })
-      : await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit, seed, examples });
+    let result;
+    let perProblem: string | null = null;
+    if (flags.cruxeval) {
+      const crux = await evaluateCruxeval({ ...common, file: flags.cruxeval, limit });
+      perProblem = crux.perProblem.map((p) => JSON.stringify(p)).join('\n');
+      result = crux;
+    } else {
+      result = await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit, seed, examples });
+    }
     const paths = writeReport(out, result.report, result.examples);
+    // One line per CRUXEval problem (id, predicted output, scored equal), for comparing models problem by problem.
+    if (perProblem !== null) writeFileSync(join(out, 'predictions.jsonl'), `${perProblem}\n`);
     if (flags.json) process.stdout.write(`${JSON.stringify(result.report, null, 2)}\n`);
     else process.stdout.write(`${renderSummary(result.report)}\nreport: ${paths.json}\n        ${paths.html}\n`);
   } catch (err) {

@@ -69,6 +69,8 @@ describe('execwm eval', { timeout: 180_000 }, () => {
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
     expect(report.output!.model.programs).toBe(4);
     expect(report.config).toMatchObject({ problems: 4, pythonEquality: 'sandbox' });
+    const lines = readFileSync(join(out, 'predictions.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['sample_0', 'sample_1', 'sample_2', 'sample_3']);
   });
 
   it('says in one line that the model is missing', async () => {
