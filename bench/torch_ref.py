@@ -84,11 +84,14 @@ def main():
     step()
     step()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(args.steps):
         step()
     ms = (time.perf_counter() - t0) * 1000 / args.steps
+    cpu_ms = (time.process_time() - c0) * 1000 / args.steps  # all threads of the process
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"tokensPerSec": batch * block * 1000 / ms, "msPerStep": ms, "params": params,
+    print(json.dumps({"tokensPerSec": batch * block * 1000 / ms, "msPerStep": round(ms, 1),
+                      "cpuMsPerStep": round(cpu_ms, 1), "params": params,
                       "torch": torch.__version__}))
 
 

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '../training/tf.js';
 import { setupBackend } from '../training/backend.js';
@@ -80,16 +81,25 @@ function makeTrainer(): { step: () => number; dispose: () => void; params: numbe
 }
 
 /** Tokens per second of `steps` steps after two warm-up steps. */
-function measureTfjs(): { tokensPerSec: number; msPerStep: number; lossFirst: number; lossLast: number } {
+function measureTfjs(): { tokensPerSec: number; msPerStep: number; cpuMsPerStep: number; lossFirst: number; lossLast: number } {
   const trainer = makeTrainer();
   const lossFirst = trainer.step();
   trainer.step();
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let lossLast = 0;
   for (let i = 0; i < steps; i++) lossLast = trainer.step();
   const ms = (performance.now() - t0) / steps;
+  const cpu = process.cpuUsage(c0);
   trainer.dispose();
-  return { tokensPerSec: (BATCH * REFERENCE.blockSize * 1000) / ms, msPerStep: ms, lossFirst, lossLast };
+  return {
+    tokensPerSec: (BATCH * REFERENCE.blockSize * 1000) / ms,
+    msPerStep: round(ms, 1),
+    // CPU time of this process (all threads): less sensitive to other load than wall time.
+    cpuMsPerStep: round((cpu.user + cpu.system) / 1000 / steps, 1),
+    lossFirst,
+    lossLast,
+  };
 }
 
 /** Per-kernel wall time of a few steps (wasm kernels are synchronous, so wall time is theirs). */
@@ -119,7 +129,7 @@ function round(x: number, digits: number): number {
 }
 
 /** PyTorch on Debian's python (where python3-torch installs), or null when not available. */
-function measureTorch(): { tokensPerSec: number; msPerStep: number; torch: string } | { error: string } {
+function measureTorch(): { tokensPerSec: number; msPerStep: number; cpuMsPerStep: number; torch: string } | { error: string } {
   const python = '/usr/bin/python3';
   if (!existsSync(python)) return { error: `${python} not found` };
   const res = spawnSync(python, [join(root, 'bench', 'torch_ref.py'), '--steps', String(steps)], {
@@ -168,31 +178,35 @@ const tfjsRuns = new Map<string, ReturnType<typeof measureTfjs>[]>(variants.map(
 const threadsSeen = new Map<string, number>();
 const errors: Record<string, string> = {};
 const torchRuns: number[] = [];
+const torchCpuMs: number[] = [];
+const loadAverage: number[][] = [];
 let torchInfo: string | undefined;
 let profile: Awaited<ReturnType<typeof profileKernels>> = [];
-for (let round = 0; round < rounds; round++) {
+for (let roundNo = 0; roundNo < rounds; roundNo++) {
+  loadAverage.push(os.loadavg().map((x) => round(x, 1)));
   if (!args['no-torch']) {
     const torch = measureTorch();
     if ('error' in torch) errors.torch = torch.error;
     else {
       torchRuns.push(torch.tokensPerSec);
+      torchCpuMs.push(torch.cpuMsPerStep);
       torchInfo = torch.torch;
     }
-    process.stderr.write(`round ${round}: torch ${'error' in torch ? torch.error : Math.round(torch.tokensPerSec)} tokens/s\n`);
+    process.stderr.write(`round ${roundNo}: torch ${'error' in torch ? torch.error : Math.round(torch.tokensPerSec)} tokens/s\n`);
   }
   for (const variant of variants) {
-    const wantProfile = args.profile && round === rounds - 1 && variant === variants[0];
+    const wantProfile = args.profile && roundNo === rounds - 1 && variant === variants[0];
     const r = runChild(variant, wantProfile);
     if ('error' in r) {
       errors[variant] = r.error;
-      process.stderr.write(`round ${round}: ${variant} failed: ${r.error}\n`);
+      process.stderr.write(`round ${roundNo}: ${variant} failed: ${r.error}\n`);
       continue;
     }
     if (wantProfile) profile = r.profile;
     threadsSeen.set(variant, r.threads);
     const { profile: _unused, threads: _t, ...run } = r;
     tfjsRuns.get(variant)!.push(run);
-    process.stderr.write(`round ${round}: ${variant} ${Math.round(r.tokensPerSec)} tokens/s (${r.msPerStep.toFixed(0)} ms/step)\n`);
+    process.stderr.write(`round ${roundNo}: ${variant} ${Math.round(r.tokensPerSec)} tokens/s (${r.msPerStep.toFixed(0)} ms/step)\n`);
   }
 }
 const ourRuns = tfjsRuns.get(variants[0]!)!;
@@ -211,7 +225,10 @@ const figures = {
       { what: VARIANTS[v]!.what, threads: threadsSeen.get(v), tokensPerSecMedian: rs.length ? Math.round(median(rs.map((r) => r.tokensPerSec))) : null, runs: rs },
     ]),
   ),
-  torch: torchMedian ? { tokensPerSecMedian: Math.round(torchMedian), runs: torchRuns.map(Math.round), version: torchInfo } : { error: errors.torch ?? 'skipped' },
+  torch: torchMedian
+    ? { tokensPerSecMedian: Math.round(torchMedian), runs: torchRuns.map(Math.round), cpuMsPerStep: torchCpuMs, version: torchInfo }
+    : { error: errors.torch ?? 'skipped' },
+  loadAverageAtEachRound: loadAverage,
   errors,
   ratioToTorch: ratio === null ? null : round(ratio, 3),
   bestTfjsRatioToTorch: torchMedian ? round(best / torchMedian, 3) : null,

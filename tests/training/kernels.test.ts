@@ -133,6 +133,52 @@ describe('wasm kernel overrides against the cpu backend', () => {
     await expectWasmMatchesCpu((x) => tf.sum(x!, axis, keepDims), [{ shape, seed: 6 }]);
   });
 
+  it.each([
+    { name: 'rank-2 matrix', shape: [9, 13], perm: [1, 0] },
+    { name: 'last two axes of a batch', shape: [3, 10, 7], perm: [0, 2, 1] },
+    { name: 'last two axes of a rank-4 tensor', shape: [2, 3, 12, 8], perm: [0, 1, 3, 2] },
+    { name: 'attention heads [B, T, nh, hs] → [B, nh, T, hs]', shape: [2, 5, 3, 4], perm: [0, 2, 1, 3] },
+    { name: 'a rotation that moves the last axis (stock kernel)', shape: [2, 3, 4], perm: [2, 0, 1] },
+  ])('Transpose: $name', async ({ shape, perm }) => {
+    await expectWasmMatchesCpu((x) => tf.transpose(x!, perm), [{ shape, seed: 11 }]);
+  });
+
+  it('Transpose of int32 values copies them bit for bit (negative ints look like NaN floats)', async () => {
+    await expectWasmMatchesCpu(
+      (x) => tf.transpose(tf.sub(x!, tf.scalar(500_000, 'int32')), [0, 2, 1]),
+      [{ shape: [2, 9, 10], seed: 12, dtype: 'int32', max: 1e6 }],
+      false,
+    );
+  });
+
+  it('Identity (tf.clone, and every tensor saved for backprop) shares data and keeps values', async () => {
+    await expectWasmMatchesCpu((x) => tf.mul(tf.clone(x!), tf.clone(x!)), [{ shape: [7, 5], seed: 13 }]);
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]); // still alive after the original is gone
+    y.dispose();
+  });
+
+  it.each([
+    { name: 'column block of a matrix (q of the fused q/k/v)', shape: [20, 12], begin: [0, 4], size: [-1, 4] },
+    { name: 'rows of a matrix (contiguous)', shape: [20, 12], begin: [3, 0], size: [5, -1] },
+    { name: 'window of a rank-3 tensor', shape: [4, 9, 7], begin: [1, 2, 3], size: [2, 5, 3] },
+    { name: 'last position of a rank-3 tensor', shape: [3, 6, 10], begin: [0, 5, 0], size: [3, 1, 10] },
+    { name: 'inner block of a rank-4 tensor', shape: [2, 3, 5, 6], begin: [1, 0, 2, 1], size: [1, 3, 2, 4] },
+  ])('Slice: $name', async ({ shape, begin, size }) => {
+    await expectWasmMatchesCpu((x) => tf.slice(x!, begin, size), [{ shape, seed: 14 }]);
+  });
+
+  it('Slice of int32 and bool values', async () => {
+    await expectWasmMatchesCpu(
+      (x) => tf.add(tf.slice(tf.sub(x!, tf.scalar(50, 'int32')), [1, 2], [3, 4]), tf.cast(tf.slice(tf.greater(x!, 40), [1, 2], [3, 4]), 'int32')),
+      [{ shape: [6, 8], seed: 15, dtype: 'int32', max: 100 }],
+      false,
+    );
+  });
+
   it('GatherV2 of embedding rows, and its gradient through UnsortedSegmentSum', async () => {
     await expectWasmMatchesCpu((table, ids) => tf.gather(table!, ids!), [
       { shape: [11, 6], seed: 7 },

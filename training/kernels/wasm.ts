@@ -22,6 +22,7 @@ export interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  incRef(dataId: object): void;
 }
 
 /** True when `backend` exposes everything the overrides below rely on. */
@@ -31,6 +32,7 @@ export function hasExpectedInternals(backend: unknown): backend is WasmBackendIn
     b != null &&
     typeof b.makeOutput === 'function' &&
     typeof b.disposeData === 'function' &&
+    typeof b.incRef === 'function' &&
     typeof b.dataIdNextNumber === 'number' &&
     typeof b.dataIdMap?.get === 'function' &&
     typeof b.wasm?.cwrap === 'function' &&
@@ -211,24 +213,10 @@ function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tens
   return out;
 }
 
-/** A [1, rows] tensor of ones per row count, kept for the life of the backend. */
-const onesRows = new WeakMap<object, Map<number, tf.TensorInfo>>();
-function onesRow(backend: WasmBackendInternals, rows: number): tf.TensorInfo {
-  let byRows = onesRows.get(backend);
-  if (!byRows) onesRows.set(backend, (byRows = new Map()));
-  let ones = byRows.get(rows);
-  if (!ones) {
-    ones = backend.makeOutput([1, rows], 'float32');
-    const { offset } = heapInfo(backend, ones);
-    backend.wasm.HEAPF32.fill(1, offset / 4, offset / 4 + rows);
-    byRows.set(rows, ones);
-  }
-  return ones;
-}
-
 /**
- * Sum over leading axes (bias and LayerNorm gradients: [B·T, D] → [D]) as one XNNPACK product
- * ones[1, R] · x[R, D]; the stock kernel transposes x to reduce along the last axis instead.
+ * Sum over leading axes (bias and LayerNorm gradients: [B·T, D] → [D]) as one pass over the
+ * rows in JS. The stock kernel first transposes x to reduce along the last axis (~7× slower), and
+ * an XNNPACK product ones·x would repack x as weights on every call (slower still).
  * Every other reduction goes to the stock kernel.
  */
 function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
@@ -242,16 +230,151 @@ function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
     if (!leading || x.dtype !== 'float32') return stock(args);
     const n = x.shape[rank - 1]!;
     const rows = tf.util.sizeFromShape(x.shape) / n;
-    const shape = keepDims ? [...x.shape.slice(0, -1).map(() => 1), n] : [n];
-    const out = backend.makeOutput(shape, 'float32');
-    const xi = heapInfo(backend, x);
-    // x is the "weights" operand here; a fresh view keeps XNNPACK's operator cache (keyed by
-    // that id) from outliving this call.
-    const xId = heapView(backend, xi.offset, rows * n);
-    xnnMatMul(backend, { a: heapInfo(backend, onesRow(backend, rows)).id, b: xId, out: heapInfo(backend, out).id }, { m: 1, k: rows, n });
-    backend.wasm.tfjs.disposeData(xId);
+    const out = backend.makeOutput(keepDims ? [...x.shape.slice(0, -1).map(() => 1), n] : [n], 'float32');
+    const heap = backend.wasm.HEAPF32; // after makeOutput, which may grow the heap
+    const src = heapInfo(backend, x).offset / 4;
+    const acc = new Float32Array(n);
+    for (let r = 0; r < rows; r++) {
+      const row = src + r * n;
+      for (let j = 0; j < n; j++) acc[j]! += heap[row + j]!;
+    }
+    heap.set(acc, heapInfo(backend, out).offset / 4);
     return out;
   };
+}
+
+/**
+ * Transpose for the two shapes the model produces, in JS over the heap: swapping the last two
+ * axes (matmul operands: cache-blocked 8×8 tiles) and permutations that keep the last axis in
+ * place (attention heads [B, T, nh, hs] ↔ [B, nh, T, hs]: whole rows copied). The stock kernel
+ * runs both several times slower. Anything else goes to the stock kernel.
+ */
+function makeTranspose(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const x = args.inputs.x!;
+    const perm = (args.attrs as { perm: number[] }).perm;
+    const rank = x.shape.length;
+    const fourBytes = x.dtype === 'float32' || x.dtype === 'int32';
+    const swapsLastTwo =
+      rank >= 2 && perm[rank - 1] === rank - 2 && perm[rank - 2] === rank - 1 && perm.slice(0, -2).every((p, i) => p === i);
+    const keepsLast = rank >= 2 && perm[rank - 1] === rank - 1;
+    if (!fourBytes || !(swapsLastTwo || keepsLast)) return stock(args);
+    const out = backend.makeOutput(perm.map((p) => x.shape[p]!), x.dtype);
+    // An integer view copies bit patterns exactly (a float view may canonicalise NaN bits,
+    // which int32 values such as -1 are); taken after makeOutput, which may grow the heap.
+    const heap = new Int32Array(backend.wasm.HEAPF32.buffer);
+    const src = heapInfo(backend, x).offset / 4;
+    const dst = heapInfo(backend, out).offset / 4;
+    if (swapsLastTwo) {
+      const rows = x.shape[rank - 2]!;
+      const cols = x.shape[rank - 1]!;
+      const batch = tf.util.sizeFromShape(x.shape.slice(0, -2));
+      transposeTiles(heap, { src, dst, batch, rows, cols });
+    } else {
+      copyRows(heap, { src, dst, shape: x.shape, perm });
+    }
+    return out;
+  };
+}
+
+/** dst[b][j][i] = src[b][i][j] in 8×8 tiles (larger power-of-two tiles alias in the cache). */
+function transposeTiles(
+  heap: Int32Array,
+  o: { src: number; dst: number; batch: number; rows: number; cols: number },
+): void {
+  const { rows, cols } = o;
+  const tile = 8;
+  for (let b = 0; b < o.batch; b++) {
+    const src = o.src + b * rows * cols;
+    const dst = o.dst + b * rows * cols;
+    for (let i0 = 0; i0 < rows; i0 += tile) {
+      const i1 = Math.min(i0 + tile, rows);
+      for (let j0 = 0; j0 < cols; j0 += tile) {
+        const j1 = Math.min(j0 + tile, cols);
+        for (let i = i0; i < i1; i++) {
+          const row = src + i * cols;
+          for (let j = j0; j < j1; j++) heap[dst + j * rows + i] = heap[row + j]!;
+        }
+      }
+    }
+  }
+}
+
+/** A permutation that keeps the last axis: copy each contiguous row to its new place. */
+function copyRows(heap: Int32Array, o: { src: number; dst: number; shape: number[]; perm: number[] }): void {
+  const rank = o.shape.length;
+  const inner = o.shape[rank - 1]!;
+  const inStrides = new Array<number>(rank);
+  inStrides[rank - 1] = 1;
+  for (let d = rank - 2; d >= 0; d--) inStrides[d] = inStrides[d + 1]! * o.shape[d + 1]!;
+  const outShape = o.perm.map((p) => o.shape[p]!);
+  const outer = rank - 1;
+  const stride = o.perm.slice(0, outer).map((p) => inStrides[p]!); // input stride of each output axis
+  const index = new Array<number>(outer).fill(0);
+  const rowsTotal = tf.util.sizeFromShape(outShape.slice(0, outer));
+  let from = o.src;
+  for (let r = 0; r < rowsTotal; r++) {
+    heap.copyWithin(o.dst + r * inner, from, from + inner);
+    // Odometer over the output's outer axes, moving the input position by each axis's stride.
+    for (let d = outer - 1; d >= 0; d--) {
+      index[d]!++;
+      from += stride[d]!;
+      if (index[d]! < outShape[d]!) break;
+      from -= stride[d]! * outShape[d]!;
+      index[d] = 0;
+    }
+  }
+}
+
+/**
+ * Slice as copies of contiguous runs along the last axis, straight from heap to heap (q/k/v
+ * column blocks of the fused projection, mask windows). The stock kernel first copies the whole
+ * input out of the heap with readSync, then copies the runs.
+ */
+function makeSlice(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const x = args.inputs.x!;
+    if (x.dtype === 'string' || x.dtype === 'complex64' || x.shape.length === 0) return stock(args);
+    const attrs = args.attrs as { begin: number | number[]; size: number | number[] };
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+    const out = backend.makeOutput(size, x.dtype);
+    const count = tf.util.sizeFromShape(size);
+    if (count === 0) return out;
+    const bytes = x.dtype === 'bool' ? 1 : 4;
+    const heap = new Uint8Array(backend.wasm.HEAPF32.buffer); // byte copies: exact for every dtype; after makeOutput
+    const src = heapInfo(backend, x).offset;
+    const dst = heapInfo(backend, out).offset;
+    const rank = x.shape.length;
+    const strides = tf.util.computeStrides(x.shape); // elements, for axes 0..rank-2
+    const run = size[rank - 1]!;
+    const runs = count / run;
+    const index = new Array<number>(rank - 1).fill(0);
+    let from = begin.reduce((acc, b, d) => acc + b * (d < rank - 1 ? strides[d]! : 1), 0);
+    for (let r = 0; r < runs; r++) {
+      heap.copyWithin(dst + r * run * bytes, src + from * bytes, src + (from + run) * bytes);
+      for (let d = rank - 2; d >= 0; d--) {
+        index[d]!++;
+        from += strides[d]!;
+        if (index[d]! < size[d]!) break;
+        from -= strides[d]! * size[d]!;
+        index[d] = 0;
+      }
+    }
+    return out;
+  };
+}
+
+/**
+ * Identity (tfjs clones every tensor it saves for the backward pass) as a reference-count bump,
+ * as the cpu backend does: tensors are immutable, and the stock kernel copies the data.
+ */
+function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendInternals;
+  const x = args.inputs.x!;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 /**
@@ -291,7 +414,7 @@ const stockKernels = new Map<string, tf.KernelConfig>();
 let overridesOn = false;
 
 /**
- * Switches the BatchMatMul, Sum and GatherV2 overrides on or off (off restores the stock kernels; used by
+ * Switches the BatchMatMul, Sum, GatherV2, Transpose, Identity and Slice overrides on or off (off restores the stock kernels; used by
  * tests and the benchmark to compare both). Requires installWasmKernels to have succeeded.
  */
 export function setKernelOverrides(on: boolean): void {
@@ -301,6 +424,9 @@ export function setKernelOverrides(on: boolean): void {
     register('BatchMatMul', makeBatchMatMul(stockKernels.get('BatchMatMul')!.kernelFunc));
     register('Sum', makeSum(stockKernels.get('Sum')!.kernelFunc));
     register('GatherV2', makeGather(stockKernels.get('GatherV2')!.kernelFunc));
+    register('Transpose', makeTranspose(stockKernels.get('Transpose')!.kernelFunc));
+    register('Identity', identity as unknown as tf.KernelFunc);
+    register('Slice', makeSlice(stockKernels.get('Slice')!.kernelFunc));
   } else {
     for (const [name, config] of stockKernels) {
       tf.unregisterKernel(name, 'wasm');
@@ -336,8 +462,8 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
     return { overrides: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
   }
   if (stockKernels.size === 0) {
-    for (const name of ['BatchMatMul', 'Sum', 'GatherV2']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
+    for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
   }
   setKernelOverrides(true);
-  return { overrides: true, detail: 'UnsortedSegmentSum + BatchMatMul/Sum on XNNPACK + row GatherV2' };
+  return { overrides: true, detail: 'UnsortedSegmentSum + overrides (BatchMatMul on XNNPACK, Sum, GatherV2, Transpose, Identity, Slice)' };
 }
