@@ -225,6 +225,11 @@ export class TracerPool {
     return pool;
   }
 
+  /** Process ids of the current sandboxes (for resource measurements). */
+  get pids(): number[] {
+    return this.slots.map((s) => s.proc.pid ?? -1);
+  }
+
   /** Traces one program. Program failures are statuses; this rejects only on misuse or a closed pool. */
   trace(program: Program): Promise<Trace> {
     checkProgram(program);
