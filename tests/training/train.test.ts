@@ -62,6 +62,14 @@ describe('training loop (tiny model, wasm backend)', () => {
     for (const h of two.history) expect(h.loss).toBeCloseTo(h.next + 2 * h.state, 4);
   });
 
+  it('trains on diff-encoded sequences and records the choice in the checkpoint', async () => {
+    const res = await run({ config: { diff: true, steps: 2 } });
+    expect(res.history).toHaveLength(2);
+    const loaded = await loadCheckpoint(res.out);
+    expect(loaded.trainConfig.diff).toBe(true);
+    loaded.model.dispose();
+  });
+
   it('keeps the number of live tensors constant across steps', async () => {
     const counts: number[] = [];
     await run({
