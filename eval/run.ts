@@ -105,6 +105,19 @@ async function loadModel(dir: string, backend: BackendName): Promise<{ ckpt: Loa
   return { ckpt, backend: used, id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12) };
 }
 
+/** The report's model section. */
+function modelSection(dir: string, ckpt: LoadedCheckpoint, id: string): EvalReport['model'] {
+  return {
+    dir,
+    id,
+    step: ckpt.step,
+    params: ckpt.model.paramCount(),
+    config: { ...ckpt.modelConfig },
+    diff: ckpt.trainConfig.diff,
+    stateWeight: ckpt.trainConfig.stateWeight,
+  };
+}
+
 /** A seeded uniform sample of `limit` items (reservoir sampling), in input order. */
 async function sample<T>(items: AsyncIterable<T>, limit: number | undefined, seed: number): Promise<T[]> {
   const rng = new Rng(seed);
@@ -302,15 +315,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         baselineTrainTraces: train.length,
         pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
       },
-      model: {
-        dir: options.modelDir,
-        id: modelId,
-        step: ckpt.step,
-        params: model.paramCount(),
-        config: { ...ckpt.modelConfig },
-        diff,
-        stateWeight: trainConfig.stateWeight,
-      },
+      model: modelSection(options.modelDir, ckpt, modelId),
       corpus: { dir: options.corpusDir, id: shortHash(readFileSync(join(options.corpusDir, MANIFEST_FILE))), split: options.split, traces: traces.length },
       coverage: { frames: teacherForced.model.frames, framesSkipped, tracesSkipped },
       teacherForced,
@@ -395,15 +400,7 @@ export async function evaluateCruxeval(
         maxRolloutTokens,
         pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
       },
-      model: {
-        dir: options.modelDir,
-        id: modelId,
-        step: ckpt.step,
-        params: ckpt.model.paramCount(),
-        config: { ...ckpt.modelConfig },
-        diff: ckpt.trainConfig.diff,
-        stateWeight: ckpt.trainConfig.stateWeight,
-      },
+      model: modelSection(options.modelDir, ckpt, modelId),
       corpus: null,
       coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
       teacherForced: null,

@@ -1,27 +1,37 @@
 /** Hand-built traces and a corpus for eval tests (no tracer needed). */
-import { CORPUS_FORMAT_VERSION, DEFAULT_SPLIT_RATIOS, writeCorpus, type CorpusConfig, type CorpusTrace } from '../../corpus/index.js';
+import { DEFAULT_SPLIT_RATIOS, writeCorpus, type CorpusTrace } from '../../corpus/index.js';
 import { splitOf } from '../../corpus/splits.js';
-import { DEFAULT_LIMITS, SCHEMA_VERSION, type Step, type Trace, type Value } from '../../src/schema.js';
+import type { Step, Trace, Value } from '../../src/schema.js';
 import { saveCheckpoint } from '../../training/checkpoint.js';
 import { resolveTrainConfig } from '../../training/config.js';
 import { GPT, MODEL_PRESETS } from '../../training/model.js';
 import { SPECIAL_TOKEN_LIST } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
 import { trainTokenizer } from '../../training/tokenizer.js';
+import { testConfig } from '../corpus/helpers.js';
 
 export const v = (repr: string, type = 'int'): Value => ({ repr, type });
 
-function frame(event: Step['event'], line: number, locals: Record<string, number> | null, arg: number | null = null): Step {
+/** A step of `f` (depth 0 unless given), locals and the returned value as repr strings. */
+export function step(
+  event: Step['event'],
+  line: number,
+  locals: Record<string, string> | null,
+  opts: { arg?: string; func?: string; depth?: number } = {},
+): Step {
   return {
     event,
     line,
-    func: 'f',
-    depth: 0,
-    locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, x]) => [k, v(String(x))])),
-    arg: arg === null ? null : v(String(arg)),
+    func: opts.func ?? 'f',
+    depth: opts.depth ?? 0,
+    locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, r]) => [k, v(r)])),
+    arg: opts.arg === undefined ? null : v(opts.arg),
     stdout: '',
   };
 }
+
+const ints = (vars: Record<string, number>): Record<string, string> =>
+  Object.fromEntries(Object.entries(vars).map(([k, x]) => [k, String(x)]));
 
 /**
  * `def f(n): s = start; for i in range(n): s += i; return s`, traced as settrace
@@ -29,19 +39,19 @@ function frame(event: Step['event'], line: number, locals: Record<string, number
  */
 export function loopTrace(options: { start: number; n: number }): Trace {
   const { start, n } = options;
-  const steps: Step[] = [frame('call', 1, { n }), frame('line', 2, { n })];
+  const steps: Step[] = [step('call', 1, ints({ n })), step('line', 2, ints({ n }))];
   let s = start;
   let vars: Record<string, number> = { n, s };
   for (let i = 0; i < n; i++) {
-    steps.push(frame('line', 3, vars));
+    steps.push(step('line', 3, ints(vars)));
     vars = { n, s, i };
-    steps.push(frame('line', 4, vars));
+    steps.push(step('line', 4, ints(vars)));
     s += i;
     vars = { n, s, i };
   }
-  steps.push(frame('line', 3, vars));
-  steps.push(frame('line', 5, vars));
-  steps.push(frame('return', 5, null, s));
+  steps.push(step('line', 3, ints(vars)));
+  steps.push(step('line', 5, ints(vars)));
+  steps.push(step('return', 5, null, { arg: String(s) }));
   return {
     id: `loop-${start}-${n}`,
     source: `def f(n):\n    s = ${start}\n    for i in range(n):\n        s += i\n    return s\n`,
@@ -54,23 +64,6 @@ export function loopTrace(options: { start: number; n: number }): Trace {
   };
 }
 
-export function testCorpusConfig(): CorpusConfig {
-  return {
-    formatVersion: CORPUS_FORMAT_VERSION,
-    schemaVersion: SCHEMA_VERSION,
-    execwmVersion: '0.0.0-test',
-    pyodideVersion: 'none',
-    pythonVersion: 'none',
-    source: { kind: 'traces' },
-    seeds: {},
-    mutate: 0,
-    limits: DEFAULT_LIMITS,
-    splitRatios: DEFAULT_SPLIT_RATIOS,
-    partition: null,
-    inputsPerShard: 16,
-  };
-}
-
 /** Writes a corpus of loop traces (origins `synthetic:easy` / `synthetic:hard`) to `dir`. */
 export async function writeLoopCorpus(dir: string, options: { count: number; onlySplit?: string }): Promise<CorpusTrace[]> {
   const traces: CorpusTrace[] = [];
@@ -80,7 +73,7 @@ export async function writeLoopCorpus(dir: string, options: { count: number; onl
     if (options.onlySplit && split !== options.onlySplit) continue;
     traces.push({ ...t, split, origin: k % 2 ? 'synthetic:hard' : 'synthetic:easy' });
   }
-  await writeCorpus({ dir, config: testCorpusConfig(), traces });
+  await writeCorpus({ dir, config: testConfig({ inputsPerShard: 16 }), traces });
   return traces;
 }
 

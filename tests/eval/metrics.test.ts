@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Step, Trace, Value } from '../../src/schema.js';
+import type { Step, Trace } from '../../src/schema.js';
 import { traceToSegments } from '../../training/sequence.js';
 import {
   MostFrequentValues,
@@ -17,18 +17,7 @@ import {
   type RolloutFrame,
 } from '../../eval/metrics.js';
 import { TeacherForcedEvaluator, diffBaseIndices } from '../../eval/teacher.js';
-
-const v = (repr: string, type = 'int'): Value => ({ repr, type });
-const step = (event: Step['event'], line: number, locals: Record<string, string> | null, extra: Partial<Step> = {}): Step => ({
-  event,
-  line,
-  func: 'f',
-  depth: 0,
-  locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, r]) => [k, v(r)])),
-  arg: null,
-  stdout: '',
-  ...extra,
-});
+import { step, v } from './fixtures.js';
 
 /** def f(x): y = x + 1; return y — called as f(3). */
 const TRACE: Trace = {
@@ -42,7 +31,7 @@ const TRACE: Trace = {
     step('call', 1, { x: '3' }),
     step('line', 2, { x: '3' }),
     step('line', 3, { x: '3', y: '4' }),
-    step('return', 3, null, { arg: v('4') }),
+    step('return', 3, null, { arg: '4' }),
   ],
   stdout: '',
 };
@@ -118,10 +107,10 @@ describe('diff base', () => {
       step('line', 3, { n: '2', i: '0' }),
       step('call', 1, { k: '0' }, { func: 'g', depth: 1 }),
       step('line', 2, { k: '0' }, { func: 'g', depth: 1 }),
-      step('return', 2, null, { func: 'g', depth: 1, arg: v('0') }),
+      step('return', 2, null, { func: 'g', depth: 1, arg: '0' }),
       step('line', 3, { n: '2', i: '0' }),
       step('line', 4, { n: '2', i: '1' }),
-      step('return', 4, null, { arg: v('1') }),
+      step('return', 4, null, { arg: '1' }),
     ];
     const trace: Trace = { ...TRACE, steps };
     const frames = traceToSegments(trace, { diff: true }).filter((s) => s.role === 'state' && s.text.startsWith('{'));

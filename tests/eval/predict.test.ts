@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Step, Trace, Value } from '../../src/schema.js';
+import type { Trace } from '../../src/schema.js';
 import { GPT, MODEL_PRESETS } from '../../training/model.js';
 import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
@@ -18,46 +18,16 @@ import {
   trueRolloutFrames,
   type DecodeRequest,
 } from '../../eval/predict.js';
+import { loopTrace } from './fixtures.js';
 
-const v = (repr: string, type = 'int'): Value => ({ repr, type });
-const step = (event: Step['event'], line: number, locals: Record<string, string> | null, arg: string | null = null): Step => ({
-  event,
-  line,
-  func: 'f',
-  depth: 0,
-  locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, r]) => [k, v(r)])),
-  arg: arg === null ? null : v(arg),
-  stdout: '',
-});
-
-function loopTrace(n: number): Trace {
-  const steps: Step[] = [step('call', 1, { n: String(n) }), step('line', 2, { n: String(n) })];
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    steps.push(step('line', 3, { n: String(n), s: String(s), ...(i > 0 ? { i: String(i - 1) } : {}) }));
-    steps.push(step('line', 4, { n: String(n), s: String(s), i: String(i) }));
-    s += i;
-  }
-  steps.push(step('line', 5, { n: String(n), s: String(s), i: String(n - 1) }));
-  steps.push(step('return', 5, null, String(s)));
-  return {
-    id: `loop-${n}`,
-    source: 'def f(n):\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n',
-    entry: `f(${n})`,
-    status: 'ok',
-    message: null,
-    result: v(String(s)),
-    steps,
-    stdout: '',
-  };
-}
+const loop = (n: number): Trace => loopTrace({ start: 0, n });
 
 let tokenizer: Tokenizer;
 let model: GPT;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-  tokenizer = trainTokenizer([1, 2, 3, 6].map((n) => traceToText(loopTrace(n), { diff: true })), {
+  tokenizer = trainTokenizer([1, 2, 3, 6].map((n) => traceToText(loop(n), { diff: true })), {
     vocabSize: 300,
     specialTokens: SPECIAL_TOKEN_LIST,
   });
@@ -96,7 +66,7 @@ describe('greedy decoding', () => {
 
 describe('teacher-forced prompts', () => {
   it('uses the true prefix up to the event separator, or a window that keeps the context', () => {
-    const trace = loopTrace(6);
+    const trace = loop(6);
     const plan = planFrames(trace, tokenizer, { diff: true, blockSize: 96 });
     const ctxText = traceToText({ ...trace, steps: [] }, { diff: true }).replace('<|trace_end|>', '');
     const stateSteps = trace.steps.flatMap((s, i) => (s.locals ? [i] : []));
@@ -120,7 +90,7 @@ describe('teacher-forced prompts', () => {
 describe('teacher-forced oracle', () => {
   it('scores a model that writes the true state tokens at 100%, with and without diff encoding', () => {
     for (const diff of [false, true]) {
-      const trace = loopTrace(6);
+      const trace = loop(6);
       const enc = encodeTrace(trace, tokenizer, { diff });
       const truthByStep = new Map(enc.frames.map((f) => [f.step, tokenizer.decode(enc.ids.subarray(f.stateStart, f.stateEnd))]));
       const plan = planFrames(trace, tokenizer, { diff, blockSize: 96 });
@@ -136,7 +106,7 @@ describe('teacher-forced oracle', () => {
 
 describe('rollout parsing', () => {
   it('reads a generated trace back into frames that match the truth, resolving ".."', () => {
-    const trace = loopTrace(2);
+    const trace = loop(2);
     const text = traceToText(trace, { diff: true });
     const after = text.slice(text.indexOf('<|frame_sep|>') + '<|frame_sep|>'.length);
     const frames = parseRolloutFrames(after, { diff: true });
@@ -156,7 +126,7 @@ describe('rollout parsing', () => {
 
   it('generates a rollout from the context without leaking tensors, past the block size', () => {
     const before = tf.memory().numTensors;
-    const out = generateRollout(model, tokenizer, loopTrace(3), { maxTokens: 150 });
+    const out = generateRollout(model, tokenizer, loop(3), { maxTokens: 150 });
     expect(out.tokens).toBeGreaterThan(0);
     expect(out.tokens).toBeLessThanOrEqual(150);
     expect(tf.memory().numTensors).toBe(before);

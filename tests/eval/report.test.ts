@@ -3,21 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Step, Trace, Value } from '../../src/schema.js';
+import type { Trace } from '../../src/schema.js';
 import { MostFrequentValues } from '../../eval/baselines.js';
 import { renderSummary, writeReport, type EvalReport } from '../../eval/report.js';
 import { TeacherForcedEvaluator } from '../../eval/teacher.js';
-
-const v = (repr: string, type = 'int'): Value => ({ repr, type });
-const step = (event: Step['event'], line: number, locals: Record<string, string> | null, arg: string | null = null): Step => ({
-  event,
-  line,
-  func: 'f',
-  depth: 0,
-  locals: locals === null ? null : Object.fromEntries(Object.entries(locals).map(([k, r]) => [k, v(r)])),
-  arg: arg === null ? null : v(arg),
-  stdout: '',
-});
+import { step, v } from './fixtures.js';
 
 const TRACE: Trace = {
   id: 'sum-loop',
@@ -36,7 +26,7 @@ const TRACE: Trace = {
     step('line', 4, { n: '2', s: '0', i: '1' }),
     step('line', 3, { n: '2', s: '1', i: '1' }),
     step('line', 5, { n: '2', s: '1', i: '1' }),
-    step('return', 5, null, '1'),
+    step('return', 5, null, { arg: '1' }),
   ],
   stdout: '',
 };
