@@ -8,7 +8,7 @@
  *   npx tsx bench/corpus.ts [--count 10000] [--preset medium] [--workers 2]
  */
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -102,7 +102,8 @@ try {
     sizeGoal: 0.35,
     readMs,
     readStepsPerSecond: Math.round((1000 * steps) / Math.max(1, readMs)),
-    note: 'timings depend on machine load; the tracer dominates build time',
+    loadAverage1mAtEnd: Number(loadavg()[0].toFixed(1)),
+    note: 'timings depend on machine load (see loadAverage1mAtEnd; 2 means the two cores were busy); the tracer dominates build time',
   };
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
   writeFileSync(join(root, 'bench', 'results', 'corpus.json'), `${JSON.stringify({ figures }, null, 2)}\n`);
