@@ -94,14 +94,23 @@ class CausalSelfAttention {
     const hs = d / nh;
     const b = opts.batch;
     const t = x.shape[0] / b;
-    const qkv = this.cAttn.apply(x); // [B·T, 3D]
-    // slice, not split/stridedSlice: slice has a gradient on every backend.
-    const heads = (offset: number): tf.Tensor4D =>
-      tf.transpose(tf.reshape(tf.slice(qkv, [0, offset], [-1, d]), [b, t, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
-    // Scaling q (T·hs values) is cheaper than scaling the scores (T·Tk values).
-    const q = tf.mul(heads(0), 1 / Math.sqrt(hs)); // [B, nh, T, hs]
-    let k = heads(d); // [B, nh, T, hs]
-    let v = heads(2 * d); // [B, nh, T, hs]
+    // q, k and v each from their column block of c_attn: slicing the [D, 3D] weight is cheap,
+    // slicing the [B·T, 3D] activations (and padding their gradients back) is not. `slice`, not
+    // split/stridedSlice: slice has a gradient on every backend. `scale` is folded into the
+    // weights for the same reason.
+    const heads = (block: number, scale = 1): tf.Tensor4D => {
+      let w = tf.slice(this.cAttn.weight, [0, block * d], [d, d]) as tf.Tensor2D; // [D, D]
+      let bias = tf.slice(this.cAttn.bias, [block * d], [d]); // [D]
+      if (scale !== 1) {
+        w = tf.mul(w, scale);
+        bias = tf.mul(bias, scale);
+      }
+      const y = tf.add(matMul(x, w), bias); // [B·T, D]
+      return tf.transpose(tf.reshape(y, [b, t, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
+    };
+    const q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
+    let k = heads(1); // [B, nh, T, hs]
+    let v = heads(2); // [B, nh, T, hs]
     if (opts.past) {
       k = tf.concat([opts.past.k, k], 2); // [B, nh, Tk, hs]
       v = tf.concat([opts.past.v, v], 2); // [B, nh, Tk, hs]

@@ -179,6 +179,10 @@ describe('wasm kernel overrides against the cpu backend', () => {
     );
   });
 
+  it('Cast to the same dtype shares data; a real conversion still converts', async () => {
+    await expectWasmMatchesCpu((x) => tf.mul(tf.cast(x!, 'float32'), tf.cast(tf.cast(x!, 'int32'), 'float32')), [{ shape: [5, 6], seed: 16 }]);
+  });
+
   it('GatherV2 of embedding rows, and its gradient through UnsortedSegmentSum', async () => {
     await expectWasmMatchesCpu((table, ids) => tf.gather(table!, ids!), [
       { shape: [11, 6], seed: 7 },

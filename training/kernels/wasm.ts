@@ -367,6 +367,18 @@ function makeSlice(stock: tf.KernelFunc): tf.KernelFunc {
 }
 
 /**
+ * Cast to the same dtype (the Multiply gradient casts its other operand to float32 every time)
+ * as a reference-count bump instead of a copy; real conversions go to the stock kernel.
+ */
+function makeCast(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x!;
+    if ((args.attrs as { dtype: tf.DataType }).dtype !== x.dtype) return stock(args);
+    return identity(args as never);
+  };
+}
+
+/**
  * Identity (tfjs clones every tensor it saves for the backward pass) as a reference-count bump,
  * as the cpu backend does: tensors are immutable, and the stock kernel copies the data.
  */
@@ -414,7 +426,7 @@ const stockKernels = new Map<string, tf.KernelConfig>();
 let overridesOn = false;
 
 /**
- * Switches the BatchMatMul, Sum, GatherV2, Transpose, Identity and Slice overrides on or off (off restores the stock kernels; used by
+ * Switches the BatchMatMul, Sum, GatherV2, Transpose, Identity, Slice and Cast overrides on or off (off restores the stock kernels; used by
  * tests and the benchmark to compare both). Requires installWasmKernels to have succeeded.
  */
 export function setKernelOverrides(on: boolean): void {
@@ -427,6 +439,7 @@ export function setKernelOverrides(on: boolean): void {
     register('Transpose', makeTranspose(stockKernels.get('Transpose')!.kernelFunc));
     register('Identity', identity as unknown as tf.KernelFunc);
     register('Slice', makeSlice(stockKernels.get('Slice')!.kernelFunc));
+    register('Cast', makeCast(stockKernels.get('Cast')!.kernelFunc));
   } else {
     for (const [name, config] of stockKernels) {
       tf.unregisterKernel(name, 'wasm');
@@ -462,8 +475,8 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
     return { overrides: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
   }
   if (stockKernels.size === 0) {
-    for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
+    for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
   }
   setKernelOverrides(true);
-  return { overrides: true, detail: 'UnsortedSegmentSum + overrides (BatchMatMul on XNNPACK, Sum, GatherV2, Transpose, Identity, Slice)' };
+  return { overrides: true, detail: 'UnsortedSegmentSum + overrides (BatchMatMul on XNNPACK, Sum, GatherV2, Transpose, Identity, Slice, Cast)' };
 }
