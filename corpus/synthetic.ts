@@ -387,6 +387,21 @@ const ifs = (cond: Expr, body: Stmt[], orelse: Stmt[] | null = null): Stmt => ({
 
 type Option<T> = readonly [number, () => T | null];
 
+/** Whether `e` reads one of the comprehension targets (`[len(name) for w in words]` would not). */
+function mentionsAny(e: Expr, targets: [string, Ty][]): boolean {
+  const text = printExpr(e);
+  return targets.some(([n]) => new RegExp(`\\b${n}\\b`).test(text));
+}
+
+/**
+ * Forgets the entries added after the first `size`. Scopes only ever grow or
+ * lose their newest names, so insertion order makes this a rollback.
+ */
+function truncate<K, V>(map: Map<K, V>, size: number): void {
+  let i = 0;
+  for (const k of map.keys()) if (i++ >= size) map.delete(k);
+}
+
 const NEGATED: Record<CmpOp, CmpOp> = { '<': '>=', '<=': '>', '>': '<=', '>=': '<', '==': '!=', '!=': '==', in: 'not in', 'not in': 'in' };
 
 class ProgramBuilder {
@@ -563,9 +578,12 @@ class ProgramBuilder {
   /** Variables of a type; `'text'` means strings that are not single characters. */
   private varsOf(ty: Ty | 'text', writable = false): Var[] {
     const want = ty === 'text' ? 'str' : ty;
-    return [...this.scope.values()].filter(
-      (x) => x.ty === want && !(ty === 'text' && x.char) && x.name !== this.excluded && (!writable || (!x.locked && !x.loopVar && !x.param)),
-    );
+    const out: Var[] = [];
+    for (const x of this.scope.values()) {
+      if (x.ty !== want || (ty === 'text' && x.char) || x.name === this.excluded) continue;
+      if (!writable || (!x.locked && !x.loopVar && !x.param)) out.push(x);
+    }
+    return out;
   }
 
   private excluding<T>(name: string, fn: () => T): T {
@@ -587,9 +605,9 @@ class ProgramBuilder {
 
   /** Runs `fn` in a nested block: names first bound inside are out of scope afterwards. */
   private nested<T>(fn: () => T): T {
-    const before = new Set(this.scope.keys());
+    const before = this.scope.size;
     const result = fn();
-    for (const name of [...this.scope.keys()]) if (!before.has(name)) this.scope.delete(name);
+    truncate(this.scope, before);
     return result;
   }
 
@@ -676,12 +694,23 @@ class ProgramBuilder {
    * exhaustive search multiplies at every level.
    */
   private first<T>(options: readonly Option<T>[], tries = 4): T | null {
-    let live = options.filter(([w]) => w > 0);
-    for (let t = 0; t < tries && live.length > 0; t++) {
-      const chosen = this.rng.weighted(live.map((o) => [o[0], o] as const));
-      const x = chosen[1]();
+    const weights = options.map(([w]) => Math.max(0, w));
+    let total = weights.reduce((a, b) => a + b, 0);
+    for (let t = 0; t < tries && total > 0; t++) {
+      let r = this.rng.next() * total;
+      let i = -1;
+      for (let j = 0; j < weights.length; j++) {
+        if (weights[j] === 0) continue;
+        i = j;
+        if (r < weights[j]!) break;
+        r -= weights[j]!;
+      }
+      // Subtracting weights can leave a rounding residue in `total` after the last one.
+      if (i < 0) break;
+      const x = options[i]![1]();
       if (x !== null) return x;
-      live = live.filter((o) => o !== chosen);
+      total -= weights[i]!;
+      weights[i] = 0;
     }
     return null;
   }
@@ -753,6 +782,10 @@ class ProgramBuilder {
     const litW = fresh ? 0 : 1;
     const uncalled = this.helpers.some((h) => !h.called && h.ret === ty) ? 6 : 0.2;
     const helper: Option<Expr> = [uncalled, () => this.helperCall(ty)];
+    // Leaves: the full lists below gate everything else on `deep` (and allocate a closure each).
+    if (!deep && ty !== 'bool' && ty !== 'tuple') {
+      return [[4, () => this.readVar(ty)], [litW, () => this.literal(ty)], helper];
+    }
     switch (ty) {
       case 'int':
         return [
@@ -911,7 +944,8 @@ class ProgramBuilder {
     return this.nested(() => {
       for (const [name, t] of src.targets) this.declare(name, t, { loopVar: true });
       const elt = this.expr(ty === 'ilist' ? 'int' : 'str', 1, true);
-      const cond = this.rng.chance(0.5) && this.has('compare') ? this.expr('bool', 1, true) : null;
+      if (!mentionsAny(elt, src.targets)) return null;
+      const cond = this.rng.chance(0.5) && this.has('compare') ? this.cond(1) : null;
       return { k: 'listcomp', elt, targets: src.targets.map(([n]) => n), iter: src.iter, cond } satisfies Expr;
     });
   }
@@ -923,6 +957,7 @@ class ProgramBuilder {
       for (const [name, t] of src.targets) this.declare(name, t, { loopVar: true });
       const key = this.expr('str', 0, true);
       const value = this.expr('int', 1, true);
+      if (!mentionsAny(key, src.targets)) return null;
       return { k: 'dictcomp', key, value, targets: src.targets.map(([n]) => n), iter: src.iter, cond: null } satisfies Expr;
     });
   }
@@ -994,13 +1029,13 @@ class ProgramBuilder {
 
   /** Runs a statement builder; when it gives up, names it declared are forgotten. */
   private attempt(fn: () => Stmt[] | null): Stmt[] | null {
-    const scope = new Set(this.scope.keys());
-    const bound = new Map(this.bound);
+    const scope = this.scope.size;
+    const bound = this.bound.size;
     const loops = this.loops;
     const result = fn();
     if (result === null) {
-      for (const name of [...this.scope.keys()]) if (!scope.has(name)) this.scope.delete(name);
-      this.bound = bound;
+      truncate(this.scope, scope);
+      truncate(this.bound, bound);
       this.loops = loops;
     }
     return result;
@@ -1262,7 +1297,7 @@ class ProgramBuilder {
         const body = this.withLocked([c.name], () =>
           this.nested(() => {
             const el: Ty = c.ty === 'ilist' ? 'int' : 'str';
-            const item = this.freshName(el, el === 'int' ? ['x', 'cur', 'item'] : ['ch', 'w', 'piece']);
+            const item = this.freshName(el, el === 'int' ? ['x', 'cur', 'item'] : c.ty === 'str' ? ['ch', 'c', 'letter'] : ['w', 'word', 'piece']);
             const get = assign(item, { k: 'index', obj: v(c.name), idx: v(i) });
             this.declare(item, el, { loopVar: true });
             return [get, ...this.loopBody(depth, acc)];
