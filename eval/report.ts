@@ -34,7 +34,19 @@ export interface EvalReport {
   createdAt: string;
   /** The options the evaluation ran with. */
   config: Record<string, unknown>;
-  model: { dir: string; id: string; step: number; params: number; config: Record<string, unknown>; diff: boolean; stateWeight: number | null };
+  model: {
+    dir: string;
+    /** First hex digits of the weights' sha256. */
+    id: string;
+    /** Id of the corpus the model was trained on (compare with `corpus.id`). */
+    trainedOn: string | null;
+    step: number;
+    params: number;
+    config: Record<string, unknown>;
+    diff: boolean;
+    stateWeight: number | null;
+  };
+  /** The corpus evaluated on; `id` is the manifest id training records too. */
   corpus: { dir: string; id: string; split: string; traces: number } | null;
   /** Frames scored and frames that could not be (did not fit the model's context). */
   coverage: { frames: number; framesSkipped: number; tracesSkipped: number };
@@ -86,6 +98,9 @@ export function renderSummary(report: EvalReport): string {
     `execwm eval: model ${report.model.dir} (step ${report.model.step}, ${report.model.params.toLocaleString('en-US')} params)` +
       (c ? ` on ${c.dir} split ${c.split}, ${c.traces} traces` : ''),
   );
+  if (c && report.model.trainedOn && report.model.trainedOn !== c.id) {
+    out.push(`note: the model was trained on another corpus (id ${report.model.trainedOn}; this one is ${c.id})`);
+  }
   const tf = report.teacherForced;
   if (tf) {
     out.push('', `teacher-forced, ${tf.model.frames} frames, ${tf.model.variables} variables` +
@@ -286,7 +301,9 @@ const VIEWER_JS = `
 export function renderHtml(report: EvalReport, examples: readonly ViewerTrace[]): string {
   const c = report.corpus;
   const meta = [
-    `model <code>${esc(report.model.dir)}</code> (id ${esc(report.model.id)}, step ${report.model.step}, ${report.model.params.toLocaleString('en-US')} params${report.model.diff ? ', diff encoding' : ''})`,
+    `model <code>${esc(report.model.dir)}</code> (id ${esc(report.model.id)}, step ${report.model.step}, ` +
+      `${report.model.params.toLocaleString('en-US')} params${report.model.diff ? ', diff encoding' : ''}` +
+      `${report.model.trainedOn ? `, trained on corpus ${esc(report.model.trainedOn)}` : ''})`,
     c ? `corpus <code>${esc(c.dir)}</code> (id ${esc(c.id)}), split <b>${esc(c.split)}</b>, ${c.traces} traces` : '',
     `execwm ${esc(report.execwm)}, ${esc(report.createdAt)}, backend ${esc(report.timing.backend)}, ${report.timing.seconds.toFixed(1)} s`,
   ].filter(Boolean);

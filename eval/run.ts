@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorpusError, MANIFEST_FILE, readCorpus, readManifest, type CorpusTrace, type Split } from '../corpus/index.js';
+import { CorpusError, readCorpus, readManifest, type CorpusTrace, type Split } from '../corpus/index.js';
 import type { Program, Trace } from '../src/schema.js';
 import { setupBackend, type BackendName } from '../training/backend.js';
 import { findCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../training/checkpoint.js';
@@ -82,7 +82,10 @@ function shortHash(bytes: Buffer | string): string {
 }
 
 /** Loads the model after checking it exists and speaks this version's sequence format. */
-async function loadModel(dir: string, backend: BackendName): Promise<{ ckpt: LoadedCheckpoint; backend: string; id: string }> {
+async function loadModel(
+  dir: string,
+  backend: BackendName,
+): Promise<{ ckpt: LoadedCheckpoint; backend: string; id: string; trainedOn: string | null }> {
   const found = findCheckpoint(dir);
   if (found === null) throw new EvalError(`no model at ${dir} (no checkpoint.json there or in ${join(dir, 'checkpoint')})`);
   let used: string;
@@ -101,15 +104,22 @@ async function loadModel(dir: string, backend: BackendName): Promise<{ ckpt: Loa
         `this execwm writes traces with ${SPECIAL_TOKEN_LIST.join(' ')}`,
     );
   }
-  const meta = JSON.parse(readFileSync(join(found, 'checkpoint.json'), 'utf8')) as { weightsSha256?: string };
-  return { ckpt, backend: used, id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12) };
+  const meta = JSON.parse(readFileSync(join(found, 'checkpoint.json'), 'utf8')) as { weightsSha256?: string; manifestId?: string };
+  return {
+    ckpt,
+    backend: used,
+    id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12),
+    trainedOn: meta.manifestId ?? null,
+  };
 }
 
 /** The report's model section. */
-function modelSection(dir: string, ckpt: LoadedCheckpoint, id: string): EvalReport['model'] {
+function modelSection(dir: string, loaded: { ckpt: LoadedCheckpoint; id: string; trainedOn: string | null }): EvalReport['model'] {
+  const { ckpt, id, trainedOn } = loaded;
   return {
     dir,
     id,
+    trainedOn,
     step: ckpt.step,
     params: ckpt.model.paramCount(),
     config: { ...ckpt.modelConfig },
@@ -212,7 +222,8 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const counts = Object.entries(manifest.counts.bySplit).map(([s, n]) => `${s} ${n}`).join(', ');
     throw new EvalError(`corpus ${options.corpusDir} has no traces in split ${options.split} (${counts})`);
   }
-  const { ckpt, backend, id: modelId } = await loadModel(options.modelDir, options.backend ?? 'auto');
+  const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
+  const { ckpt, backend } = loaded;
   try {
     const { model, tokenizer, trainConfig } = ckpt;
     const diff = trainConfig.diff;
@@ -315,8 +326,14 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         baselineTrainTraces: train.length,
         pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
       },
-      model: modelSection(options.modelDir, ckpt, modelId),
-      corpus: { dir: options.corpusDir, id: shortHash(readFileSync(join(options.corpusDir, MANIFEST_FILE))), split: options.split, traces: traces.length },
+      model: modelSection(options.modelDir, loaded),
+      corpus: {
+        dir: options.corpusDir,
+        // The id training records for its corpus, so a report shows whether model and corpus belong together.
+        id: createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16),
+        split: options.split,
+        traces: traces.length,
+      },
       coverage: { frames: teacherForced.model.frames, framesSkipped, tracesSkipped },
       teacherForced,
       rollout: rolloutScores ? { summary: summarizeRollouts(rolloutScores) } : null,
@@ -375,7 +392,8 @@ export async function evaluateCruxeval(
   const started = performance.now();
   const progress = options.progress ?? quiet;
   const problems = readCruxeval(options.file).slice(0, options.limit);
-  const { ckpt, backend, id: modelId } = await loadModel(options.modelDir, options.backend ?? 'auto');
+  const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
+  const { ckpt, backend } = loaded;
   try {
     const mode = options.mode ?? (options.rollout ? 'rollout' : 'direct');
     const programs = problems.map((p) => ({ source: p.code, entry: `f(${p.input})` }));
@@ -400,7 +418,7 @@ export async function evaluateCruxeval(
         maxRolloutTokens,
         pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
       },
-      model: modelSection(options.modelDir, ckpt, modelId),
+      model: modelSection(options.modelDir, loaded),
       corpus: null,
       coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
       teacherForced: null,
