@@ -110,7 +110,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('measure how well a model predicts variable values, beside copy-previous and most-frequent baselines')
     .requiredOption('--model <dir>', 'run or checkpoint folder written by `execwm train`')
-    .option('--corpus <dir>', 'trace corpus to evaluate on (written by `execwm corpus`)')
+    .option('--corpus <dir>', 'trace corpus to evaluate on (written by `execwm trace`)')
     .option('--cruxeval <file>', 'CRUXEval JSONL (code, input, output): output prediction on its functions')
     .option('--split <name>', `corpus split to evaluate (${SPLITS.join(', ')})`, 'test')
     .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)')
