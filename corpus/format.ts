@@ -286,18 +286,13 @@ class Values {
     this.valid.push(v !== null);
   }
   data(type: Struct): Data<Struct> {
-    const children = type.children.map((f) => {
-      switch (f.name) {
-        case 'name':
-          return this.name.data(f.type);
-        case 'repr':
-          return this.repr.data(f.type);
-        case 'type':
-          return this.type.data(f.type);
-        default:
-          return this.id.data(f.type);
-      }
-    });
+    const columns: Record<string, (t: never) => Data> = {
+      name: (t) => this.name.data(t),
+      repr: (t) => this.repr.data(t),
+      type: (t) => this.type.data(t),
+      id: (t) => this.id.data(t),
+    };
+    const children = type.children.map((f) => columns[f.name](f.type as never));
     return makeData({ type, length: this.valid.length, ...this.valid.validity(), children });
   }
 }
@@ -396,28 +391,18 @@ export function encodeShard(traces: readonly CorpusTrace[], metadata: string): U
   const stepType = stepsType.valueType;
   const localsType = fieldType<List<Struct>>(stepType, 'locals');
   const removedType = fieldType<List>(stepType, 'locals_removed');
-  const stepChildren = stepType.children.map((f): Data => {
-    switch (f.name) {
-      case 'event':
-        return s.event.data(f.type);
-      case 'line':
-        return s.line.data(f.type);
-      case 'func':
-        return s.func.data(f.type);
-      case 'depth':
-        return s.depth.data(f.type);
-      case 'locals':
-        return s.locals.data(localsType, s.localItems.data(localsType.valueType));
-      case 'locals_full':
-        return makeData({ type: f.type as Bool, length: s.full.length, nullCount: 0, data: s.full.bytes() });
-      case 'locals_removed':
-        return s.removed.data(removedType, s.removedNames.data(removedType.valueType as Dictionary<Utf8, Int32>));
-      case 'arg':
-        return s.arg.data(f.type);
-      default:
-        return s.stdout.data(f.type);
-    }
-  });
+  const stepColumns: Record<string, (t: never) => Data> = {
+    event: (t) => s.event.data(t),
+    line: (t) => s.line.data(t),
+    func: (t) => s.func.data(t),
+    depth: (t) => s.depth.data(t),
+    locals: () => s.locals.data(localsType, s.localItems.data(localsType.valueType)),
+    locals_full: (t: Bool) => makeData({ type: t, length: s.full.length, nullCount: 0, data: s.full.bytes() }),
+    locals_removed: () => s.removed.data(removedType, s.removedNames.data(removedType.valueType as Dictionary<Utf8, Int32>)),
+    arg: (t) => s.arg.data(t),
+    stdout: (t) => s.stdout.data(t),
+  };
+  const stepChildren = stepType.children.map((f) => stepColumns[f.name](f.type as never));
   const stepData = makeData({ type: stepType, length: s.event.valid.length, nullCount: 0, children: stepChildren });
   const columns: Record<string, Data> = {
     id: c.id.data(type('id')),
