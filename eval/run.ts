@@ -129,7 +129,7 @@ function modelSection(dir: string, loaded: { ckpt: LoadedCheckpoint; id: string;
 }
 
 /** A seeded uniform sample of `limit` items (reservoir sampling), in input order. */
-async function sample<T>(items: AsyncIterable<T>, limit: number | undefined, seed: number): Promise<T[]> {
+export async function sample<T>(items: AsyncIterable<T> | Iterable<T>, limit: number | undefined, seed: number): Promise<T[]> {
   const rng = new Rng(seed);
   const kept: { i: number; item: T }[] = [];
   let n = 0;

@@ -17,6 +17,7 @@ import {
   type RolloutFrame,
 } from '../../eval/metrics.js';
 import { TeacherForcedEvaluator, diffBaseIndices } from '../../eval/teacher.js';
+import { sample } from '../../eval/run.js';
 import { step, v } from './fixtures.js';
 
 /** def f(x): y = x + 1; return y — called as f(3). */
@@ -255,5 +256,18 @@ describe('rollout alignment', () => {
       { truth: '4', predicted: null, exact: false, equal: false },
     ]);
     expect(o).toEqual({ programs: 3, exactAccuracy: 1 / 3, equalAccuracy: 2 / 3, missingShare: 1 / 3 });
+  });
+});
+
+describe('the --limit sample', () => {
+  it('is a seeded subset in corpus order: the same seed gives the same traces', async () => {
+    const items = Array.from({ length: 50 }, (_, i) => i);
+    const a = await sample(items, 10, 1);
+    expect(a).toHaveLength(10);
+    expect([...a].sort((x, y) => x - y)).toEqual(a);
+    expect(await sample(items, 10, 1)).toEqual(a);
+    expect(await sample(items, 10, 2)).not.toEqual(a);
+    expect(await sample(items, undefined, 1)).toEqual(items);
+    expect(await sample(items, 80, 1)).toEqual(items);
   });
 });
