@@ -52,7 +52,7 @@ async function readAll(dir: string): Promise<CorpusTrace[]> {
 
 describe('execwm trace (real tracer)', () => {
   it('after kill -9 twice, --resume gives the corpus of an uninterrupted run: same ids, bytes per trace, shards, manifest', async () => {
-    const args = ['trace', '--synthetic', '48', '--seed', '7', '--preset', 'easy', '--inputs-per-shard', '4', '--workers', '1', '--quiet'];
+    const args = ['trace', '--synthetic', '80', '--seed', '7', '--preset', 'easy', '--inputs-per-shard', '4', '--workers', '1', '--quiet'];
     const cut = tempDir();
     const whole = tempDir();
     const reference = startCli([...args, '--out', whole]);
@@ -69,11 +69,11 @@ describe('execwm trace (real tracer)', () => {
 
     const m = readManifest(cut);
     expect(m).toEqual(readManifest(whole));
-    expect(m.counts.total).toBe(48);
+    expect(m.counts.total).toBe(80);
     for (const s of m.shards) expect(readFileSync(join(cut, s.file)).equals(readFileSync(join(whole, s.file)))).toBe(true);
     const [a, b] = [await readAll(cut), await readAll(whole)];
     expect(a.map((t) => t.id)).toEqual(b.map((t) => t.id));
-    expect(new Set(a.map((t) => t.id)).size).toBe(48);
+    expect(new Set(a.map((t) => t.id)).size).toBe(80);
     a.forEach((t, i) => expect(JSON.stringify(t)).toBe(JSON.stringify(b[i])));
     expect(readdirSync(cut).sort()).toEqual(readdirSync(whole).sort());
   }, 400_000);
