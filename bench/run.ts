@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `npm run bench`: runs every benchmark side by side in one session and writes
  * bench/results/<name>.json (each wrapped with the command, machine, versions and
@@ -17,15 +16,15 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL = ['tracer', 'corpus', 'train', 'eval'];
 const asked = process.argv.slice(2);
-const unknown = asked.filter((n) => !ALL.includes(n));
+const unknown = asked.filter((n: string) => !ALL.includes(n));
 if (unknown.length > 0) {
   process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; known: ${ALL.join(', ')}\n`);
   process.exit(2);
 }
 const names = asked.length > 0 ? asked : ALL;
 
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-const installed = (name) => {
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+const installed = (name: string): string | null => {
   const p = join(root, 'node_modules', name, 'package.json');
   return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')).version : null;
 };
@@ -45,7 +44,21 @@ const versions = {
   nativePython: (python.stdout || python.stderr || '').trim() || null,
 };
 
-const summary = [];
+interface SummaryRow {
+  figure: string;
+  value: string | number;
+  goal?: string;
+  met?: boolean;
+}
+interface Entry {
+  name: string;
+  error?: string;
+  command?: string;
+  date?: string;
+  seconds?: number;
+  figures?: { summary?: SummaryRow[] } & Record<string, unknown>;
+}
+const summary: Entry[] = [];
 let failed = 0;
 for (const name of names) {
   const script = join('bench', `${name}.ts`);
@@ -64,9 +77,9 @@ for (const name of names) {
     summary.push({ name, error: `exit ${res.status}` });
     continue;
   }
-  const raw = JSON.parse(readFileSync(out, 'utf8'));
+  const raw = JSON.parse(readFileSync(out, 'utf8')) as { figures?: Entry['figures'] } & Record<string, unknown>;
   const figures = raw.figures ?? raw;
-  const entry = {
+  const entry: Entry & { machine: typeof machine; versions: typeof versions } = {
     name,
     command: `npm run bench -- ${name}  (${command})`,
     date: started.toISOString(),
@@ -88,7 +101,7 @@ for (const e of summary) {
     continue;
   }
   lines.push(`\`${e.command}\` — ${e.date}, ${e.seconds} s`, '');
-  const rows = Array.isArray(e.figures.summary) ? e.figures.summary : null;
+  const rows = Array.isArray(e.figures?.summary) ? e.figures.summary : null;
   if (rows) {
     lines.push('| figure | value | goal | met |', '| --- | --- | --- | --- |');
     for (const r of rows) lines.push(`| ${r.figure} | ${r.value} | ${r.goal ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`);

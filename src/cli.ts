@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, UserError } from './errors.js';
 import { VERSION } from './version.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerDemo } from './commands/demo.js';
 import { registerTrace } from './commands/trace.js';
 import { registerShow } from './commands/show.js';
 import { registerStats } from './commands/stats.js';
@@ -38,13 +39,14 @@ export function buildProgram(): Command {
     );
   // One line per command, in the order `--help` lists them.
   registerTrace(program);
-  registerDoctor(program);
   registerShow(program);
   registerStats(program);
   registerExport(program);
   registerCorpus(program);
   registerTrain(program);
   registerEval(program);
+  registerDemo(program);
+  registerDoctor(program);
   return program;
 }
 

@@ -1,0 +1,49 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli, runCliAsync } from '../helpers.js';
+import { demoFigures, formatDemoTable } from '../../src/commands/demo.js';
+
+describe('execwm demo', () => {
+  const out = mkdtempSync(join(tmpdir(), 'execwm-demo-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs trace, train and eval end to end and prints the table beside the baselines', async () => {
+    const res = await runCliAsync(['demo', '--quick', '--programs', '40', '--steps', '4', '--eval-limit', '3', '--out', out, '--quiet'], {
+      timeoutMs: 600_000,
+    });
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/variable accuracy\s+\S+%\s+\S+%\s+copy-previous-state/);
+    expect(res.stdout).toMatch(/state exact match/);
+    expect(res.stdout).toMatch(/output accuracy \(direct\)/);
+    expect(res.stdout).toContain(join(out, 'eval', 'report.html'));
+    const report = JSON.parse(readFileSync(join(out, 'eval', 'report.json'), 'utf8')) as { corpus: { split: string } };
+    expect(report.corpus.split).toBe('test');
+  }, 600_000);
+
+  it('refuses a bad flag value with exit 2', () => {
+    const res = runCli(['demo', '--steps', '-3']);
+    expect(res.status).toBe(2);
+    expect(res.stderr.split('\n')[0]).toContain('--steps expects a positive integer');
+  });
+});
+
+describe('demo table', () => {
+  it('says whether the model beats each baseline', () => {
+    const figures = demoFigures({
+      model: { params: 1, step: 1 },
+      corpus: { traces: 1 },
+      teacherForced: {
+        model: { variableAccuracy: 0.9, stateExactMatch: 0.2 },
+        baselines: { copyPrevious: { variableAccuracy: 0.8, stateExactMatch: 0.4 } },
+      },
+      output: { mode: 'direct', model: { equalAccuracy: 0.5, exactAccuracy: 0.5 }, baseline: { equalAccuracy: 0.1, exactAccuracy: 0.1 } },
+    });
+    const table = formatDemoTable(figures);
+    expect(table).toMatch(/variable accuracy\s+90\.0%\s+80\.0%\s+copy-previous-state\s+yes/);
+    expect(table).toMatch(/state exact match\s+20\.0%\s+40\.0%\s+copy-previous-state\s+NO/);
+    expect(table).toMatch(/output accuracy \(direct\)\s+50\.0%\s+10\.0%/);
+  });
+});
