@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 
 import type { Program } from '../src/schema.js';
+import { CorpusError } from './errors.js';
 import { normalizeSource } from './splits.js';
 import {
   Interpreter,
@@ -194,25 +195,38 @@ export function resolveKnobs(opts: Partial<Knobs> & { preset?: Preset }): Knobs 
   return knobs;
 }
 
-/** Candidates tried per requested program before giving up on knobs that cannot be met. */
-const ATTEMPTS_PER_PROGRAM = 200;
+/** Candidates in a row that may fail to give a new program before the knobs are declared unsatisfiable. */
+const MAX_STALL = 5000;
 
 /** `count` distinct programs for `seed`; the list for a larger count extends the smaller one. */
 export function generatePrograms(opts: SyntheticOptions): Program[] {
   if (!Number.isInteger(opts.count) || opts.count < 0) {
     throw new TypeError(`Expected \`count\` to be a non-negative integer, got ${String(opts.count)}`);
   }
+  const out: Program[] = [];
+  if (opts.count === 0) return out;
+  for (const p of iteratePrograms(opts)) {
+    out.push(p);
+    if (out.length === opts.count) break;
+  }
+  return out;
+}
+
+/**
+ * The same programs as {@link generatePrograms}, one at a time and without end,
+ * for callers that trace while generating. Throws a {@link CorpusError} when the
+ * knobs leave no room for new programs (say, no loops but a high `minEvents`).
+ */
+export function* iteratePrograms(opts: Omit<SyntheticOptions, 'count'>): Generator<Program, never> {
   if (!Number.isInteger(opts.seed)) throw new TypeError(`Expected \`seed\` to be an integer, got ${String(opts.seed)}`);
   const preset = opts.preset ?? 'medium';
   const knobs = resolveKnobs(opts);
   const rng = new Rng(opts.seed);
   const seen = new Set<string>();
-  const out: Program[] = [];
-  const maxAttempts = Math.max(1000, opts.count * ATTEMPTS_PER_PROGRAM);
-  for (let attempt = 0; out.length < opts.count; attempt++) {
-    if (attempt >= maxAttempts) {
-      throw new Error(
-        `Only ${out.length} of ${opts.count} distinct programs after ${attempt} candidates; the knobs leave too little room (widen features, statements or value ranges)`,
+  for (let stall = 0; ; stall++) {
+    if (stall >= MAX_STALL) {
+      throw new CorpusError(
+        `No new synthetic program in ${MAX_STALL} candidates after ${seen.size}; the knobs leave too little room (enable more features, raise statements or valueRange, or lower minEvents)`,
       );
     }
     const cand = generateOne(rng, knobs);
@@ -220,9 +234,9 @@ export function generatePrograms(opts: SyntheticOptions): Program[] {
     const id = programId(cand.source, cand.entry);
     if (seen.has(id)) continue;
     seen.add(id);
-    out.push({ id, source: cand.source, entry: cand.entry, origin: `synthetic:${preset}` });
+    stall = -1;
+    yield { id, source: cand.source, entry: cand.entry, origin: `synthetic:${preset}` };
   }
-  return out;
 }
 
 /** One candidate with its reference run, or null when it was rejected. */

@@ -86,7 +86,7 @@ describe.skipIf(!hasPython)('mutants in CPython', () => {
   it.skipIf(!hasCruxeval)('every variant of a CRUXEval program still parses', () => {
     const parents = cruxevalPrograms();
     const variants = parents.flatMap((p) => mutateProgram(p, { count: 3, seed: 1 }));
-    expect(variants.length).toBeGreaterThan(1500);
+    expect(variants.length).toBeGreaterThan(1200);
     const ref = runInPython(variants, { execute: false });
     const broken = variants.filter((_, i) => ref[i]!.status !== 'ok').map((v) => v.source);
     expect(broken).toEqual([]);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { DEFAULT_LIMITS } from '../../src/schema.js';
-import { PRESETS, PRESET_NAMES, Rng, generateOne, generatePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { CorpusError } from '../../corpus/errors.js';
+import { PRESETS, PRESET_NAMES, Rng, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
 import { pythonAvailable, runInPython, type ReferenceRun } from './synthetic-reference.js';
 
 const PER_PRESET = 300;
@@ -20,6 +21,16 @@ describe('generatePrograms', () => {
     const few = generatePrograms({ count: 20, seed: 3 });
     const more = generatePrograms({ count: 60, seed: 3 });
     expect(more.slice(0, 20)).toEqual(few);
+  });
+
+  it('streams the same programs one at a time', () => {
+    const it = iteratePrograms({ seed: 3, preset: 'easy' });
+    const streamed = Array.from({ length: 10 }, () => it.next().value);
+    expect(streamed).toEqual(generatePrograms({ count: 10, seed: 3, preset: 'easy' }));
+  });
+
+  it('says so when the knobs leave no room for programs', () => {
+    expect(() => generatePrograms({ count: 5, seed: 1, preset: 'easy', features: [], minEvents: 50 })).toThrow(CorpusError);
   });
 
   it('never repeats a program (distinct ids, distinct source + entry)', () => {
