@@ -77,6 +77,16 @@ def _build(sandboxed, use_settrace=False):
     _CoroutineType = types.CoroutineType
     _AsyncGenType = types.AsyncGeneratorType
     _MAX_NEST = 100
+    _list_repr = list.__repr__
+    _tuple_repr = tuple.__repr__
+    _set_repr = set.__repr__
+    _dict_repr = dict.__repr__
+    _dict_values = dict.values
+    _set = set
+    _map = map
+    _max = max
+    _numeric = frozenset((int, bool, float, type(None)))
+    _str_only = frozenset((str,))
     # The C encoder, captured now: json.dumps goes through classes a program could patch.
     _c_encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ': ', ', ',
                                              False, False, True)
@@ -163,10 +173,40 @@ def _build(sandboxed, use_settrace=False):
             finally:
                 active.discard(k)
 
+        fast_max = 4 * limit
+
+        def flat(items):
+            """True when the builtin C repr of a container of these items runs no user code and
+            stays short: numbers/None, or short strings. Much faster than walking in Python.
+            `items` is an exact builtin container or a dict view (iterated twice, never user code)."""
+            ts = _set(_map(_type, items))
+            if ts <= _numeric:
+                return True
+            return ts == _str_only and _max(_map(_len, items), default=0) <= limit
+
+        def c_repr(crepr, v):
+            """The C repr of a flat container, cut like the walker cuts; None if it cannot be used."""
+            try:
+                s = crepr(v)
+            except ValueError:  # an int beyond the int->str digit limit
+                return None
+            if _len(s) > limit:
+                trunc[0] = True
+                return s[:limit + 1]
+            return s
+
         def r_list(v, nest):
+            if _type(v) is list and _len(v) <= fast_max and flat(v):
+                s = c_repr(_list_repr, v)
+                if s is not None:
+                    return s
             return r_seq(_list_iter(v), _id(v), '[', ']', nest)
 
         def r_tuple(v, nest):
+            if _type(v) is tuple and _len(v) <= fast_max and flat(v):
+                s = c_repr(_tuple_repr, v)
+                if s is not None:
+                    return s
             if _len(v) == 1:
                 return r_seq(_tuple_iter(v), _id(v), '(', ',)', nest)
             return r_seq(_tuple_iter(v), _id(v), '(', ')', nest)
@@ -174,6 +214,10 @@ def _build(sandboxed, use_settrace=False):
         def r_set(v, nest):
             if _len(v) == 0:
                 return 'set()'
+            if _type(v) is set and _len(v) <= fast_max and flat(v):
+                s = c_repr(_set_repr, v)
+                if s is not None:
+                    return s
             return r_seq(_set_iter(v), _id(v), '{', '}', nest)
 
         def r_frozenset(v, nest):
@@ -200,6 +244,10 @@ def _build(sandboxed, use_settrace=False):
                 active.discard(k)
 
         def r_dict(v, nest):
+            if _type(v) is dict and _len(v) <= fast_max and flat(v) and flat(_dict_values(v)):
+                s = c_repr(_dict_repr, v)
+                if s is not None:
+                    return s
             return r_items(_dict_items(v), _id(v), '{', '}', nest)
 
         atoms = {
@@ -600,20 +648,78 @@ def _build(sandboxed, use_settrace=False):
 
     baseline_modules = None
 
-    def module_baseline():
-        return {name: (m, dict(_mod_dict(m))) for name, m in list(sys.modules.items())
-                if _type(m) is _ModuleType}
+    _list = list
 
-    def restore_modules():
+    # Names whose presence in a program means it may reach any module (so every module is checked
+    # after the run, not only those it names).
+    dynamic_names = frozenset((
+        'modules', '__import__', 'import_module', 'reload', 'getattr', 'setattr', 'delattr', 'vars',
+        '__dict__', 'eval', 'exec', 'compile', 'globals', 'locals', '__builtins__', '__globals__',
+        '__loader__', '__spec__', '__class__', '__subclasses__', '__base__', '__bases__', '__mro__',
+        'f_globals', 'f_back', 'f_locals', '_getframe', 'gc', 'inspect', '__getattribute__',
+        '__defaults__', '__kwdefaults__', '__self__', '__module__', 'sys', 'builtins', 'importlib',
+        'pkgutil', 'runpy', 'types'))
+
+    def module_baseline():
+        """Per module: the module, a copy of its dict, its keys, the ids of its values, and the
+        names of the modules it holds (reachable as its attributes)."""
+        out = {}
+        for name, m in _list(sys.modules.items()):
+            if _type(m) is _ModuleType:
+                saved = dict(_mod_dict(m))
+                subs = [v for v in _dict_values(saved) if _type(v) is _ModuleType]
+                out[name] = (m, saved, _list(saved), _list(_map(_id, _dict_values(saved))), subs)
+        module_index['by_id'] = {_id(entry[0]): n for n, entry in out.items()}
+        module_index['parts'] = [(n, frozenset(n.split('.'))) for n in out]
+        return out
+
+    module_index = {}
+
+    def program_names(code):
+        """Every identifier and string constant in a code object and the code nested in it."""
+        names = set()
+        todo = [code]
+        while todo:
+            c = todo.pop()
+            names.update(c.co_names)
+            for k in c.co_consts:
+                if _type(k) is str:
+                    names.update(k.split('.'))
+                elif _isinstance(k, types.CodeType):
+                    todo.append(k)
+        return names
+
+    def modules_to_check(names):
+        """Baseline modules the program can name, with the modules reachable from them."""
+        if names is None or not names.isdisjoint(dynamic_names):
+            return baseline_modules
+        by_id = module_index['by_id']
+        todo = [n for n, parts in module_index['parts'] if not names.isdisjoint(parts)]
+        todo.append('__main__')
+        picked = {}
+        while todo:
+            n = todo.pop()
+            entry = baseline_modules.get(n)
+            if entry is None or n in picked:
+                continue
+            picked[n] = entry
+            for sub in entry[4]:
+                sn = by_id.get(_id(sub))
+                if sn is not None and sn not in picked:
+                    todo.append(sn)
+        return picked
+
+    def restore_modules(names):
         """Drops modules the program imported and undoes its edits to modules loaded before it."""
         for name in list(sys.modules):
             if name not in baseline_modules:
                 del sys.modules[name]
-        for name, (m, saved) in baseline_modules.items():
+        for name, (m, saved, keys, ids, _subs) in modules_to_check(names).items():
             if sys.modules.get(name) is not m:
                 sys.modules[name] = m
             d = _mod_dict(m)
-            if _len(d) != _len(saved) or any(_dict_get(d, k, d) is not v for k, v in saved.items()):
+            # Identity of every value, compared in C (ids stay valid: `saved` keeps the values alive).
+            if _len(d) != _len(saved) or _list(_map(_id, _dict_values(d))) != ids or _list(d) != keys:
                 d.clear()
                 d.update(saved)
 
@@ -622,6 +728,9 @@ def _build(sandboxed, use_settrace=False):
     # Python (in the sandbox) means no tracer frame sits below the program's frames, so walking
     # f_back from the program reaches nothing but the trampoline.
     cur = {}
+    cur_names = {}
+    # Per name: whether locals leave it out (dunders such as __builtins__, hidden `.0`).
+    hidden_names = {}
 
     def begin(line):
         """Starts a run; returns (module_code, entry_code_or_None, globals), or None when done."""
@@ -632,6 +741,7 @@ def _build(sandboxed, use_settrace=False):
                     int(limits['maxValueChars']))
         cur.clear()
         cur.update(r)
+        cur_names['names'] = None
         if baseline_modules is None:
             baseline_modules = module_baseline()
         guard['tamper'] = None
@@ -645,6 +755,10 @@ def _build(sandboxed, use_settrace=False):
                 code = compile(req['source'], PROGRAM_FILE, 'exec')
                 entry = req.get('entry')
                 entry_code = compile(entry, ENTRY_FILE, 'eval') if entry is not None else None
+            names = program_names(code)
+            if entry_code is not None:
+                names |= program_names(entry_code)
+            cur_names['names'] = names
         except (SyntaxError, ValueError) as e:
             r['st']['status'] = 'syntax_error'
             r['st']['message'] = exc_text(e) + (' (line ' + str(e.lineno) + ')'
@@ -674,7 +788,6 @@ def _build(sandboxed, use_settrace=False):
         saved_streams = (sys.stdout, sys.stderr, sys.stdin, sys.__stdout__, sys.__stderr__)
         saved_recursion = sys.getrecursionlimit()
         saved_digits = _int_max_digits_get() if _int_max_digits_get else None
-        saved_builtins = dict(builtins.__dict__)
         saved_sys_lists = [(x, list(x)) for x in (sys.path, sys.meta_path, sys.path_hooks)]
         saved_hooks = (sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook)
 
@@ -703,7 +816,10 @@ def _build(sandboxed, use_settrace=False):
                 cache = fcache[frame] = {}
             out = {}
             for name, v in loc.items():
-                if name[:1] == '.' or (name[:2] == '__' and name[-2:] == '__'):
+                hidden = hidden_names.get(name)
+                if hidden is None:
+                    hidden = hidden_names[name] = name[:1] == '.' or (name[:2] == '__' and name[-2:] == '__')
+                if hidden:
                     continue
                 c = cache.get(name)
                 if c is not None and c[0] is v:
@@ -738,19 +854,21 @@ def _build(sandboxed, use_settrace=False):
 
         # --- sys.monitoring callbacks (CPython 3.12+)
 
-        def on_start(code, offset):
-            if code.co_filename != PROGRAM_FILE:
-                return DISABLE
+        def enter(code, frame):
             if st['status'] is not None:
                 raise _Stop()
-            frame = _getframe(1)
             d = st['depth']
             st['depth'] = d + 1
             record('call', code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), None)
 
+        def on_start(code, offset):
+            if code.co_filename != PROGRAM_FILE:
+                return DISABLE
+            enter(code, _getframe(1))
+
         def on_throw(code, offset, exc):
             if code.co_filename == PROGRAM_FILE:
-                on_start(code, offset)
+                enter(code, _getframe(1))
 
         def on_line(code, line):
             if code.co_filename != PROGRAM_FILE:
@@ -910,12 +1028,7 @@ def _build(sandboxed, use_settrace=False):
             sys.setrecursionlimit(saved_recursion)
             if _int_max_digits_set:
                 _int_max_digits_set(saved_digits)
-            bd = builtins.__dict__
-            if _len(bd) != _len(saved_builtins) or any(_dict_get(bd, k, bd) is not v
-                                                        for k, v in saved_builtins.items()):
-                bd.clear()
-                bd.update(saved_builtins)
-            restore_modules()
+            restore_modules(cur_names.get('names'))
             for lst, items in saved_sys_lists:
                 lst[:] = items
             sys.path_importer_cache.clear()

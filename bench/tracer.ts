@@ -1,0 +1,169 @@
+/**
+ * Tracer benchmark: the sandboxed tracer against a PySnooper-style tracer on native CPython 3.11
+ * (full `repr` of every local at every event), on the same programs (the CRUXEval set, traced as
+ * `f(<input>)`). Writes bench/results/tracer.json.
+ *
+ *   npx tsx bench/tracer.ts [--programs N]
+ *
+ * Figures: events/s and programs/s for 1 and 2 sandboxes and for native; the 2-vs-1 speed-up;
+ * the time to get a working sandbox back after a kill; the RSS of each sandbox process.
+ * Timings on a shared machine are noisy: the load average is recorded beside them.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { TracerPool } from '../tracer/index.js';
+import type { Program } from '../src/schema.js';
+
+const root = resolve(import.meta.dirname, '..');
+const datasetPath = resolve(root, '..', 'shared', 'datasets', 'cruxeval.jsonl');
+const countArg = process.argv.indexOf('--programs');
+const maxPrograms = countArg > 0 ? Number(process.argv[countArg + 1]) : 800;
+
+function loadPrograms(): Program[] {
+  if (existsSync(datasetPath)) {
+    return readFileSync(datasetPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(0, maxPrograms)
+      .map((l) => {
+        const r = JSON.parse(l) as { id: string; code: string; input: string };
+        return { id: r.id, source: r.code, entry: `f(${r.input})` };
+      });
+  }
+  const dir = join(root, 'tests', 'fixtures', 'tracer', 'golden');
+  throw new Error(`${datasetPath} is missing; the goldens in ${dir} are too few for a benchmark`);
+}
+
+// A PySnooper-style tracer: settrace, repr of every local at every event, no caching.
+const NATIVE = String.raw`
+import sys, json, time, io
+programs = [json.loads(l) for l in sys.stdin]
+events = 0
+real_stdout = sys.stdout
+start = time.perf_counter()
+for p in programs:
+    steps = []
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename != '<program>':
+            return None
+        if len(steps) >= 10000:
+            raise RuntimeError('step limit')
+        steps.append({'event': event, 'line': frame.f_lineno, 'func': frame.f_code.co_name,
+                      'locals': {k: repr(v) for k, v in frame.f_locals.items()},
+                      'arg': repr(arg) if event == 'return' else None})
+        return tracer
+    sys.stdout = io.StringIO()
+    g = {'__name__': '__main__'}
+    try:
+        exec(compile(p['source'], '<program>', 'exec'), g)
+        entry = compile(p['entry'], '<entry>', 'eval')
+        sys.settrace(tracer)
+        try:
+            eval(entry, g)
+        finally:
+            sys.settrace(None)
+    except BaseException:
+        pass
+    sys.stdout = real_stdout
+    json.dumps(steps)
+    events += len(steps)
+elapsed = time.perf_counter() - start
+print(json.dumps({'events': events, 'seconds': elapsed, 'programs': len(programs)}))
+`;
+
+function native(programs: Program[]): { events: number; seconds: number; programs: number } {
+  const res = spawnSync('python3', ['-c', NATIVE], {
+    input: programs.map((p) => JSON.stringify(p)).join('\n'),
+    encoding: 'utf8',
+    env: { ...process.env, PYTHONHASHSEED: '0' },
+    maxBuffer: 1 << 26,
+  });
+  if (res.status !== 0) throw new Error(`native tracer failed: ${res.stderr}`);
+  return JSON.parse(res.stdout.trim().split('\n').at(-1) as string);
+}
+
+async function sandboxed(programs: Program[], workers: number): Promise<{ events: number; seconds: number; bootSeconds: number; rssMB: number[] }> {
+  const t0 = performance.now();
+  const pool = await TracerPool.create({ workers });
+  const bootSeconds = (performance.now() - t0) / 1000;
+  try {
+    // One warm-up pass over a few programs so that both sandboxes have compiled their hot paths.
+    for await (const _ of pool.traceAll(programs.slice(0, 20))) void _;
+    const start = performance.now();
+    let events = 0;
+    for await (const t of pool.traceAll(programs)) events += t.steps.length;
+    const seconds = (performance.now() - start) / 1000;
+    return { events, seconds, bootSeconds, rssMB: pool.pids.map(rssMB) };
+  } finally {
+    await pool.close();
+  }
+}
+
+function rssMB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+/** Time from a wall-clock kill until a trivial program has been traced by the replacement. */
+async function recycle(): Promise<number[]> {
+  const pool = await TracerPool.create({ workers: 1, limits: { timeoutMs: 300 } });
+  const trivial: Program = { id: 't', source: 'def f():\n    return 1\n', entry: 'f()' };
+  const stuck: Program = { id: 's', source: 'def f():\n    return sum(range(10**12))\n', entry: 'f()' };
+  const times: number[] = [];
+  try {
+    await pool.trace(trivial);
+    for (let i = 0; i < 3; i++) {
+      const t = await pool.trace(stuck);
+      if (t.status !== 'timeout') throw new Error(`expected a timeout, got ${t.status}`);
+      const start = performance.now();
+      await pool.trace(trivial);
+      times.push(Math.round(performance.now() - start));
+    }
+  } finally {
+    await pool.close();
+  }
+  return times;
+}
+
+const programs = loadPrograms();
+const load = { before: loadavg()[0] };
+process.stderr.write(`tracer bench: ${programs.length} programs, load average ${load.before.toFixed(1)}\n`);
+const nat = native(programs);
+process.stderr.write(`native: ${nat.events} events in ${nat.seconds.toFixed(2)} s\n`);
+const one = await sandboxed(programs, 1);
+process.stderr.write(`1 sandbox: ${one.events} events in ${one.seconds.toFixed(2)} s\n`);
+const two = await sandboxed(programs, 2);
+process.stderr.write(`2 sandboxes: ${two.events} events in ${two.seconds.toFixed(2)} s\n`);
+const recycleMs = await recycle();
+process.stderr.write(`recycle after kill: ${recycleMs.join(', ')} ms\n`);
+
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+const nativeEventsPerSecond = nat.events / nat.seconds;
+const oneEventsPerSecond = one.events / one.seconds;
+const twoEventsPerSecond = two.events / two.seconds;
+const ratio = oneEventsPerSecond / nativeEventsPerSecond;
+const scaling = one.seconds / two.seconds;
+const recycleMedian = [...recycleMs].sort((a, b) => a - b)[1] as number;
+const rssMax = Math.max(...one.rssMB, ...two.rssMB);
+const figures = {
+  programs: programs.length,
+  native: { events: nat.events, seconds: round(nat.seconds, 2), eventsPerSecond: Math.round(nativeEventsPerSecond), programsPerSecond: round(nat.programs / nat.seconds) },
+  sandbox1: { events: one.events, seconds: round(one.seconds, 2), eventsPerSecond: Math.round(oneEventsPerSecond), programsPerSecond: round(programs.length / one.seconds), bootSeconds: round(one.bootSeconds) },
+  sandbox2: { events: two.events, seconds: round(two.seconds, 2), eventsPerSecond: Math.round(twoEventsPerSecond), programsPerSecond: round(programs.length / two.seconds), bootSeconds: round(two.bootSeconds) },
+  recycleAfterKillMs: recycleMs,
+  rssPerSandboxMB: { oneSandbox: one.rssMB, twoSandboxes: two.rssMB },
+  loadAverage: { before: round(load.before, 2), after: round(loadavg()[0], 2) },
+  note: 'sandbox figures are end to end (JSON over a pipe, parsing included) and exclude pool start-up; the machine is shared, so timings are noisy',
+  summary: [
+    { figure: 'sandboxed vs native events/s (1 sandbox)', value: round(ratio, 2), goal: '>= 1.0', met: ratio >= 1.0 },
+    { figure: '2 sandboxes vs 1 (throughput)', value: round(scaling, 2), goal: '>= 1.8', met: scaling >= 1.8 },
+    { figure: 'recycle after kill, median ms', value: recycleMedian, goal: '<= 500', met: recycleMedian <= 500 },
+    { figure: 'RSS per sandbox, max MB', value: rssMax, goal: '<= 250', met: rssMax <= 250 },
+  ],
+};
+mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+writeFileSync(join(root, 'bench', 'results', 'tracer.json'), `${JSON.stringify({ figures }, null, 2)}\n`);
+process.stderr.write(`${JSON.stringify(figures.summary, null, 2)}\n`);
