@@ -239,6 +239,9 @@ export function* iteratePrograms(opts: Omit<SyntheticOptions, 'count'>): Generat
   }
 }
 
+/** Longest repr of a returned value. */
+const MAX_RESULT_CHARS = 150;
+
 /** One candidate with its reference run, or null when it was rejected. */
 export interface Candidate {
   source: string;
@@ -264,14 +267,17 @@ export function generateOne(rng: Rng, knobs: Knobs): Candidate | null {
   const interp = new Interpreter(built.funcs, {
     maxEvents: knobs.maxEvents,
     maxInt: knobs.maxInt,
-    maxStr: 60,
-    maxLen: 40,
+    maxStr: 50,
+    maxLen: 20,
     maxDepth: 12,
   });
   try {
     const run = interp.run('f', built.args);
     if (run.events < knobs.minEvents) return null;
-    return { source, entry, events: run.events, result: pyRepr(run.value) };
+    const result = pyRepr(run.value);
+    // Far below the tracer's maxValueChars (200), so results are never cut.
+    if (result.length > MAX_RESULT_CHARS) return null;
+    return { source, entry, events: run.events, result };
   } catch (e) {
     if (e instanceof Rejected) return null;
     throw e;
@@ -887,7 +893,7 @@ class ProgramBuilder {
           [deep ? 0.4 : 0, () => this.fromVar('ilist', (x) => ({ k: 'call', fn: 'sorted', args: [x], reverse: true }))],
           [deep ? 1 : 0, () => this.fromVar('ilist', (x) => this.someSlice(x))],
           [deep ? 0.5 : 0, () => this.fromVar('ilist', (x) => ({ k: 'slice', obj: x, lo: null, hi: null, step: lit(-1) }))],
-          [deep && this.has('comprehension') ? 2 : 0, () => this.listComp('ilist')],
+          [deep && this.has('comprehension') ? 3.5 : 0, () => this.listComp('ilist')],
           [deep ? 0.6 : 0, () => call('list', call('range', lit(this.rng.int(0, 3)), lit(this.rng.int(3, 8))))],
           [deep ? 0.5 : 0, () => this.fromVar('ilist', (x) => bin('+', x, { k: 'list', items: [this.expr('int', 0)] }))],
         ];
@@ -900,13 +906,13 @@ class ProgramBuilder {
           [deep ? 0.7 : 0, () => this.fromVar('slist', (x) => this.someSlice(x))],
           [deep ? 0.5 : 0, () => this.fromVar('text', (x) => call('list', x))],
           [deep && this.has('dict') ? 0.8 : 0, () => this.fromVar('dict', (x) => (this.rng.chance(0.5) ? call('sorted', x) : call('list', meth(x, 'keys'))))],
-          [deep && this.has('comprehension') ? 1.5 : 0, () => this.listComp('slist')],
+          [deep && this.has('comprehension') ? 2.5 : 0, () => this.listComp('slist')],
         ];
       case 'dict':
         return [
           [4, () => this.readVar('dict')],
           [litW, () => this.literal('dict')],
-          [deep && this.has('comprehension') ? 1.5 : 0, () => this.dictComp()],
+          [deep && this.has('comprehension') ? 3 : 0, () => this.dictComp()],
           [deep && this.has('list') ? 0.5 : 0, () => {
             const a = this.readVar('slist');
             const b = a && this.readVar('ilist');
@@ -1075,6 +1081,7 @@ class ProgramBuilder {
       [canLoop && this.has('for') ? 3 : 0, () => this.forLoop(depth)],
       [canLoop && this.has('while') ? 1.5 : 0, () => this.whileLoop(depth)],
       [this.has('tuple') ? 0.7 : 0, () => this.unpack()],
+      [this.has('comprehension') ? 1 : 0, () => this.comprehension()],
       [inLoop && this.has('break') && this.has('if') ? 0.6 : 0, () => this.breakOrContinue()],
     ];
     const s = this.first<Stmt[]>(options.map(([w, fn]) => [w, () => this.attempt(fn)] as const));
@@ -1088,6 +1095,20 @@ class ProgramBuilder {
     const name = this.freshName(ty, NAMES[ty]);
     this.declare(name, ty);
     if (this.helpers.filter((h) => h.called).length > calls) this.scope.get(name)!.hint = true;
+    return [assign(name, value)];
+  }
+
+  /** `squares = [x * x for x in nums if x > 0]` and the like; the result is what the function is about. */
+  private comprehension(): Stmt[] | null {
+    const kinds: [number, Ty][] = [[2, 'ilist']];
+    if (this.has('str')) kinds.push([1, 'slist']);
+    if (this.has('dict') && this.has('str')) kinds.push([1, 'dict']);
+    const ty = this.rng.weighted(kinds);
+    const value = ty === 'dict' ? this.dictComp() : this.listComp(ty as 'ilist' | 'slist');
+    if (!value) return null;
+    const name = this.freshName(ty, NAMES[ty]);
+    this.declare(name, ty);
+    this.scope.get(name)!.hint = true;
     return [assign(name, value)];
   }
 
