@@ -17,11 +17,14 @@ import { matMul } from './kernels/matmul.js';
 /** Additive mask value for positions a query may not see; exp() of it underflows to 0. */
 const MASKED = -1e9;
 
-/** Deterministic per-weight seeds: each new weight takes the next seed after the model seed. */
+/**
+ * Deterministic per-weight seeds: each new weight takes the next seed after the model seed.
+ * Never 0: tfjs treats a seed of 0 as "no seed" and draws from Math.random.
+ */
 class SeedSequence {
   private next: number;
   constructor(seed: number) {
-    this.next = seed * 1000;
+    this.next = seed * 1000 + 1;
   }
   take(): number {
     return this.next++;
@@ -245,6 +248,9 @@ export class GPT {
 
   constructor(config: ModelConfig, opts: { seed: number }) {
     validateModelConfig(config);
+    if (!Number.isInteger(opts.seed) || opts.seed < 0) {
+      throw new Error(`Expected \`seed\` to be a non-negative integer, got ${opts.seed}`);
+    }
     this.config = { ...config };
     this.seed = opts.seed;
     const seeds = new SeedSequence(opts.seed);
@@ -331,7 +337,7 @@ export class GPT {
     const p = this.config.dropout;
     const dropout =
       opts.training && p > 0
-        ? (x: tf.Tensor): tf.Tensor => tf.dropout(x, p, undefined, this.seed * 1_000_003 + this.dropoutDraws++)
+        ? (x: tf.Tensor): tf.Tensor => tf.dropout(x, p, undefined, this.seed * 1_000_003 + 1 + this.dropoutDraws++)
         : (x: tf.Tensor): tf.Tensor => x;
     const tok = tf.gather(this.wte, tf.reshape(idx, [b * t])); // [B·t, D]
     const pos = tf.slice(this.wpe, [opts.position, 0], [t, d]); // [t, D]

@@ -58,14 +58,32 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it('is seeded: the same seed gives the same weights, another seed different ones', () => {
-    const a = new GPT(config, { seed: 3 });
-    const b = new GPT(config, { seed: 3 });
-    const c = new GPT(config, { seed: 4 });
-    const wa = a.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync();
-    expect(Array.from(b.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync())).toEqual(Array.from(wa));
-    expect(Array.from(c.namedWeights().get('h.0.mlp.c_fc.weight')!.dataSync())).not.toEqual(Array.from(wa));
+  it.each([0, 3])('is seeded (seed %i): the same seed gives the same weights, another seed different ones', (seed) => {
+    const a = new GPT(config, { seed });
+    const b = new GPT(config, { seed });
+    const c = new GPT(config, { seed: seed + 1 });
+    for (const name of ['wte.weight', 'wpe.weight', 'h.0.mlp.c_fc.weight']) {
+      const wa = Array.from(a.namedWeights().get(name)!.dataSync());
+      expect(Array.from(b.namedWeights().get(name)!.dataSync())).toEqual(wa);
+      expect(Array.from(c.namedWeights().get(name)!.dataSync())).not.toEqual(wa);
+    }
     [a, b, c].forEach((m) => m.dispose());
+  });
+
+  it('draws the same dropout masks for the same seed and dropout state', () => {
+    const dropConfig = { ...config, dropout: 0.2 };
+    const { idx } = toyBatch(2, 8);
+    const run = (): number[] => {
+      const model = new GPT(dropConfig, { seed: 0 });
+      const logits = model.forward(idx, { training: true });
+      const out = Array.from(logits.dataSync());
+      expect(model.rngState).toBeGreaterThan(0);
+      tf.dispose(logits);
+      model.dispose();
+      return out;
+    };
+    expect(run()).toEqual(run());
+    idx.dispose();
   });
 
   it('does not let a position see later tokens (changing a later token keeps earlier logits)', () => {
