@@ -493,7 +493,6 @@ class ProgramBuilder {
     const n = this.rng.int(1, this.knobs.maxParams);
     const tys: Ty[] = [];
     for (let i = 0; i < n; i++) tys.push(this.rng.pick(pool));
-    // A loop needs something to iterate: a collection, or an int bounding a range.
     return tys;
   }
 
