@@ -80,7 +80,7 @@ class Sandbox {
   private lines: string[] = [];
   private partial = '';
   private waiter: ((line: string | null) => void) | null = null;
-  private exited = false;
+  private dead = false;
   private stderrTail = '';
 
   constructor(command: SandboxCommand, config: object, snapshot: SnapshotMode) {
@@ -107,14 +107,19 @@ class Sandbox {
     // A dead sandbox's stdin errors (EPIPE) when written; the exit handler reports it instead.
     this.proc.stdin?.on('error', () => undefined);
     this.proc.on('exit', () => {
-      this.exited = true;
+      this.dead = true;
       this.wake(null);
     });
     this.proc.on('error', () => {
-      this.exited = true;
+      this.dead = true;
       this.wake(null);
     });
     this.ready = this.boot();
+  }
+
+  /** The process has exited (or failed to start). */
+  get exited(): boolean {
+    return this.dead;
   }
 
   get stderr(): string {
@@ -156,7 +161,7 @@ class Sandbox {
   nextLine(): Promise<string | null> {
     const queued = this.lines.shift();
     if (queued !== undefined) return Promise.resolve(queued);
-    if (this.exited) return Promise.resolve(null);
+    if (this.dead) return Promise.resolve(null);
     return new Promise((res) => {
       this.waiter = res;
     });
@@ -167,7 +172,7 @@ class Sandbox {
   }
 
   kill(): void {
-    if (!this.exited) this.proc.kill('SIGKILL');
+    if (!this.dead) this.proc.kill('SIGKILL');
   }
 }
 
@@ -185,6 +190,8 @@ export class TracerPool {
   private readonly idle: number[];
   private readonly limit: LimitFunction;
   private closed = false;
+  /** A booted sandbox waiting to replace the next one that is killed. */
+  private spare: Sandbox | null = null;
 
   private constructor(opts: { limits: TraceLimits; command: SandboxCommand; config: object; slots: Sandbox[]; ready: Ready }) {
     this.limits = opts.limits;
@@ -272,8 +279,10 @@ export class TracerPool {
   /** Kills every sandbox. */
   async close(): Promise<void> {
     this.closed = true;
+    const all = this.spare ? [...this.slots, this.spare] : this.slots;
+    this.spare = null;
     await Promise.all(
-      this.slots.map(
+      all.map(
         (s) =>
           new Promise<void>((res) => {
             if (s.proc.exitCode !== null || s.proc.signalCode !== null) return res();
@@ -294,12 +303,22 @@ export class TracerPool {
     }
   }
 
+  private spawn(): Sandbox {
+    const fresh = new Sandbox(this.command, this.config, this.snapshot ? { mode: 'load', snapshot: this.snapshot } : { mode: 'none' });
+    fresh.ready.catch(() => undefined);
+    return fresh;
+  }
+
+  /**
+   * Replaces a killed or dead sandbox. After the first replacement the pool keeps one spare
+   * sandbox booted, so later replacements are a swap rather than a Pyodide start.
+   */
   private respawn(slot: number): void {
     this.slots[slot]?.kill();
     if (this.closed) return;
-    const fresh = new Sandbox(this.command, this.config, this.snapshot ? { mode: 'load', snapshot: this.snapshot } : { mode: 'none' });
-    fresh.ready.catch(() => undefined);
-    this.slots[slot] = fresh;
+    const spare = this.spare;
+    this.slots[slot] = spare && !spare.exited ? spare : this.spawn();
+    this.spare = this.spawn();
   }
 
   private async runOn(slot: number, program: Program): Promise<Trace> {

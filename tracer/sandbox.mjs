@@ -78,6 +78,9 @@ if (config.snapshot === 'make') {
 pyodide.unregisterJsModule('pyodide_js');
 
 const namespace = pyodide.globals.get('dict')();
+// The tracer gets its own copy of the builtins, so a program that patches `builtins` cannot change
+// what the tracer's own code calls while it runs (the copy in `builtins` is restored afterwards).
+namespace.set('__builtins__', pyodide.runPython('import builtins; dict(builtins.__dict__)', { globals: pyodide.globals.get('dict')() }));
 pyodide.runPython(tracerSource, { globals: namespace, filename: '/execwm/tracer.py' });
 const api = namespace.get('_build')(true);
 const begin = api.get('begin');
