@@ -1186,15 +1186,22 @@ function prune(body: Stmt[], keep: Set<Stmt>, live: Set<string>): Stmt[] {
       out.push({ k: 'if', branches, orelse: orelse.length > 0 ? orelse : null });
     } else if (s.k === 'for' || s.k === 'while') {
       const inner = prune(s.body, keep, live);
-      // `while n > 0: n -= 1` alone only counts down: no work worth a loop.
-      const counter = (x: Stmt): boolean => s.k === 'while' && x.k === 'aug' && x.target.k === 'name' && exprMentions(s.cond, x.target.name);
-      if (inner.some((x) => !counter(x) && x.k !== 'break' && x.k !== 'continue')) out.push({ ...s, body: inner });
+      if (inner.some((x) => !isLoopControl(s, x))) out.push({ ...s, body: inner });
     } else if (s.k === 'assign' && s.target.k === 'name' && !live.has(s.target.name)) {
       // Kept only for its side effect (`last = items.pop()` shrinks `items`).
       out.push({ k: 'expr', e: s.value });
     } else out.push(s);
   }
   return out;
+}
+
+/**
+ * Whether `x` only steers `loop`: break, continue, or the counter update of a
+ * while loop. A loop with nothing else (`while n > 0: n -= 1`) does no work.
+ */
+function isLoopControl(loop: Stmt, x: Stmt): boolean {
+  if (x.k === 'break' || x.k === 'continue') return true;
+  return loop.k === 'while' && x.k === 'aug' && x.target.k === 'name' && exprMentions(loop.cond, x.target.name);
 }
 
 function exprMentions(e: Expr, name: string): boolean {
@@ -1271,7 +1278,7 @@ function backward(body: Stmt[], liveOut: Set<string>): { body: Stmt[]; liveIn: S
           if (atEnd.size === size) break;
           inner = backward(s.body, atEnd);
         }
-        if (inner.body.length === 0) break;
+        if (!inner.body.some((x) => !isLoopControl(s, x))) break;
         for (const n of inner.liveIn) live.add(n);
         exprReads(s.k === 'for' ? s.iter : s.cond, live);
         out.push({ ...s, body: inner.body });

@@ -466,6 +466,11 @@ class ProgramBuilder {
     for (let i = pruned.length - 1; i >= 0; i--) {
       if (reachable.has(pruned[i]!.name)) for (const c of callees(pruned[i]!)) reachable.add(c);
     }
+    // A helper that ignores a parameter (`def combine(m, k): return m`) is not worth a call.
+    for (const h of pruned.slice(0, -1)) {
+      const read = namesRead(h);
+      if (reachable.has(h.name) && h.params.some((p) => !read.has(p))) throw new Rejected('helper ignores a parameter');
+    }
     // Parameters the pruned f no longer reads leave the signature and the entry.
     const main = pruned[pruned.length - 1]!;
     const used = namesRead(main);
