@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { probeBackends, setupBackend } from '../../training/backend.js';
@@ -52,5 +54,36 @@ describe('backend probing and setup', () => {
 
   it('rejects an unknown backend name', async () => {
     await expect(setupBackend('gpu' as never)).rejects.toThrow(/Expected a backend among/);
+  });
+});
+
+describe('multi-threaded wasm in Node', () => {
+  it('loads the threaded build with 2 pool threads, computes like cpu, and lets the process exit', () => {
+    // Its own process: the wasm build is fixed once a process has initialised wasm.
+    const script = `
+      import * as tf from './training/tf.ts';
+      import { setupBackend } from './training/backend.ts';
+      import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+      const f = () => tf.tidy(() => {
+        const a = tf.randomNormal([3, 40, 24], 0, 1, 'float32', 1);
+        const b = tf.randomNormal([3, 40, 16], 0, 1, 'float32', 2);
+        const g = tf.grads((x, y) => tf.sigmoid(tf.matMul(x, y, true, false)))([a, b]);
+        return [...g.map((t) => Array.from(t.dataSync())), Array.from(tf.sum(tf.transpose(a, [0, 2, 1]), 0).dataSync())];
+      });
+      const ref = f();
+      const chosen = await setupBackend('wasm', { threads: 2 });
+      const got = f();
+      const worst = Math.max(...got.flatMap((xs, i) => xs.map((v, j) => Math.abs(v - ref[i][j]))));
+      console.log(JSON.stringify({ chosen, threads: getThreadsCount(), worst }));
+    `;
+    const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: path.resolve(import.meta.dirname, '..', '..'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(res.status, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    expect(out).toMatchObject({ chosen: 'wasm', threads: 2 });
+    expect(out.worst).toBeLessThan(1e-4);
   });
 });

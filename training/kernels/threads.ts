@@ -15,11 +15,14 @@
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import type { WorkerOptions } from 'node:worker_threads';
 import path from 'node:path';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '../tf.js';
 
 const require = createRequire(import.meta.url);
+// The CommonJS module object, the one Emscripten's glue requires (an ESM namespace is read-only).
+const workerThreads = require('node:worker_threads') as typeof import('node:worker_threads');
 
 /** Writes `contents` to `file` unless already there (atomically, so racing processes are safe). */
 function ensureFile(file: string, contents: string): void {
@@ -59,6 +62,14 @@ export function registerThreadedWasm(threads: number): void {
     async () => {
       const cpus = os.cpus;
       os.cpus = () => [...cpus(), ...cpus()];
+      // Emscripten takes worker_threads.Worker when it starts; hand it one whose workers do not
+      // inherit our execArgv (a loader such as tsx, or flags like --input-type, break them).
+      const Worker = workerThreads.Worker;
+      (workerThreads as { Worker: unknown }).Worker = class extends Worker {
+        constructor(file: string | URL, options: WorkerOptions = {}) {
+          super(file, { ...options, execArgv: [] });
+        }
+      };
       let module: Record<string, unknown> & { cwrap: (...args: unknown[]) => unknown };
       try {
         module = (await factory({
@@ -72,6 +83,7 @@ export function registerThreadedWasm(threads: number): void {
         })) as typeof module;
       } finally {
         os.cpus = cpus;
+        (workerThreads as { Worker: unknown }).Worker = Worker;
       }
       // The same bridge tfjs's own init() sets up.
       module.tfjs = {
@@ -82,7 +94,13 @@ export function registerThreadedWasm(threads: number): void {
         disposeData: module.cwrap('dispose_data', null, ['number']),
         dispose: module.cwrap('dispose', null, []),
       };
-      return new tfwasm.BackendWasm(module as never);
+      const backend = new tfwasm.BackendWasm(module as never);
+      // Emscripten refs the worker of every running pthread in Node, and the pool's threads run
+      // for the life of the module, so the process would never exit; they hold no work of ours
+      // between kernel calls.
+      const pthreads = module.PThread as { runningWorkers: { unref(): void }[] } | undefined;
+      for (const worker of pthreads?.runningWorkers ?? []) worker.unref();
+      return backend;
     },
     2,
   );

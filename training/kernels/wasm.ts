@@ -13,6 +13,10 @@ export interface WasmBackendInternals {
   wasm: {
     cwrap: (name: string, ret: null, args: string[]) => (...args: unknown[]) => void;
     HEAPF32: Float32Array;
+    /** The threaded build's (shared) memory. */
+    wasmMemory?: { buffer: ArrayBufferLike };
+    /** The single-threaded build's exports, memory among them. */
+    asm?: { memory?: { buffer: ArrayBufferLike } };
     tfjs: {
       registerTensor(id: number, size: number, memoryOffset: number): void;
       disposeData(id: number): void;
@@ -71,6 +75,15 @@ function unsortedSegmentSum(args: {
   }
   const shape = [numSegments, ...innerShape];
   return { dataId: backend.write(outVals, shape, x.dtype), shape, dtype: x.dtype };
+}
+
+/**
+ * The wasm heap as it is now. Call after any allocation (makeOutput may grow it). Read from the
+ * Memory object because in the threaded build the cached HEAP views are refreshed lazily.
+ */
+function heapBuffer(backend: WasmBackendInternals): ArrayBufferLike {
+  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  return memory ? memory.buffer : backend.wasm.HEAPF32.buffer;
 }
 
 /** Bytes as the C entry points take shapes. */
@@ -231,7 +244,7 @@ function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
     const n = x.shape[rank - 1]!;
     const rows = tf.util.sizeFromShape(x.shape) / n;
     const out = backend.makeOutput(keepDims ? [...x.shape.slice(0, -1).map(() => 1), n] : [n], 'float32');
-    const heap = backend.wasm.HEAPF32; // after makeOutput, which may grow the heap
+    const heap = new Float32Array(heapBuffer(backend)); // after makeOutput, which may grow the heap
     const src = heapInfo(backend, x).offset / 4;
     const acc = new Float32Array(n);
     for (let r = 0; r < rows; r++) {
@@ -263,7 +276,7 @@ function makeTranspose(stock: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(perm.map((p) => x.shape[p]!), x.dtype);
     // An integer view copies bit patterns exactly (a float view may canonicalise NaN bits,
     // which int32 values such as -1 are); taken after makeOutput, which may grow the heap.
-    const heap = new Int32Array(backend.wasm.HEAPF32.buffer);
+    const heap = new Int32Array(heapBuffer(backend));
     const src = heapInfo(backend, x).offset / 4;
     const dst = heapInfo(backend, out).offset / 4;
     if (swapsLastTwo) {
@@ -343,7 +356,7 @@ function makeSlice(stock: tf.KernelFunc): tf.KernelFunc {
     const count = tf.util.sizeFromShape(size);
     if (count === 0) return out;
     const bytes = x.dtype === 'bool' ? 1 : 4;
-    const heap = new Uint8Array(backend.wasm.HEAPF32.buffer); // byte copies: exact for every dtype; after makeOutput
+    const heap = new Uint8Array(heapBuffer(backend)); // byte copies: exact for every dtype; after makeOutput
     const src = heapInfo(backend, x).offset;
     const dst = heapInfo(backend, out).offset;
     const rank = x.shape.length;
@@ -405,7 +418,7 @@ function makeGather(stock: tf.KernelFunc): tf.KernelFunc {
     const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
     const count = tf.util.sizeFromShape(indices.shape);
     const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
-    const heap = backend.wasm.HEAPF32; // after makeOutput, which may grow the heap
+    const heap = new Float32Array(heapBuffer(backend)); // after makeOutput, which may grow the heap
     const src = heapInfo(backend, x).offset / 4;
     const dst = heapInfo(backend, out).offset / 4;
     const ids = new Int32Array(heap.buffer, heapInfo(backend, indices).offset, count);
