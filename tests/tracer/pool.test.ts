@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TracerPool, traceProgram } from '../../tracer/index.js';
+import { detectIsolation, TracerPool, traceProgram } from '../../tracer/index.js';
 import type { Trace } from '../../src/schema.js';
 
 let pool: TracerPool;
@@ -79,6 +79,60 @@ describe('TracerPool', () => {
     const seen: string[] = [];
     for await (const t of pool.traceAll(programs)) seen.push(`${t.id}=${t.result?.repr}`);
     expect(seen).toEqual(programs.map((p, i) => `${p.id}=${i}`));
+  });
+
+  it('never runs user __repr__, __eq__ or properties while encoding, and survives one that loops forever', async () => {
+    const source = [
+      'log = []',
+      'class Loud:',
+      '    def __repr__(self):',
+      '        log.append(1)',
+      "        print('side effect')",
+      "        return 'Loud()'",
+      '    def __eq__(self, other):',
+      '        log.append(2)',
+      '        return True',
+      '    __hash__ = object.__hash__',
+      'class Forever:',
+      '    def __repr__(self):',
+      '        while True:',
+      '            pass',
+      'class Raises:',
+      '    @property',
+      '    def value(self):',
+      "        raise RuntimeError('no')",
+      '    def __repr__(self):',
+      "        raise RuntimeError('no repr')",
+      'def f():',
+      '    a, b, c = Loud(), Forever(), Raises()',
+      '    d = {a: [a, b, c]}',
+      '    return len(log)',
+    ].join('\n');
+    const t = await pool.trace({ id: 'repr', source, entry: 'f()' });
+    expect(t.status).toBe('ok');
+    expect(t.result?.repr).toBe('0');
+    expect(t.stdout).toBe('');
+    const last = t.steps.filter((s) => s.event === 'line').at(-1);
+    expect(last?.locals?.d?.repr).toBe('{Loud(): [Loud(), Forever(), Raises()]}');
+  });
+
+  it('reports every isolation layer and applies each available one', async () => {
+    const layers = await detectIsolation();
+    expect(layers.map((l) => l.name)).toEqual([
+      'permission-model',
+      'network-namespace',
+      'unprivileged-user',
+      'empty-environment',
+      'wasm-memory-cap',
+      'step-budget',
+    ]);
+    expect(pool.isolation).toEqual(layers);
+    for (const l of layers) {
+      expect(l.detail.length).toBeGreaterThan(0);
+      expect(l.active).toBe(l.available);
+    }
+    // As root on Linux (this project's machines) every layer is available.
+    if (process.getuid?.() === 0) expect(layers.every((l) => l.available)).toBe(true);
   });
 
   it('rejects invalid limits with a clear message', async () => {
