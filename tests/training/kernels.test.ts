@@ -183,6 +183,23 @@ describe('wasm kernel overrides against the cpu backend', () => {
     await expectWasmMatchesCpu((x) => tf.mul(tf.cast(x!, 'float32'), tf.cast(tf.cast(x!, 'int32'), 'float32')), [{ shape: [5, 6], seed: 16 }]);
   });
 
+  it.each([
+    { name: 'same shapes', a: [6, 7], b: [6, 7] },
+    { name: 'a row against its column (the gradient of max)', a: [6, 7], b: [6, 1] },
+    { name: 'a row vector broadcast (stock kernel)', a: [6, 7], b: [7] },
+  ])('Equal: $name', async ({ a, b }) => {
+    // Rounded values so that equal elements actually occur; compared as 0/1 floats.
+    await expectWasmMatchesCpu(
+      (x, y) => tf.cast(tf.equal(tf.round(x!), tf.round(y!)), 'float32'),
+      [{ shape: a, seed: 17 }, { shape: b, seed: 18 }],
+      false,
+    );
+  });
+
+  it('Equal inside the gradient of a row max (logSumExp)', async () => {
+    await expectWasmMatchesCpu((x) => tf.logSumExp(x!, -1), [{ shape: [9, 13], seed: 19 }]);
+  });
+
   it('GatherV2 of embedding rows, and its gradient through UnsortedSegmentSum', async () => {
     await expectWasmMatchesCpu((table, ids) => tf.gather(table!, ids!), [
       { shape: [11, 6], seed: 7 },
