@@ -573,13 +573,18 @@ def _build(sandboxed, use_settrace=False):
                        'micropip')
     tracer_file = _build.__code__.co_filename
 
+    refused_events = frozenset(('sys.settrace', 'sys.setprofile', 'gc.get_objects', 'gc.get_referrers',
+                                'gc.get_referents', 'sys.addaudithook'))
+    watched_events = refused_events | {'execwm.denied', 'object.__getattr__', 'import'}
+
     def audit(event, args):
+        # Called for every audited operation, including the sys._getframe of each traced event, so
+        # the common case returns after one set lookup.
+        if event not in watched_events or guard['own']:
+            return
         # Frames the program can reach by f_back end at the trampoline; the only tracer frames it
         # could see are those of a callback that raised, through a traceback's tb_frame.
-        if guard['own']:
-            return
-        if event in ('sys.settrace', 'sys.setprofile', 'gc.get_objects', 'gc.get_referrers',
-                     'gc.get_referents', 'sys.addaudithook'):
+        if event in refused_events:
             flag(event)
         if event == 'execwm.denied' and args and _type(args[0]) is str:
             flag(args[0])
