@@ -47,7 +47,32 @@ class Linear {
   }
 }
 
-/** LayerNorm over the last axis with learned scale and shift (eps 1e-5, as PyTorch). */
+/**
+ * LayerNorm over the last axis: x [N, D], weight [D], bias [D] → [N, D] (eps 1e-5, as PyTorch).
+ * The gradient is the closed form rather than autodiff through mean, variance and rsqrt op by op
+ * (half the kernels in the backward pass):
+ *   g = dy·w,  dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)),  dw = Σ_N dy·x̂,  db = Σ_N dy.
+ */
+export const layerNorm = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, weight, bias, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+  const centered = tf.sub(x, tf.mean(x, -1, true)); // [N, D]
+  const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), 1e-5)); // [N, 1]
+  const xhat = tf.mul(centered, rstd); // [N, D]
+  save([xhat, rstd, weight]);
+  return {
+    value: tf.add(tf.mul(xhat, weight), bias) as tf.Tensor2D,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sxhat, srstd, sweight] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+      const g = tf.mul(dy, sweight); // [N, D]
+      const gMean = tf.mean(g, -1, true); // [N, 1]
+      const gxMean = tf.mean(tf.mul(g, sxhat), -1, true); // [N, 1]
+      const dx = tf.mul(tf.sub(tf.sub(g, gMean), tf.mul(sxhat, gxMean)), srstd); // [N, D]
+      return [dx, tf.sum(tf.mul(dy, sxhat), 0), tf.sum(dy, 0)];
+    },
+  };
+}) as (x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor) => tf.Tensor2D;
+
+/** LayerNorm with learned scale and shift. */
 class LayerNorm {
   readonly weight: tf.Variable; // [D]
   readonly bias: tf.Variable; // [D]
@@ -57,11 +82,7 @@ class LayerNorm {
   }
   /** x [N, D] → [N, D] */
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    const mean = tf.mean(x, -1, true); // [N, 1]
-    const centered = tf.sub(x, mean); // [N, D]
-    const variance = tf.mean(tf.square(centered), -1, true); // [N, 1]
-    const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, 1e-5))); // [N, D]
-    return tf.add(tf.mul(normed, this.weight), this.bias);
+    return layerNorm(x, this.weight, this.bias);
   }
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
-import { GPT, MODEL_PRESETS, type ModelConfig } from '../../training/model.js';
+import { GPT, MODEL_PRESETS, layerNorm, type ModelConfig } from '../../training/model.js';
 import { setKernelOverrides } from '../../training/kernels/wasm.js';
 import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 
@@ -146,6 +146,28 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     optimizer.dispose();
     tf.dispose([idx, targets]);
     model.dispose();
+  });
+});
+
+describe('layerNorm', () => {
+  it('has the gradient autodiff gives for the plain formula (cpu, within 1e-5)', async () => {
+    await setupBackend('cpu');
+    const x = tf.randomNormal([6, 10], 0, 2, 'float32', 1);
+    const w = tf.randomNormal([10], 1, 0.5, 'float32', 2);
+    const b = tf.randomNormal([10], 0, 0.5, 'float32', 3);
+    const dy = tf.randomNormal([6, 10], 0, 1, 'float32', 4);
+    const plain = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor): tf.Tensor => {
+      const centered = tf.sub(xi, tf.mean(xi, -1, true));
+      const variance = tf.mean(tf.square(centered), -1, true);
+      return tf.add(tf.mul(tf.div(centered, tf.sqrt(tf.add(variance, 1e-5))), wi), bi);
+    };
+    const custom = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor): tf.Tensor => layerNorm(xi as tf.Tensor2D, wi, bi);
+    const ref = tf.grads(plain)([x, w, b], dy);
+    const got = tf.grads(custom)([x, w, b], dy);
+    const values = [plain(x, w, b), custom(x, w, b)];
+    const diffs = [tf.sub(values[0]!, values[1]!), ...ref.map((r, i) => tf.sub(r, got[i]!))].map((d) => tf.max(tf.abs(d)).dataSync()[0]!);
+    for (const d of diffs) expect(d).toBeLessThan(1e-5);
+    tf.dispose([x, w, b, dy, ...ref, ...got, ...values]);
   });
 });
 
