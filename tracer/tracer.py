@@ -31,6 +31,7 @@ def _build(sandboxed, use_settrace=False):
     import builtins
     import io
     import json
+    import operator
     import random
     import types
     import warnings
@@ -84,6 +85,8 @@ def _build(sandboxed, use_settrace=False):
     _dict_values = dict.values
     _set = set
     _map = map
+    _all = all
+    _is = operator.is_
     _max = max
     _numeric = frozenset((int, bool, float, type(None)))
     _str_only = frozenset((str,))
@@ -100,7 +103,8 @@ def _build(sandboxed, use_settrace=False):
     # ---------------------------------------------------------------- values
 
     def make_encoder(limit):
-        """Returns encode(v) -> Value dict, with per-trace object ids."""
+        """Returns (encode, reset): encode(v) -> Value dict with per-trace object ids; reset()
+        starts a new trace (the encoder is built once per limit, not once per program)."""
         ids = {}
         keep = []  # keeps numbered objects alive so that id() values stay unique
         trunc = [False]
@@ -532,7 +536,12 @@ def _build(sandboxed, use_settrace=False):
                 out['id'] = obj_id(v)
             return out
 
-        return encode
+        def reset():
+            ids.clear()
+            keep.clear()
+            active.clear()
+
+        return encode, reset
 
     tag_types = {types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
                  types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType}
@@ -616,10 +625,17 @@ def _build(sandboxed, use_settrace=False):
          '            _audit("execwm.denied", "import " + name)\n'
          '        return None\n', denied_ns)
 
+    # The keys of sys.modules after the last scan (none of them blocked): while sys.modules holds
+    # no other key, there is nothing to hide and the scan is skipped.
+    clean_modules = [frozenset()]
+
     def hide_host_modules():
+        if clean_modules[0].issuperset(sys.modules):
+            return
         for name in list(sys.modules):
             if name.split('.')[0] in blocked_imports:
                 del sys.modules[name]
+        clean_modules[0] = frozenset(sys.modules)
 
     # ---------------------------------------------------------------- runs
 
@@ -666,16 +682,24 @@ def _build(sandboxed, use_settrace=False):
         'pkgutil', 'runpy', 'types'))
 
     def module_baseline():
-        """Per module: the module, a copy of its dict, its keys, the ids of its values, and the
-        names of the modules it holds (reachable as its attributes)."""
+        """Per module: the module, a copy of its dict, its keys, its values, and the names of the
+        modules it holds (reachable as its attributes)."""
         out = {}
         for name, m in _list(sys.modules.items()):
             if _type(m) is _ModuleType:
                 saved = dict(_mod_dict(m))
                 subs = [v for v in _dict_values(saved) if _type(v) is _ModuleType]
-                out[name] = (m, saved, _list(saved), _list(_map(_id, _dict_values(saved))), subs)
+                out[name] = (m, saved, _list(saved), _list(_dict_values(saved)), subs)
         module_index['by_id'] = {_id(entry[0]): n for n, entry in out.items()}
-        module_index['parts'] = [(n, frozenset(n.split('.'))) for n in out]
+        module_index['names'] = frozenset(out)
+        # Dotted-name part -> the modules whose name has that part, and each module's position
+        # (so that the modules a program names are checked in baseline order).
+        by_part = {}
+        for n in out:
+            for part in _set(n.split('.')):
+                by_part.setdefault(part, []).append(n)
+        module_index['by_part'] = by_part
+        module_index['position'] = {n: i for i, n in enumerate(out)}
         return out
 
     module_index = {}
@@ -699,7 +723,11 @@ def _build(sandboxed, use_settrace=False):
         if names is None or not names.isdisjoint(dynamic_names):
             return baseline_modules
         by_id = module_index['by_id']
-        todo = [n for n, parts in module_index['parts'] if not names.isdisjoint(parts)]
+        by_part = module_index['by_part']
+        named = _set()
+        for part in names.intersection(by_part):
+            named.update(by_part[part])
+        todo = sorted(named, key=module_index['position'].__getitem__)
         todo.append('__main__')
         picked = {}
         while todo:
@@ -716,15 +744,18 @@ def _build(sandboxed, use_settrace=False):
 
     def restore_modules(names):
         """Drops modules the program imported and undoes its edits to modules loaded before it."""
-        for name in list(sys.modules):
-            if name not in baseline_modules:
-                del sys.modules[name]
-        for name, (m, saved, keys, ids, _subs) in modules_to_check(names).items():
+        if not module_index['names'].issuperset(sys.modules):
+            for name in list(sys.modules):
+                if name not in baseline_modules:
+                    del sys.modules[name]
+        for name, (m, saved, keys, values, _subs) in modules_to_check(names).items():
             if sys.modules.get(name) is not m:
                 sys.modules[name] = m
             d = _mod_dict(m)
-            # Identity of every value, compared in C (ids stay valid: `saved` keeps the values alive).
-            if _len(d) != _len(saved) or _list(_map(_id, _dict_values(d))) != ids or _list(d) != keys:
+            # Identity of every key and value, compared in C (`is`, never `==`, which could run
+            # the program's __eq__).
+            if (_len(d) != _len(saved) or not _all(_map(_is, _dict_values(d), values))
+                    or not _all(_map(_is, d, keys))):
                 d.clear()
                 d.update(saved)
 
@@ -781,8 +812,15 @@ def _build(sandboxed, use_settrace=False):
     def finish(outcome):
         return dumps(cur['finish'](outcome))
 
+    # Per maxValueChars: the (encode, reset) pair, reused by every run with that limit.
+    encoders = {}
+
     def new_run(req, max_steps, max_out, max_chars):
-        encode = make_encoder(max_chars)
+        enc = encoders.get(max_chars)
+        if enc is None:
+            enc = encoders[max_chars] = make_encoder(max_chars)
+        encode, reset_encoder = enc
+        reset_encoder()
         steps = []
         st = {'status': None, 'message': None, 'depth': 0, 'out_pos': 0, 'out_bytes': 0,
               'memory_error': False, 'tamper': None, 'traced': False}
