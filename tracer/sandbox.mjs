@@ -87,7 +87,7 @@ const begin = api.get('begin');
 const call = api.get('call');
 const on = api.get('on');
 const off = api.get('off');
-const finish = api.get('finish');
+const finish = api.get('finish_utf8');
 const pythonVersion = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: pyodide.globals.get('dict')() }));
 
 for (const name of ['getBuiltinModule', 'binding', '_linkedBinding', 'dlopen', 'kill', '_kill', 'abort', 'chdir', 'setuid', 'setgid']) {
@@ -99,9 +99,10 @@ for (const name of ['getBuiltinModule', 'binding', '_linkedBinding', 'dlopen', '
 }
 
 /**
- * Runs one request through the tracer and returns the trace JSON.
+ * Runs one request through the tracer and returns the trace JSON: UTF-8 bytes (a PyProxy the
+ * caller destroys), or a string when the trace holds a lone surrogate.
  * @param {string} line
- * @returns {string}
+ * @returns {string | any}
  */
 function traceLine(line) {
   const plan = begin(line);
@@ -135,9 +136,30 @@ function traceLine(line) {
   }
 }
 
+/**
+ * Writes one trace from traceLine() as a stdout line.
+ * @param {string | any} trace
+ */
+function sendTrace(trace) {
+  if (typeof trace === 'string') {
+    send(trace);
+    return;
+  }
+  // The bytes are written straight from the wasm heap: no JS string is built.
+  const buffer = trace.getBuffer('u8');
+  try {
+    const data = buffer.data;
+    for (let off = 0; off < data.length; ) off += writeSync(1, data, off);
+    writeSync(1, '\n');
+  } finally {
+    buffer.release();
+    trace.destroy();
+  }
+}
+
 // The first run in a fresh interpreter is slow (lazy initialisation); pay it before reporting ready
 // so that it never counts against a program's wall-clock limit.
-traceLine(
+const warmUp = traceLine(
   JSON.stringify({
     id: 'warm-up',
     source: 'def f(n):\n    s = {str(i): [i] for i in range(n)}\n    print(s)\n    return sorted(s)\n',
@@ -145,6 +167,7 @@ traceLine(
     limits: { maxSteps: 1000, timeoutMs: 1000, memoryBytes: memoryCap, maxStdoutBytes: 1000, maxValueChars: 50 },
   }),
 );
+if (typeof warmUp !== 'string') warmUp.destroy();
 send(JSON.stringify({ ready: true, python: pythonVersion, pyodide: pyodide.version }));
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -154,7 +177,7 @@ for await (const line of rl) {
   const req = JSON.parse(line);
   if (req.limits?.memoryBytes) memoryCap = req.limits.memoryBytes;
   try {
-    send(traceLine(line));
+    sendTrace(traceLine(line));
   } catch (err) {
     // Pyodide itself failed (a fatal error, a stack overflow): report and exit so the pool respawns.
     const message = err instanceof Error ? err.message.split('\n').slice(-2).join(' ').trim() : String(err);
