@@ -178,6 +178,21 @@ def _build(sandboxed, use_settrace=False):
                 active.discard(k)
 
         fast_max = 4 * limit
+        # Every item of a flat container prints as at least one character plus ', ', so the
+        # first `head` items already print past `limit`: a longer list or tuple is printed from
+        # them alone (the cut keeps limit + 1 characters, all inside that prefix).
+        head = limit // 3 + 2
+
+        def c_repr_head(crepr, v):
+            """c_repr of a flat list or tuple longer than `head` items, from its first items only;
+            None when those items are not flat."""
+            part = v[:head]
+            if not flat(part):
+                return None
+            s = c_repr(crepr, part)
+            if s is not None:
+                trunc[0] = True
+            return s
 
         def flat(items):
             """True when the builtin C repr of a container of these items runs no user code and
@@ -200,6 +215,10 @@ def _build(sandboxed, use_settrace=False):
             return s
 
         def r_list(v, nest):
+            if _type(v) is list and _len(v) > head:
+                s = c_repr_head(_list_repr, v)
+                if s is not None:
+                    return s
             if _type(v) is list and _len(v) <= fast_max and flat(v):
                 s = c_repr(_list_repr, v)
                 if s is not None:
@@ -207,6 +226,10 @@ def _build(sandboxed, use_settrace=False):
             return r_seq(_list_iter(v), _id(v), '[', ']', nest)
 
         def r_tuple(v, nest):
+            if _type(v) is tuple and _len(v) > head:
+                s = c_repr_head(_tuple_repr, v)
+                if s is not None:
+                    return s
             if _type(v) is tuple and _len(v) <= fast_max and flat(v):
                 s = c_repr(_tuple_repr, v)
                 if s is not None:
