@@ -4,7 +4,7 @@
  * mutants, trace everything through one pipelined pool call, and hand each
  * input's rows to the writer in input order.
  */
-import type { Program, Trace } from '../src/schema.js';
+import type { Program, Step, Trace } from '../src/schema.js';
 import type { CorpusTrace } from './format.js';
 import type { CorpusConfig, CorpusErrorEntry, Manifest } from './manifest.js';
 import type { InputItem } from './sources.js';
@@ -24,7 +24,10 @@ export interface BuildOptions {
   /** The whole input stream, before partitioning (read twice: ids first, then programs). */
   inputs: readonly InputItem[];
   tracer: TraceRunner;
-  /** Makes the mutants of a program (none when absent). Mutants are kept only if they trace `ok`. */
+  /**
+   * Makes the mutants of a program (none when absent). Mutants are kept only if they trace
+   * `ok` and behave differently from their parent on its input.
+   */
   mutate?: (program: Program) => Program[];
   resume?: boolean;
   overwrite?: boolean;
@@ -131,7 +134,33 @@ export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
   return { manifest, resumedInputs, writeMs: writer.writeMs };
 }
 
-/** The rows of one input: the program's trace, then the mutants that traced `ok`. */
+/**
+ * Whether two traces show the same behaviour: same status, result, output and the same
+ * events with the same values. A mutant that behaves like its parent on this input (its
+ * edit sits in a branch the input never takes) is not a semantically different variant.
+ */
+function sameBehaviour(a: Trace, b: Trace): boolean {
+  if (a.status !== b.status || a.stdout !== b.stdout || a.steps.length !== b.steps.length) return false;
+  if ((a.result?.repr ?? null) !== (b.result?.repr ?? null)) return false;
+  const reprs = (locals: Step['locals']): string =>
+    locals === null ? '' : JSON.stringify(Object.entries(locals).map(([k, v]) => [k, v.repr]));
+  return a.steps.every((sa, i) => {
+    const sb = b.steps[i]!;
+    return (
+      sa.event === sb.event &&
+      sa.line === sb.line &&
+      sa.func === sb.func &&
+      sa.depth === sb.depth &&
+      (sa.arg?.repr ?? null) === (sb.arg?.repr ?? null) &&
+      reprs(sa.locals) === reprs(sb.locals)
+    );
+  });
+}
+
+/**
+ * The rows of one input: the program's trace, then the mutants that traced `ok` and
+ * behave differently from it.
+ */
 function finishInput(input: PendingInput): InputResult {
   const rows: CorpusTrace[] = [];
   let kept = 0;
@@ -141,7 +170,7 @@ function finishInput(input: PendingInput): InputResult {
     if (trace.id !== program.id) {
       throw new Error(`buildCorpus: expected the trace of ${program.id}, got ${trace.id} (out of order)`);
     }
-    if (i > 0 && trace.status !== 'ok') {
+    if (i > 0 && (trace.status !== 'ok' || sameBehaviour(trace, input.traces[0]!))) {
       dropped += 1;
       return;
     }

@@ -55,6 +55,26 @@ describe('buildCorpus', () => {
     }
   });
 
+  it('drops a mutant that behaves exactly like its parent on its input', async () => {
+    const dir = tempDir();
+    // The fake tracer's only value is the program id; a mutant reusing it behaves like the parent.
+    const sameAsParent: TraceRunner = {
+      async *traceAll(programs) {
+        for await (const t of fakeTracer.traceAll(programs)) {
+          const parent = t.id.split('~')[0]!;
+          yield { ...t, steps: t.steps.map((s) => ({ ...s, locals: { n: v(t.id.endsWith('~same') ? parent : t.id, 'str') } })) };
+        }
+      },
+    };
+    const mutate = (p: Program): Program[] => [
+      { id: `${p.id}~same`, source: `${p.source}if False:\n    x = 2\n`, entry: null, origin: `mutation:of=${p.id}` },
+      { id: `${p.id}~diff`, source: `${p.source}x = 3\n`, entry: null, origin: `mutation:of=${p.id}` },
+    ];
+    const { manifest } = await buildCorpus({ dir, config: testConfig({ mutate: 2 }), inputs: inputs(2), tracer: sameAsParent, mutate });
+    expect(await ids(dir)).toEqual(['p0', 'p0~diff', 'p1', 'p1~diff']);
+    expect(manifest.counts.mutants).toEqual({ kept: 2, dropped: 2 });
+  });
+
   it('does not trace a mutant equal to an input program or to an earlier mutant', async () => {
     const dir = tempDir();
     // Every program mutates into p1 (an input) and into one shared variant.
