@@ -5,7 +5,8 @@
  *
  * Each benchmark is a script `bench/<name>.ts` that writes its own figures to
  * bench/results/<name>.json; this runner adds the context a reader needs to
- * trust or reproduce them. `npm run bench -- tracer corpus` runs a subset.
+ * trust or reproduce them. `npm run bench -- tracer corpus` runs a subset (the summary
+ * keeps the last results of the others); `npm run bench -- --summarize` only rewrites it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,13 +16,14 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL = ['tracer', 'corpus', 'train', 'eval'];
-const asked = process.argv.slice(2);
+const summarizeOnly = process.argv.includes('--summarize');
+const asked = process.argv.slice(2).filter((a) => a !== '--summarize');
 const unknown = asked.filter((n: string) => !ALL.includes(n));
 if (unknown.length > 0) {
   process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; known: ${ALL.join(', ')}\n`);
   process.exit(2);
 }
-const names = asked.length > 0 ? asked : ALL;
+const names = summarizeOnly ? [] : asked.length > 0 ? asked : ALL;
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const installed = (name: string): string | null => {
@@ -91,6 +93,15 @@ for (const name of names) {
   writeFileSync(out, `${JSON.stringify(entry, null, 2)}\n`);
   summary.push(entry);
 }
+
+// Results of benchmarks not run this time stay in the summary, with their own date.
+for (const name of ALL) {
+  const file = join(root, 'bench', 'results', `${name}.json`);
+  if (names.includes(name) || !existsSync(file)) continue;
+  const old = JSON.parse(readFileSync(file, 'utf8')) as Entry;
+  if (old.command) summary.push({ ...old, name });
+}
+summary.sort((a, b) => ALL.indexOf(a.name) - ALL.indexOf(b.name));
 
 const lines = ['# Benchmark results', '', `Machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.platform}.`];
 lines.push(`Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
