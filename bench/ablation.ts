@@ -47,6 +47,8 @@ const settings = {
   evalLimit: envInt('ABLATION_EVAL_LIMIT', 80),
   rolloutLimit: envInt('ABLATION_ROLLOUT_LIMIT', 25),
   lambdas: (process.env.ABLATION_LAMBDAS ?? '0,0.25,1').split(',').map(Number),
+  /** Wasm threads for training (the stages run one at a time, so training may use every core). */
+  threads: envInt('ABLATION_THREADS', Math.min(cpus().length, 4)),
 };
 
 const commands: string[] = [];
@@ -147,7 +149,7 @@ async function mainAblation(): Promise<void> {
     const run = join(d, `run-l${lambda}`);
     execwm([
       'train', '--corpus', corpus, '--out', run, '--preset', settings.modelPreset, '--steps', String(settings.steps),
-      '--batch', String(settings.batch), '--seed', String(settings.seed), '--state-weight', String(lambda), '--diff', '--quiet',
+      '--batch', String(settings.batch), '--seed', String(settings.seed), '--state-weight', String(lambda), '--diff', '--threads', String(settings.threads), '--quiet',
     ]);
     const evals: Record<string, Report> = {};
     for (const [name, dir] of [['test', corpus], ['hard', hard]] as const) {
