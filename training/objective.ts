@@ -31,6 +31,28 @@ export interface ObjectiveOutput {
   state: tf.Scalar;
 }
 
+/**
+ * Cross-entropy of each row of `logits` [N, V] against `oneHot` [N, V] (its target row) → [N],
+ * with the closed-form gradient (softmax − oneHot)·dy. Written with softmax because the wasm
+ * backend runs softmax vectorised (XNNPACK) but `exp`, hence logSumExp, as a scalar loop ~8×
+ * slower. The log-normaliser needs no exp either: the row's largest probability is
+ * exp(0)/Σ exp(x − max), so logSumExp = max − log(max p), and max p ≥ 1/V never underflows.
+ */
+export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
+  const ce = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const p = tf.softmax(x); // [N, V]
+    const logSumExp = tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))); // [N]
+    const picked = tf.sum(tf.mul(x, oneHot), -1); // [N]
+    save([p, oneHot]); // oneHot too: a gradient scope disposes what its forward made
+    return {
+      value: tf.sub(logSumExp, picked) as tf.Tensor1D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.sub(saved[0]!, saved[1]!), tf.reshape(dy, [-1, 1])), // [N, V]
+    };
+  });
+  return ce(logits) as tf.Tensor1D;
+}
+
 /** Both losses and their weighted sum; call inside a tidy or a gradient scope. */
 export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
   const { logits, labels, isState, stateWeight } = input;
@@ -38,9 +60,9 @@ export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
   const flat = tf.reshape(logits, [b * t, v]) as tf.Tensor2D; // [N, V]
   const ids = tf.reshape(labels, [b * t]) as tf.Tensor1D; // [N]
   const valid = tf.cast(tf.greaterEqual(ids, 0), 'float32'); // [N]
-  // oneHot instead of gather: its gradient needs no UnsortedSegmentSum kernel.
-  const picked = tf.sum(tf.mul(flat, tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), v)), -1); // [N]
-  const ce = tf.sub(tf.logSumExp(flat, -1), picked); // [N]
+  // Cast once here, not in each product with the logits (wasm's OneHot writes int32 whatever dtype it is given).
+  const targets = tf.cast(tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), v), 'float32') as tf.Tensor2D; // [N, V]
+  const ce = crossEntropy(flat, targets); // [N]
   const stateW = tf.mul(valid, tf.reshape(isState, [b * t])); // [N]
   const nextW = tf.sub(valid, stateW); // [N]
   const mean = (w: tf.Tensor1D): tf.Scalar => tf.div(tf.sum(tf.mul(ce, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;

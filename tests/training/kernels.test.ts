@@ -8,6 +8,7 @@ import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
 import { hasExpectedInternals, installWasmKernels, kernelOverridesEnabled, setKernelOverrides } from '../../training/kernels/wasm.js';
 import { matMul, useTransposingMatMul } from '../../training/kernels/matmul.js';
+import { crossEntropy } from '../../training/objective.js';
 
 const TOLERANCE = 1e-4;
 
@@ -198,6 +199,13 @@ describe('wasm kernel overrides against the cpu backend', () => {
 
   it('Equal inside the gradient of a row max (logSumExp)', async () => {
     await expectWasmMatchesCpu((x) => tf.logSumExp(x!, -1), [{ shape: [9, 13], seed: 19 }]);
+  });
+
+  it('cross-entropy from softmax (the objective), values and logit gradients', async () => {
+    await expectWasmMatchesCpu(
+      (x, ids) => crossEntropy(x as tf.Tensor2D, tf.oneHot(ids as tf.Tensor1D, 13) as tf.Tensor2D),
+      [{ shape: [9, 13], seed: 20 }, { shape: [9], seed: 21, dtype: 'int32', max: 13 }],
+    );
   });
 
   it('GatherV2 of embedding rows, and its gradient through UnsortedSegmentSum', async () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { learningRate, resolveTrainConfig } from '../../training/config.js';
-import { cwmObjective } from '../../training/objective.js';
+import { crossEntropy, cwmObjective } from '../../training/objective.js';
 import { AdamW } from '../../training/optim.js';
 
 beforeAll(async () => {
@@ -71,6 +71,22 @@ describe('CWM objective', () => {
     expect(out[1]).toBeCloseTo(Math.log(V));
     expect(out[2]).toBeCloseTo(Math.log(V));
     expect(out[0]).toBeCloseTo(1.5 * Math.log(V));
+  });
+
+  it('cross-entropy from softmax equals logSumExp − target logit, values and gradients, even for far-apart logits', () => {
+    const V = 7;
+    // Row 1 puts its target 200 below the max: exp of that difference underflows float32.
+    const x = tf.tensor2d([[0.3, -1.2, 2.0, 0.1, 0.0, -0.5, 1.1], [100, 0, -100, 3, 2, 1, 0], [0, 0, 0, 0, 0, 0, 0]]);
+    const targets = tf.oneHot(tf.tensor1d([2, 2, 6], 'int32'), V) as tf.Tensor2D;
+    const dy = tf.tensor1d([0.5, -2, 1]);
+    const plain = (xi: tf.Tensor): tf.Tensor => tf.sub(tf.logSumExp(xi, -1), tf.sum(tf.mul(xi, targets), -1));
+    const custom = (xi: tf.Tensor): tf.Tensor => crossEntropy(xi as tf.Tensor2D, targets);
+    const values = [plain(x), custom(x)].map((t) => Array.from(t.dataSync()));
+    expect(values[1]![1]).toBeCloseTo(200, 3);
+    values[1]!.forEach((v, i) => expect(v).toBeCloseTo(values[0]![i]!, 5));
+    const grads = [tf.grad(plain)(x, dy), tf.grad(custom)(x, dy)].map((g) => Array.from(g.dataSync()));
+    grads[1]!.forEach((g, i) => expect(g).toBeCloseTo(grads[0]![i]!, 6));
+    tf.dispose([x, targets, dy]);
   });
 
   it('with λ = 0, the state targets get no gradient', () => {
