@@ -389,9 +389,10 @@ export function directOutputRequest(trace: Pick<Trace, 'source' | 'entry'>, toke
   return { prompt: [...contextIds(trace, tokenizer), tokenizer.specialId(SPECIAL_TOKENS.returnSep)], maxNewTokens };
 }
 
-/** The value a direct-output continuation names (`<|action_sep|>line<|arg_sep|>"value"`), or null. */
+/** The value a direct-output continuation names (`<|action_sep|>line<|arg_sep|>"value"`, up to any `<|frame_sep|>`), or null. */
 export function parseDirectOutput(text: string): string | null {
-  const g = text.indexOf(SPECIAL_TOKENS.argSep);
+  const frame = text.split(SPECIAL_TOKENS.frameSep)[0]!;
+  const g = frame.indexOf(SPECIAL_TOKENS.argSep);
   if (g < 0) return null;
-  return parseJsonString(text.slice(g + SPECIAL_TOKENS.argSep.length));
+  return parseJsonString(frame.slice(g + SPECIAL_TOKENS.argSep.length));
 }

@@ -193,6 +193,12 @@ async function predictOutputs(
   return { predicted, tokens };
 }
 
+/** Says so when direct output prediction is asked of a model never trained on output examples. */
+function untrainedDirectFlags(ckpt: LoadedCheckpoint, mode: 'rollout' | 'direct'): string[] {
+  if (mode !== 'direct' || ckpt.trainConfig.outputExamples) return [];
+  return ['direct output prediction was not a training task of this model (trained without output examples): expect near 0%'];
+}
+
 function outputFlags(model: OutputSummary, baseline: OutputSummary | null): string[] {
   if (!baseline || model.equalAccuracy === null || baseline.equalAccuracy === null) return [];
   return model.equalAccuracy > baseline.equalAccuracy
@@ -308,7 +314,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         frequentOutput === null ? null : await scoreOutputs(options.runner, truths.map((truth) => ({ truth, predicted: frequentOutput })));
       const modelSummary = summarizeOutputs(modelScores);
       const baseline = baselineScores && summarizeOutputs(baselineScores);
-      output = { mode, model: modelSummary, baseline, flags: outputFlags(modelSummary, baseline) };
+      output = { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline)] };
     }
 
     const seconds = (performance.now() - started) / 1000;
@@ -423,8 +429,8 @@ export async function evaluateCruxeval(
       coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
       teacherForced: null,
       rollout: null,
-      output: { mode, model: summary, baseline: null, flags: [] },
-      flags: [],
+      output: { mode, model: summary, baseline: null, flags: untrainedDirectFlags(ckpt, mode) },
+      flags: untrainedDirectFlags(ckpt, mode),
       timing: { seconds, backend, generatedTokens: tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : null },
     };
     return {

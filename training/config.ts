@@ -18,6 +18,12 @@ export interface TrainConfig {
   stateWeight: number;
   /** Write `".."` for locals unchanged since the previous frame; default false. */
   diff: boolean;
+  /**
+   * Add one output example per function trace (source and call → return value,
+   * a next-token target for every λ) so direct output prediction is a trained
+   * task; default true. Checkpoints from before this field read as false.
+   */
+  outputExamples: boolean;
   /** Optimizer steps to run; default 2000 (or derived from `tokens`). */
   steps: number;
   /** Sequences per step; default 16. */
@@ -55,6 +61,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   vocabSize: 512,
   stateWeight: 1,
   diff: false,
+  outputExamples: true,
   steps: 2000,
   batchSize: 16,
   lr: 3e-3,

@@ -12,11 +12,14 @@
  * so the model sees the state it continues from; the repeated tokens are
  * inputs only (kind none), so nothing is counted twice.
  *
+ * Output examples (sequence.ts) are windows of their own whose prompt is
+ * inputs only.
+ *
  * Short windows are packed into rows (first fit over a few open rows, in a
  * seeded order); the first token of each packed trace is never a target and
  * the padding tail is never one either.
  */
-import { ROLE_STATE, SPECIAL_TOKENS, type EncodedTrace } from './sequence.js';
+import { ROLE_STATE, SPECIAL_TOKENS, type EncodedOutputExample, type EncodedTrace } from './sequence.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Rng, type RngState } from './rng.js';
 
@@ -83,6 +86,12 @@ export function windowTrace(enc: EncodedTrace, rowLength: number): Window[] | nu
     k = e;
   }
   return windows;
+}
+
+/** An output example as one window (targets after its prompt), or null when it does not fit a row. */
+export function outputExampleWindow(ex: EncodedOutputExample, rowLength: number): Window | null {
+  if (ex.ids.length > rowLength) return null;
+  return { ids: ex.ids, kinds: kindsOf(ex.roles, 0, ex.ids.length, (i) => i >= ex.promptLength) };
 }
 
 /** How many open rows first-fit packing looks at; more packs tighter but costs time. */
@@ -156,6 +165,8 @@ export interface RowStats {
   traces: number;
   /** Traces whose context plus one frame does not fit a row. */
   skipped: number;
+  /** Output examples packed (those that fit a row). */
+  outputExamples: number;
   windows: number;
   rows: number;
   /** Target tokens per kind. */
@@ -163,10 +174,10 @@ export interface RowStats {
   stateTokens: number;
 }
 
-/** Windows and packs encoded traces into rows; reports what was skipped. */
+/** Windows and packs encoded traces (and any output examples) into rows; reports what was skipped. */
 export function buildRows(
   encoded: Iterable<EncodedTrace>,
-  options: { blockSize: number; tokenizer: Tokenizer; seed: number },
+  options: { blockSize: number; tokenizer: Tokenizer; seed: number; outputExamples?: Iterable<EncodedOutputExample> },
 ): { rows: Rows; stats: RowStats } {
   const rowLength = options.blockSize + 1;
   const windows: Window[] = [];
@@ -178,6 +189,13 @@ export function buildRows(
     if (ws === null) skipped++;
     else windows.push(...ws);
   }
+  let outputExamples = 0;
+  for (const ex of options.outputExamples ?? []) {
+    const w = outputExampleWindow(ex, rowLength);
+    if (w === null) continue;
+    windows.push(w);
+    outputExamples++;
+  }
   const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
   let nextTokens = 0;
   let stateTokens = 0;
@@ -185,7 +203,7 @@ export function buildRows(
     if (k === KIND_NEXT) nextTokens++;
     else if (k === KIND_STATE) stateTokens++;
   }
-  return { rows, stats: { traces, skipped, windows: windows.length, rows: rows.count, nextTokens, stateTokens } };
+  return { rows, stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens, stateTokens } };
 }
 
 /** Saved form of a {@link BatchSampler}. */

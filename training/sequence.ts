@@ -29,6 +29,18 @@
  * `<|frame_sep|>`), `state` for locals and the return/exception value, `action`
  * for everything else (separators, source lines, `<|trace_end|>`). A target
  * token's role decides which objective it feeds; masked targets get label -1.
+ *
+ * An *output example* is a second, short document per function trace that
+ * teaches direct output prediction (CRUXEval's task: source and call in, return
+ * value out) with the same separators a trace uses:
+ *
+ *   <|trace_context_start|>SOURCE\nENTRY<|frame_sep|><|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|><|trace_end|>
+ *
+ * The context and `<|return_sep|>` are its prompt (never targets: right after
+ * the context a trace goes on with `<|call_sep|>`, and the model must not learn
+ * otherwise); the return line, the value (role `output`) and the closing tokens
+ * are next-token targets for every λ, so a next-token-only model learns the
+ * task as well as a model trained on states.
  */
 import { CWM_TOKENS } from '../corpus/index.js';
 import type { Step, Trace } from '../src/schema.js';
@@ -49,13 +61,15 @@ export const SPECIAL_TOKEN_LIST: readonly string[] = Object.values(SPECIAL_TOKEN
 /** Written instead of a value unchanged since the previous frame (diff encoding). */
 export const UNCHANGED = '..';
 
-export type Role = 'code' | 'action' | 'state';
+export type Role = 'code' | 'action' | 'state' | 'output';
 
 /** Numeric role codes used in typed arrays. */
 export const ROLE_CODE = 0;
 export const ROLE_ACTION = 1;
 export const ROLE_STATE = 2;
-const ROLE_NUMBER: Record<Role, number> = { code: ROLE_CODE, action: ROLE_ACTION, state: ROLE_STATE };
+/** The return value of an output example: a next-token target, not a state. */
+export const ROLE_OUTPUT = 3;
+const ROLE_NUMBER: Record<Role, number> = { code: ROLE_CODE, action: ROLE_ACTION, state: ROLE_STATE, output: ROLE_OUTPUT };
 
 export interface Segment {
   text: string;
@@ -232,4 +246,53 @@ export function encodeTrace(trace: Trace, tokenizer: Tokenizer, options: Sequenc
   ids.push(tokenizer.specialId(SPECIAL_TOKENS.traceEnd));
   roles.push(ROLE_ACTION);
   return { ids: Int32Array.from(ids), roles: Uint8Array.from(roles), contextLength, frames };
+}
+
+/** The step where the entry call returns: the `return` that closes the first call frame, or null. */
+export function entryReturnStep(steps: readonly Step[]): Step | null {
+  let depth = 0;
+  for (const s of steps) {
+    if (s.event === 'call') depth += 1;
+    else if (s.event === 'return' && --depth === 0) return s;
+  }
+  return null;
+}
+
+/**
+ * The segments of a trace's output example, or null when the trace has no entry
+ * call that returned a value. The segments up to and including `<|return_sep|>` are the prompt.
+ */
+export function outputExampleSegments(trace: Trace): Segment[] | null {
+  if (trace.entry === null || trace.result === null) return null;
+  const ret = entryReturnStep(trace.steps);
+  if (ret === null) return null;
+  const sp = (text: string): Segment => ({ text, role: 'action', special: true });
+  const line = sourceLine(trace.source.split('\n'), ret.line);
+  const segments: Segment[] = [
+    ...contextSegments(trace),
+    sp(SPECIAL_TOKENS.returnSep),
+    sp(SPECIAL_TOKENS.actionSep),
+    { text: line, role: 'action', special: false },
+    sp(SPECIAL_TOKENS.argSep),
+    { text: JSON.stringify(trace.result.repr), role: 'output', special: false },
+    sp(SPECIAL_TOKENS.frameSep),
+    sp(SPECIAL_TOKENS.traceEnd),
+  ];
+  return segments.filter((s) => s.text !== '');
+}
+
+export interface EncodedOutputExample {
+  ids: Int32Array;
+  roles: Uint8Array;
+  /** Tokens of the prompt (the context and `<|return_sep|>`); the targets follow. */
+  promptLength: number;
+}
+
+/** A trace's output example as tokens, or null (see {@link outputExampleSegments}). */
+export function encodeOutputExample(trace: Trace, tokenizer: Tokenizer): EncodedOutputExample | null {
+  const segments = outputExampleSegments(trace);
+  if (segments === null) return null;
+  const { ids, roles } = encodeSegments(segments, tokenizer);
+  const returnSep = tokenizer.specialId(SPECIAL_TOKENS.returnSep);
+  return { ids: Int32Array.from(ids), roles: Uint8Array.from(roles), promptLength: ids.indexOf(returnSep) + 1 };
 }

@@ -29,7 +29,7 @@ import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
 import { cwmObjective } from './objective.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
-import { SPECIAL_TOKEN_LIST, encodeTrace, traceToSegments } from './sequence.js';
+import { SPECIAL_TOKEN_LIST, encodeOutputExample, encodeTrace, traceToSegments } from './sequence.js';
 import { Tokenizer, trainTokenizer } from './tokenizer.js';
 import type { Trace } from '../src/schema.js';
 
@@ -265,9 +265,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     trainTokenizer(tokenizerTexts(data.train, config.diff), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
   const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, { diff: config.diff }));
+  const examplesOf = (traces: readonly Trace[]) =>
+    config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];
   const packing = { blockSize: modelConfig.blockSize, tokenizer, seed: deriveSeed(config.seed, 'packing') };
-  const trainRows = buildRows(encodeAll(data.train), packing);
-  const valRows = buildRows(encodeAll(data.val), packing);
+  const trainRows = buildRows(encodeAll(data.train), { ...packing, outputExamples: examplesOf(data.train) });
+  const valRows = buildRows(encodeAll(data.val), { ...packing, outputExamples: examplesOf(data.val) });
   if (trainRows.rows.count === 0) {
     throw new TrainingError(
       `No train trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset}): ` +

@@ -28,6 +28,8 @@ interface TrainFlags {
   threads?: string;
   resume?: boolean;
   diff?: boolean;
+  /** False with --no-output-examples (commander defaults it to true). */
+  outputExamples?: boolean;
   quiet?: boolean;
   json?: boolean;
 }
@@ -69,6 +71,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfigInput {
     seed: num('--seed', flags.seed, 'int'),
     backend: flags.backend as BackendName | undefined,
     diff: flags.diff ? true : undefined,
+    outputExamples: flags.outputExamples === false ? false : undefined,
   };
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as TrainConfigInput;
   try {
@@ -104,6 +107,7 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', `tfjs backend: ${BACKEND_NAMES.join(', ')} (default auto: node-gpu, node, wasm, cpu)`)
     .option('--threads <n>', 'wasm threads (default: the backend default)')
     .option('--diff', 'write ".." for locals unchanged since the previous line (CWM diff encoding)')
+    .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the result as JSON on stdout')

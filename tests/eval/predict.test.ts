@@ -7,9 +7,10 @@ import { trainTokenizer, type Tokenizer } from '../../training/tokenizer.js';
 import { MostFrequentValues } from '../../eval/baselines.js';
 import { scoreRollout } from '../../eval/metrics.js';
 import { TeacherForcedEvaluator } from '../../eval/teacher.js';
-import { encodeTrace } from '../../training/sequence.js';
+import { encodeOutputExample, encodeTrace } from '../../training/sequence.js';
 import {
   decodeGreedy,
+  directOutputRequest,
   generateRollout,
   parseDirectOutput,
   parseRolloutFrames,
@@ -117,6 +118,14 @@ describe('rollout parsing', () => {
     expect(score.exact).toBe(false);
     expect(score.firstDivergence).toBe(trace.steps.findIndex((s) => s.locals?.i?.repr === '1'));
     expect(rolloutOutput(parseRolloutFrames('<|call_sep|>{}<|action_sep|>x<|frame_sep|>garbage', { diff: true }))).toBeNull();
+  });
+
+  it('asks for a direct output with exactly the prompt of a training output example', () => {
+    const trace = loop(3);
+    const ex = encodeOutputExample(trace, tokenizer)!;
+    expect(directOutputRequest(trace, tokenizer, 16).prompt).toEqual(Array.from(ex.ids.subarray(0, ex.promptLength)));
+    const continuation = tokenizer.decode(Array.from(ex.ids.subarray(ex.promptLength)));
+    expect(parseDirectOutput(continuation)).toBe(trace.result!.repr);
   });
 
   it('reads the value of a direct output continuation', () => {

@@ -67,7 +67,7 @@ export function loopTrace(n: number, id = `loop${n}`): Trace {
   }
   steps.push(step('line', 5, { locals: { n: String(n), s: String(s), ...(n > 0 ? { i: String(n - 1) } : {}) } }));
   steps.push(step('return', 5, { arg: String(s) }));
-  return makeTrace({ id, source, entry: `f(${n})`, steps });
+  return { ...makeTrace({ id, source, entry: `f(${n})`, steps }), result: val(String(s)) };
 }
 
 /**

@@ -5,14 +5,16 @@ import {
   ROLE_STATE,
   SPECIAL_TOKEN_LIST,
   SPECIAL_TOKENS,
+  encodeOutputExample,
   encodeTrace,
+  outputExampleSegments,
   traceToSegments,
   traceToText,
 } from '../../training/sequence.js';
-import { KIND_NEXT, KIND_NONE, KIND_STATE, buildRows, makeBatch, windowTrace } from '../../training/data.js';
+import { KIND_NEXT, KIND_NONE, KIND_STATE, buildRows, makeBatch, outputExampleWindow, windowTrace } from '../../training/data.js';
 import { trainTokenizer } from '../../training/tokenizer.js';
 import { traceToCwmText } from '../../corpus/index.js';
-import { cruxevalPseudoTraces, designExample, loopTrace, makeTrace, step } from './fixtures.js';
+import { cruxevalPseudoTraces, designExample, loopTrace, makeTrace, step, val } from './fixtures.js';
 
 const S = SPECIAL_TOKENS;
 const texts = [designExample(), loopTrace(5), loopTrace(12)].flatMap((t) =>
@@ -162,5 +164,63 @@ describe('CWM training sequence', () => {
     }
     expect(stats.stateTokens).toBeGreaterThan(0);
     expect(stats.nextTokens).toBeGreaterThan(0);
+  });
+});
+
+describe('output examples', () => {
+  const withResult = (t: ReturnType<typeof designExample>, repr: string) => ({ ...t, result: val(repr) });
+
+  it('write the context, <|return_sep|> and the entry call\'s return frame with its value', () => {
+    const segments = outputExampleSegments(withResult(designExample(), '4'))!;
+    expect(segments.map((s) => s.text).join('')).toBe(
+      `${S.traceContextStart}def f(x):\n    y = x + 1\n    return y\nf(3)${S.frameSep}` +
+        `${S.returnSep}${S.actionSep}    return y${S.argSep}"4"${S.frameSep}${S.traceEnd}`,
+    );
+    expect(segments.find((s) => s.text === '"4"')!.role).toBe('output');
+  });
+
+  it('take the return that closes the entry call, not a nested one', () => {
+    const trace = makeTrace({
+      source: 'def g(a):\n    return a * 2\ndef f(x):\n    return g(x) + 1\n',
+      entry: 'f(1)',
+      steps: [
+        step('call', 3, { locals: { x: '1' } }),
+        step('line', 4, { locals: { x: '1' } }),
+        step('call', 1, { func: 'g', depth: 1, locals: { a: '1' } }),
+        step('line', 2, { func: 'g', depth: 1, locals: { a: '1' } }),
+        step('return', 2, { func: 'g', depth: 1, arg: '2' }),
+        step('return', 4, { arg: '3' }),
+      ],
+    });
+    const text = outputExampleSegments(withResult(trace, '3'))!.map((s) => s.text).join('');
+    expect(text).toContain(`${S.actionSep}    return g(x) + 1${S.argSep}"3"`);
+  });
+
+  it('exist only for function programs that returned a value', () => {
+    expect(outputExampleSegments(designExample())).toBeNull(); // result null: the call raised or was cut off
+    const script = makeTrace({ source: 'x = 1\n', entry: null, steps: [step('line', 1, { func: '<module>' })] });
+    expect(outputExampleSegments({ ...script, result: val('None') })).toBeNull();
+  });
+
+  it('make only the tokens after the prompt targets, the value as next-token loss', () => {
+    const ex = encodeOutputExample(withResult(designExample(), '4'), tok)!;
+    expect(ex.ids[ex.promptLength - 1]).toBe(tok.specialId(S.returnSep));
+    expect(Array.from(ex.ids.subarray(0, ex.promptLength - 1))).toEqual(
+      Array.from(encodeTrace(designExample(), tok, { diff: false }).ids.subarray(0, ex.promptLength - 1)),
+    );
+    const w = outputExampleWindow(ex, 1024)!;
+    for (let i = 0; i < ex.promptLength; i++) expect(w.kinds[i]).toBe(KIND_NONE);
+    for (let i = ex.promptLength; i < ex.ids.length; i++) expect(w.kinds[i]).toBe(KIND_NEXT);
+    expect(outputExampleWindow(ex, ex.ids.length - 1)).toBeNull();
+  });
+
+  it('are packed beside the traces and counted', () => {
+    const traces = [withResult(designExample(), '4'), loopTrace(3)];
+    const { stats } = buildRows(
+      traces.map((t) => encodeTrace(t, tok, { diff: false })),
+      { blockSize: 1024, tokenizer: tok, seed: 1, outputExamples: traces.flatMap((t) => encodeOutputExample(t, tok) ?? []) },
+    );
+    expect(stats.outputExamples).toBe(traces.filter((t) => t.result !== null).length);
+    expect(stats.windows).toBe(traces.length + stats.outputExamples);
   });
 });

@@ -62,6 +62,16 @@ describe('training loop (tiny model, wasm backend)', () => {
     for (const h of two.history) expect(h.loss).toBeCloseTo(h.next + 2 * h.state, 4);
   });
 
+  it('packs one output example per function trace unless told not to', async () => {
+    const withExamples = await run({ config: { steps: 1 } });
+    const train = corpus().traces.filter((t) => t.split === 'train').length;
+    expect(withExamples.rowStats.train.outputExamples).toBe(train);
+    expect(withExamples.trainConfig.outputExamples).toBe(true);
+    const without = await run({ config: { steps: 1, outputExamples: false } });
+    expect(without.rowStats.train.outputExamples).toBe(0);
+    expect(without.rowStats.train.nextTokens).toBeLessThan(withExamples.rowStats.train.nextTokens);
+  });
+
   it('trains on diff-encoded sequences and records the choice in the checkpoint', async () => {
     const res = await run({ config: { diff: true, steps: 2 } });
     expect(res.history).toHaveLength(2);
