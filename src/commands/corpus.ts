@@ -1,6 +1,6 @@
 /**
  * `execwm corpus merge`, and the small helpers the corpus commands share
- * (`trace`, `show`, `stats`, `export`): option parsers, and turning corpus
+ * (`trace`, `show`, `stats`, `export`): the split parser, and turning corpus
  * errors into one-line user errors.
  */
 import { InvalidArgumentError, type Command } from 'commander';
@@ -16,18 +16,6 @@ export async function withCorpusErrors<T>(fn: () => T | Promise<T>): Promise<T> 
     if (err instanceof CorpusError) throw new UserError(err.message);
     throw err;
   }
-}
-
-export function parseNonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
-  return n;
-}
-
-export function parsePositiveInt(value: string): number {
-  const n = parseNonNegativeInt(value);
-  if (n === 0) throw new InvalidArgumentError('expected a whole number >= 1, got 0');
-  return n;
 }
 
 export function parseSplit(value: string): Split {

@@ -12,7 +12,8 @@ import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { UsageError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
+import { positiveInt } from '../flags.js';
 import { packagePath } from '../paths.js';
 
 export interface DemoOptions {
@@ -167,14 +168,6 @@ export async function runDemo(options: DemoOptions): Promise<{ reportDir: string
   if (!existsSync(reportPath)) throw new UserError(`the evaluation wrote no report at ${reportPath}`);
   const report = JSON.parse(readFileSync(reportPath, 'utf8')) as ReportShape;
   return { reportDir: evalDir, figures: demoFigures(report), seconds: (performance.now() - started) / 1000 };
-}
-
-function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} expects a positive integer, got ${JSON.stringify(value)}`);
-    return n;
-  };
 }
 
 export function registerDemo(program: Command): void {

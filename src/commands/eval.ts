@@ -13,6 +13,7 @@ import { evaluateCorpus, evaluateCruxeval, type EvalProgress } from '../../eval/
 import { BACKEND_NAMES, type BackendName } from '../../training/backend.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
+import { nonNegativeInt, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 import { VERSION } from '../version.js';
 
@@ -21,28 +22,16 @@ interface EvalFlags {
   corpus?: string;
   cruxeval?: string;
   split: string;
-  limit?: string;
-  seed: string;
+  limit?: number;
+  seed: number;
   out?: string;
   rollout?: boolean;
   backend: string;
-  batchSize: string;
-  examples: string;
-  maxRolloutTokens: string;
+  batchSize: number;
+  examples: number;
+  maxRolloutTokens: number;
   json?: boolean;
   quiet?: boolean;
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer, got ${value}`);
-  return n;
-}
-
-function nonNegativeInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer, got ${value}`);
-  return n;
 }
 
 function progressFor(quiet: boolean): EvalProgress {
@@ -67,30 +56,27 @@ async function runEval(flags: EvalFlags): Promise<void> {
   if (!BACKEND_NAMES.includes(flags.backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${flags.backend}`);
   }
-  const limit = flags.limit === undefined ? undefined : positiveInt('--limit', flags.limit);
   const runner = sandboxRunner();
   const common = {
     modelDir: flags.model,
     backend: flags.backend as BackendName,
-    batchSize: positiveInt('--batch-size', flags.batchSize),
+    batchSize: flags.batchSize,
     rollout: flags.rollout ?? false,
-    maxRolloutTokens: positiveInt('--max-rollout-tokens', flags.maxRolloutTokens),
+    maxRolloutTokens: flags.maxRolloutTokens,
     execwmVersion: VERSION,
     progress: progressFor(flags.quiet ?? false),
     runner,
   };
-  const seed = nonNegativeInt('--seed', flags.seed);
-  const examples = nonNegativeInt('--examples', flags.examples);
   const out = flags.out ?? join(flags.model, flags.cruxeval ? 'eval-cruxeval' : `eval-${flags.split}`);
   try {
     let result;
     let perProblem: string | null = null;
     if (flags.cruxeval) {
-      const crux = await evaluateCruxeval({ ...common, file: flags.cruxeval, limit });
+      const crux = await evaluateCruxeval({ ...common, file: flags.cruxeval, limit: flags.limit });
       perProblem = crux.perProblem.map((p) => JSON.stringify(p)).join('\n');
       result = crux;
     } else {
-      result = await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit, seed, examples });
+      result = await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit: flags.limit, seed: flags.seed, examples: flags.examples });
     }
     const paths = writeReport(out, result.report, result.examples);
     // One line per CRUXEval problem (id, predicted output, scored equal), for comparing models problem by problem.
@@ -113,14 +99,14 @@ export function registerEval(program: Command): void {
     .option('--corpus <dir>', 'trace corpus to evaluate on (written by `execwm trace`)')
     .option('--cruxeval <file>', 'CRUXEval JSONL (code, input, output): output prediction on its functions')
     .option('--split <name>', `corpus split to evaluate (${SPLITS.join(', ')})`, 'test')
-    .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)')
-    .option('--seed <n>', 'seed of the --limit sample', '0')
+    .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)', positiveInt('--limit'))
+    .option('--seed <n>', 'seed of the --limit sample', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'where report.json and report.html go (default: <model>/eval-<split>)')
     .option('--rollout', 'also generate whole traces from the context alone (slow); outputs then come from the rollouts')
     .option('--backend <name>', `tfjs backend (${BACKEND_NAMES.join(', ')})`, 'auto')
-    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', '32')
-    .option('--examples <n>', 'traces shown in the report trace viewer', '20')
-    .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', '2048')
+    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), 32)
+    .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), 20)
+    .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), 2048)
     .option('--json', 'print report.json to stdout instead of the summary table')
     .option('--quiet', 'no progress output')
     .addHelpText(

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readCorpus, traceToCwmText, type CorpusTrace, type Split } from '../../corpus/index.js';
 import { UserError } from '../errors.js';
-import { parseNonNegativeInt, parseSplit, withCorpusErrors } from './corpus.js';
+import { nonNegativeInt } from '../flags.js';
+import { parseSplit, withCorpusErrors } from './corpus.js';
 
 export type ExportFormat = 'cwm' | 'jsonl';
 const FORMATS: readonly ExportFormat[] = ['cwm', 'jsonl'];
@@ -55,7 +56,7 @@ export function registerExport(program: Command): void {
     .option('--diff', 'cwm: write ".." for values unchanged since the previous frame of the same call')
     .option('--split <split>', 'only traces of train, val or test', parseSplit)
     .option('--ok-only', 'only traces with status ok')
-    .option('--limit <n>', 'at most n traces', parseNonNegativeInt)
+    .option('--limit <n>', 'at most n traces', nonNegativeInt('--limit'))
     .option('-o, --out <file>', 'write to this file instead of stdout')
     .addHelpText(
       'after',

@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { readCorpus, type CorpusTrace, type Split } from '../../corpus/index.js';
 import type { Locals, Step } from '../schema.js';
 import { UsageError, UserError } from '../errors.js';
-import { parseNonNegativeInt, parseSplit, withCorpusErrors } from './corpus.js';
+import { nonNegativeInt } from '../flags.js';
+import { parseSplit, withCorpusErrors } from './corpus.js';
 
 export interface ShowOptions {
   /** Source lines printed around the current line at each step (0: the current line only). */
@@ -93,9 +94,9 @@ export function registerShow(program: Command): void {
     .description('print one trace of a corpus step by step: the current line marked and the locals that changed')
     .argument('<corpus>', 'corpus folder (made by `execwm trace`)')
     .option('--id <id>', 'the trace of this program id')
-    .option('--index <n>', 'the n-th trace (0-based, counted within --split if given); default 0', parseNonNegativeInt)
+    .option('--index <n>', 'the n-th trace (0-based, counted within --split if given); default 0', nonNegativeInt('--index'))
     .option('--split <split>', 'count --index within train, val or test', parseSplit)
-    .option('--context <n>', 'source lines shown around the current line at each step', parseNonNegativeInt, 0)
+    .option('--context <n>', 'source lines shown around the current line at each step', nonNegativeInt('--context'), 0)
     .option('--json', 'print the trace as JSON (full locals at every step) instead')
     .addHelpText(
       'after',

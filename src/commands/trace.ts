@@ -24,7 +24,8 @@ import { DEFAULT_LIMITS, SCHEMA_VERSION, type TraceLimits } from '../schema.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 import { VERSION } from '../version.js';
-import { parseNonNegativeInt, parsePositiveInt, withCorpusErrors } from './corpus.js';
+import { integer, nonNegativeInt, positiveInt } from '../flags.js';
+import { withCorpusErrors } from './corpus.js';
 
 /** Programs generated when no source flag is given, so the pipeline runs with no input at all. */
 const DEFAULT_SYNTHETIC_COUNT = 1000;
@@ -75,11 +76,6 @@ function parseRatios(value: string): SplitRatios {
 function parsePreset(value: string): Preset {
   if (!(PRESET_NAMES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${PRESET_NAMES.join(', ')}, got "${value}"`);
   return value as Preset;
-}
-
-function parseInteger(value: string): number {
-  if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
-  return Number(value);
 }
 
 /** The input stream and its description for the manifest. */
@@ -189,23 +185,23 @@ export function registerTrace(program: Command): void {
     .command('trace')
     .description('trace Python programs in the sandbox and write an Arrow corpus (shards + manifest.json)')
     .requiredOption('-o, --out <dir>', 'corpus folder to write')
-    .option('--synthetic <n>', `generate n programs (the default source, n = ${DEFAULT_SYNTHETIC_COUNT})`, parsePositiveInt)
-    .option('--seed <s>', 'seed of the synthetic generator and of mutation', parseInteger, 1)
+    .option('--synthetic <n>', `generate n programs (the default source, n = ${DEFAULT_SYNTHETIC_COUNT})`, positiveInt('--synthetic'))
+    .option('--seed <s>', 'seed of the synthetic generator and of mutation', integer('--seed'), 1)
     .option('--preset <name>', `synthetic difficulty: ${PRESET_NAMES.join(', ')}`, parsePreset, 'medium' as Preset)
     .option('--jsonl <file>', 'import JSONL records: {code, input} (CRUXEval: entry f(<input>)) or {code, entry}')
     .option('--dir <folder>', 'import every .py file under a folder (each traced as a script)')
     .option('--stdin [format]', 'read programs from standard input: jsonl records (default) or py (one script)')
-    .option('--mutate <k>', 'add up to k mutants per program (operators, comparisons, constants); kept only if they trace ok', parseNonNegativeInt, 0)
-    .option('--workers <n>', 'sandbox processes (default: one per core)', parsePositiveInt)
+    .option('--mutate <k>', 'add up to k mutants per program (operators, comparisons, constants); kept only if they trace ok', nonNegativeInt('--mutate'), 0)
+    .option('--workers <n>', 'sandbox processes (default: one per core)', positiveInt('--workers'))
     .option('--shard <i/N>', 'trace only inputs at positions p with p % N == i (merge parts with `execwm corpus merge`)', parseShard)
-    .option('--inputs-per-shard <n>', 'inputs per shard file', parsePositiveInt, DEFAULT_INPUTS_PER_SHARD)
+    .option('--inputs-per-shard <n>', 'inputs per shard file', positiveInt('--inputs-per-shard'), DEFAULT_INPUTS_PER_SHARD)
     .option('--split-ratios <t,v,s>', 'train,val,test fractions of programs (default 0.8,0.1,0.1)', parseRatios)
-    .option('--max-source-bytes <n>', 'refuse imported sources larger than this', parsePositiveInt, DEFAULT_MAX_SOURCE_BYTES)
-    .option('--max-steps <n>', `events per program before step_limit (default ${DEFAULT_LIMITS.maxSteps})`, parsePositiveInt)
-    .option('--timeout-ms <n>', `wall-clock limit per program (default ${DEFAULT_LIMITS.timeoutMs})`, parsePositiveInt)
-    .option('--memory-mb <n>', `WebAssembly heap cap per sandbox (default ${DEFAULT_LIMITS.memoryBytes / 2 ** 20})`, parsePositiveInt)
-    .option('--max-stdout-bytes <n>', `printed bytes before output_limit (default ${DEFAULT_LIMITS.maxStdoutBytes})`, parsePositiveInt)
-    .option('--max-value-chars <n>', `values longer than this are cut (default ${DEFAULT_LIMITS.maxValueChars})`, parsePositiveInt)
+    .option('--max-source-bytes <n>', 'refuse imported sources larger than this', positiveInt('--max-source-bytes'), DEFAULT_MAX_SOURCE_BYTES)
+    .option('--max-steps <n>', `events per program before step_limit (default ${DEFAULT_LIMITS.maxSteps})`, positiveInt('--max-steps'))
+    .option('--timeout-ms <n>', `wall-clock limit per program (default ${DEFAULT_LIMITS.timeoutMs})`, positiveInt('--timeout-ms'))
+    .option('--memory-mb <n>', `WebAssembly heap cap per sandbox (default ${DEFAULT_LIMITS.memoryBytes / 2 ** 20})`, positiveInt('--memory-mb'))
+    .option('--max-stdout-bytes <n>', `printed bytes before output_limit (default ${DEFAULT_LIMITS.maxStdoutBytes})`, positiveInt('--max-stdout-bytes'))
+    .option('--max-value-chars <n>', `values longer than this are cut (default ${DEFAULT_LIMITS.maxValueChars})`, positiveInt('--max-value-chars'))
     .option(
       '--isolation <mode>',
       'strict: refuse to run when a sandbox layer is unavailable; best-effort: run with what is available',

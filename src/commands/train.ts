@@ -8,24 +8,25 @@ import { PRESET_NAMES, resolveTrainConfig, type PresetName, type TrainConfigInpu
 import { TrainingError } from '../../training/errors.js';
 import { train } from '../../training/train.js';
 import { UsageError, UserError } from '../errors.js';
+import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 
 interface TrainFlags {
   corpus: string;
   out: string;
   preset?: string;
-  stateWeight?: string;
-  steps?: string;
-  tokens?: string;
-  batch?: string;
-  lr?: string;
-  warmup?: string;
-  vocabSize?: string;
-  evalEvery?: string;
-  checkpointEvery?: string;
-  seed?: string;
+  stateWeight?: number;
+  steps?: number;
+  tokens?: number;
+  batch?: number;
+  lr?: number;
+  warmup?: number;
+  vocabSize?: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  seed?: number;
   backend?: string;
-  threads?: string;
+  threads?: number;
   resume?: boolean;
   diff?: boolean;
   /** False with --no-output-examples (commander defaults it to true). */
@@ -34,21 +35,7 @@ interface TrainFlags {
   json?: boolean;
 }
 
-function num(flag: string, value: string | undefined, kind: 'int' | 'positive-int' | 'number'): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  const ok =
-    value.trim() !== '' &&
-    Number.isFinite(n) &&
-    (kind === 'number' ? n >= 0 : Number.isInteger(n) && (kind === 'int' || n > 0));
-  if (!ok) {
-    const want = kind === 'number' ? 'a non-negative number' : kind === 'int' ? 'an integer' : 'a positive integer';
-    throw new UsageError(`${flag} must be ${want}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-/** Turns flags into a training config input, refusing bad values as usage errors. */
+/** Turns parsed flags into a training config input, refusing bad combinations as usage errors. */
 export function configFromFlags(flags: TrainFlags): TrainConfigInput {
   if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError('give --steps or --tokens, not both');
   if (flags.preset !== undefined && !PRESET_NAMES.includes(flags.preset as PresetName)) {
@@ -59,16 +46,16 @@ export function configFromFlags(flags: TrainFlags): TrainConfigInput {
   }
   const input: TrainConfigInput = {
     preset: flags.preset as PresetName | undefined,
-    stateWeight: num('--state-weight', flags.stateWeight, 'number'),
-    steps: num('--steps', flags.steps, 'positive-int'),
-    tokens: num('--tokens', flags.tokens, 'positive-int'),
-    batchSize: num('--batch', flags.batch, 'positive-int'),
-    lr: num('--lr', flags.lr, 'number'),
-    warmupSteps: num('--warmup', flags.warmup, 'int'),
-    vocabSize: num('--vocab-size', flags.vocabSize, 'positive-int'),
-    evalEvery: num('--eval-every', flags.evalEvery, 'positive-int'),
-    checkpointEvery: num('--checkpoint-every', flags.checkpointEvery, 'positive-int'),
-    seed: num('--seed', flags.seed, 'int'),
+    stateWeight: flags.stateWeight,
+    steps: flags.steps,
+    tokens: flags.tokens,
+    batchSize: flags.batch,
+    lr: flags.lr,
+    warmupSteps: flags.warmup,
+    vocabSize: flags.vocabSize,
+    evalEvery: flags.evalEvery,
+    checkpointEvery: flags.checkpointEvery,
+    seed: flags.seed,
     backend: flags.backend as BackendName | undefined,
     diff: flags.diff ? true : undefined,
     outputExamples: flags.outputExamples === false ? false : undefined,
@@ -94,18 +81,18 @@ export function registerTrain(program: Command): void {
     .requiredOption('--corpus <dir>', 'corpus folder (needs ok traces in the train and val splits)')
     .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
     .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default small)`)
-    .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)')
-    .option('--steps <n>', 'optimizer steps (default 2000)')
-    .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))')
-    .option('--batch <n>', 'sequences per step (default 16)')
-    .option('--lr <rate>', 'peak learning rate after warm-up, cosine decay after (default 0.003)')
-    .option('--warmup <n>', 'warm-up steps (default 5% of steps, at most 200)')
-    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 512)')
-    .option('--eval-every <n>', 'steps between validation losses (default 100)')
-    .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)')
-    .option('--seed <n>', 'seed of weights, packing and batch order (default 0)')
+    .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)', nonNegativeNumber('--state-weight'))
+    .option('--steps <n>', 'optimizer steps (default 2000)', positiveInt('--steps'))
+    .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
+    .option('--batch <n>', 'sequences per step (default 16)', positiveInt('--batch'))
+    .option('--lr <rate>', 'peak learning rate after warm-up, cosine decay after (default 0.003)', nonNegativeNumber('--lr'))
+    .option('--warmup <n>', 'warm-up steps (default 5% of steps, at most 200)', nonNegativeInt('--warmup'))
+    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 512)', positiveInt('--vocab-size'))
+    .option('--eval-every <n>', 'steps between validation losses (default 100)', positiveInt('--eval-every'))
+    .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)', positiveInt('--checkpoint-every'))
+    .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
     .option('--backend <name>', `tfjs backend: ${BACKEND_NAMES.join(', ')} (default auto: node-gpu, node, wasm, cpu)`)
-    .option('--threads <n>', 'wasm threads (default: the backend default)')
+    .option('--threads <n>', 'wasm threads (default: the backend default)', positiveInt('--threads'))
     .option('--diff', 'write ".." for locals unchanged since the previous line (CWM diff encoding)')
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')
@@ -120,7 +107,6 @@ export function registerTrain(program: Command): void {
     )
     .action(async (flags: TrainFlags) => {
       const config = configFromFlags(flags);
-      const threads = num('--threads', flags.threads, 'positive-int');
       const total = resolveTrainConfig(config).steps;
       // Created at the first step, so a refused run prints only its one-line error.
       let bar: Progress | null = null;
@@ -135,7 +121,7 @@ export function registerTrain(program: Command): void {
       };
       let result;
       try {
-        result = await train({ corpus: flags.corpus, out: flags.out, config, resume: flags.resume ?? false, threads, progress });
+        result = await train({ corpus: flags.corpus, out: flags.out, config, resume: flags.resume ?? false, threads: flags.threads, progress });
       } catch (err) {
         if (err instanceof TrainingError || err instanceof CorpusError) throw new UserError(err.message);
         throw err;

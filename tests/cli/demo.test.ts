@@ -26,7 +26,7 @@ describe('execwm demo', () => {
   it('refuses a bad flag value with exit 2', () => {
     const res = runCli(['demo', '--steps', '-3']);
     expect(res.status).toBe(2);
-    expect(res.stderr.split('\n')[0]).toContain('--steps expects a positive integer');
+    expect(res.stderr.split('\n')[0]).toBe('execwm: --steps must be a positive integer, got "-3"');
   });
 });
 

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../../src/flags.js';
+
+function refusal(parse: (value: string) => number, value: string): UsageError {
+  try {
+    parse(value);
+  } catch (err) {
+    if (err instanceof UsageError) return err;
+    throw err;
+  }
+  throw new Error(`accepted ${JSON.stringify(value)}`);
+}
+
+describe('numeric flag parsers', () => {
+  it('read whole numbers written as decimal digits', () => {
+    expect(positiveInt('--steps')('3')).toBe(3);
+    expect(nonNegativeInt('--limit')('0')).toBe(0);
+    expect(integer('--seed')('-7')).toBe(-7);
+  });
+
+  it('refuse fractions, exponents, signs, blanks and words as bad usage naming the flag and the value', () => {
+    for (const value of ['3.5', '1e3', '-1', '+1', '', ' 3', '0x10', 'abc', '9007199254740993']) {
+      expect(refusal(positiveInt('--steps'), value).message).toBe(`--steps must be a positive integer, got ${JSON.stringify(value)}`);
+      expect(refusal(nonNegativeInt('--limit'), value).message).toBe(`--limit must be a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+    expect(refusal(integer('--seed'), '1.5').message).toBe('--seed must be an integer, got "1.5"');
+  });
+
+  it('refuse zero where a count must be positive', () => {
+    expect(refusal(positiveInt('--batch'), '0').message).toBe('--batch must be a positive integer, got "0"');
+  });
+
+  it('read non-negative numbers in any form JavaScript reads, exponents included', () => {
+    expect(nonNegativeNumber('--lr')('3e-4')).toBe(3e-4);
+    expect(nonNegativeNumber('--state-weight')('0')).toBe(0);
+    for (const value of ['-0.1', '', 'abc', 'Infinity']) {
+      expect(refusal(nonNegativeNumber('--lr'), value).message).toBe(`--lr must be a non-negative number, got ${JSON.stringify(value)}`);
+    }
+  });
+});
