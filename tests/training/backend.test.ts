@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { probeBackends, setupBackend } from '../../training/backend.js';
+import { threadPoolAddress } from '../../training/kernels/threads.js';
 
 /** Whether an optional native binding is installed here (it is not on the reference machine). */
 function installed(pkg: string): boolean {
@@ -58,12 +60,21 @@ describe('backend probing and setup', () => {
 });
 
 describe('multi-threaded wasm in Node', () => {
+  it('finds the thread-pool pointer in the threaded build, and nothing in bytes that are not wasm code', () => {
+    const wasmOut = path.join(path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')), '..', 'wasm-out');
+    const address = threadPoolAddress(readFileSync(path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.wasm')));
+    expect(address).toBeGreaterThan(0);
+    expect(address! % 4).toBe(0);
+    expect(threadPoolAddress(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]))).toBeNull();
+  });
+
   it('loads the threaded build with 2 pool threads, computes like cpu, and lets the process exit', () => {
     // Its own process: the wasm build is fixed once a process has initialised wasm.
     const script = `
       import * as tf from './training/tf.ts';
       import { setupBackend } from './training/backend.ts';
       import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+      import { withoutThreadPool } from './training/kernels/threads.ts';
       const f = () => tf.tidy(() => {
         const a = tf.randomNormal([3, 40, 24], 0, 1, 'float32', 1);
         const b = tf.randomNormal([3, 40, 16], 0, 1, 'float32', 2);
@@ -74,7 +85,8 @@ describe('multi-threaded wasm in Node', () => {
       const chosen = await setupBackend('wasm', { threads: 2 });
       const got = f();
       const worst = Math.max(...got.flatMap((xs, i) => xs.map((v, j) => Math.abs(v - ref[i][j]))));
-      console.log(JSON.stringify({ chosen, threads: getThreadsCount(), worst }));
+      const inlineThreads = withoutThreadPool(tf.backend(), () => tf.backend().wasm.tfjs.getThreadsCount());
+      console.log(JSON.stringify({ chosen, threads: getThreadsCount(), inlineThreads, worst }));
     `;
     const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: path.resolve(import.meta.dirname, '..', '..'),
@@ -84,6 +96,8 @@ describe('multi-threaded wasm in Node', () => {
     expect(res.status, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
     expect(out).toMatchObject({ chosen: 'wasm', threads: 2 });
+    // Inside withoutThreadPool the module sees no pool (pthreadpool reports -1 threads for null).
+    expect(out.inlineThreads).not.toBe(2);
     expect(out.worst).toBeLessThan(1e-4);
   });
 });

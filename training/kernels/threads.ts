@@ -9,11 +9,14 @@
  * per core), which in Node is `os.cpus().length / 2`; we double what `os.cpus()` reports while
  * the module initialises so that the requested count is not cut to half the cores.
  *
- * What threads buy is limited: XNNPACK's fully-connected operator (every matmul) is run without
- * the thread pool by tfjs, so only element-wise ops, softmax and reductions use it.
+ * Every XNNPACK operator, matmuls included, runs on the pool; a parallel call costs a wake-up
+ * and a barrier across the pool threads, more than the work itself for a small product (an
+ * attention head: [T, hs]·[hs, T]). `withoutThreadPool` runs such calls on the calling thread
+ * alone: the C side reads its global `threadpool` pointer on every call, and pthreadpool runs
+ * a null pool's work inline, so we null that pointer for the duration.
  */
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import type { WorkerOptions } from 'node:worker_threads';
 import path from 'node:path';
@@ -30,6 +33,118 @@ function ensureFile(file: string, contents: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, contents);
   renameSync(tmp, file);
+}
+
+/** Where the threaded module keeps its `threadpool` pointer, and the pool it points to. */
+interface ThreadPoolSlot {
+  memory: { buffer: ArrayBufferLike };
+  /** Int32 index of the pointer in the heap. */
+  index: number;
+  /** The pool created at start-up. */
+  pointer: number;
+}
+
+const pools = new WeakMap<object, ThreadPoolSlot>();
+
+function withPool<T>(slot: ThreadPoolSlot, pointer: number, fn: () => T): T {
+  const heap = new Int32Array(slot.memory.buffer); // the live buffer: the heap may have grown
+  heap[slot.index] = pointer;
+  try {
+    return fn();
+  } finally {
+    heap[slot.index] = slot.pointer;
+  }
+}
+
+/**
+ * Runs `fn` (calls into the module of `backend`) with XNNPACK on the calling thread only. Does
+ * just `fn()` for the single-threaded build, or when the pool pointer was not found.
+ */
+export function withoutThreadPool<T>(backend: unknown, fn: () => T): T {
+  const slot = pools.get(backend as object);
+  return slot ? withPool(slot, 0, fn) : fn();
+}
+
+/**
+ * The heap address of the C global `threadpool`, read from the code of the exported
+ * `get_threads_count`, which is `return pthreadpool_get_threads_count(threadpool)` and so starts
+ * with `i32.const <address>; i32.load`. Null when the binary does not look like that.
+ */
+export function threadPoolAddress(binary: Uint8Array): number | null {
+  let pos = 8; // magic and version
+  const leb = (): number => {
+    let result = 0;
+    let shift = 0;
+    let byte: number;
+    do {
+      byte = binary[pos++]!;
+      result += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (byte & 0x80);
+    return result;
+  };
+  const skipName = (): void => {
+    const length = leb();
+    pos += length;
+  };
+  let importedFunctions = 0;
+  let exported: number | undefined;
+  let code: number | undefined;
+  while (pos < binary.length) {
+    const id = binary[pos++]!;
+    const size = leb();
+    const end = pos + size;
+    if (id === 2) {
+      // Imports: count functions, which come before the module's own in the index space.
+      for (let n = leb(); n > 0; n--) {
+        skipName();
+        skipName();
+        const kind = binary[pos++]!;
+        if (kind === 0) {
+          leb();
+          importedFunctions++;
+        } else if (kind === 1 || kind === 2) {
+          if (kind === 1) pos++; // table element type
+          const flags = leb();
+          leb();
+          if (flags & 1) leb();
+        } else if (kind === 3) {
+          pos += 2; // global type and mutability
+        } else {
+          return null;
+        }
+      }
+    } else if (id === 7) {
+      for (let n = leb(); n > 0; n--) {
+        const length = leb();
+        const name = new TextDecoder().decode(binary.subarray(pos, pos + length));
+        pos += length;
+        const kind = binary[pos++]!;
+        const index = leb();
+        if (kind === 0 && name === 'get_threads_count') exported = index;
+      }
+    } else if (id === 10) {
+      code = pos;
+    }
+    pos = end;
+  }
+  if (exported === undefined || code === undefined) return null;
+  pos = code;
+  const bodies = leb();
+  const target = exported - importedFunctions;
+  if (target < 0 || target >= bodies) return null;
+  for (let i = 0; i < target; i++) {
+    const size = leb(); // read before moving: `pos += leb()` would add to the old position
+    pos += size;
+  }
+  leb(); // body size
+  for (let groups = leb(); groups > 0; groups--) {
+    leb();
+    pos++; // locals: count and type
+  }
+  if (binary[pos++] !== 0x41) return null; // i32.const
+  const address = leb();
+  return binary[pos] === 0x28 && address % 4 === 0 ? address : null; // i32.load
 }
 
 /**
@@ -86,15 +201,24 @@ export function registerThreadedWasm(threads: number): void {
         (workerThreads as { Worker: unknown }).Worker = Worker;
       }
       // The same bridge tfjs's own init() sets up.
+      const getThreadsCount = module.cwrap('get_threads_count', 'number', []) as () => number;
       module.tfjs = {
         init: module.cwrap('init', null, []),
         initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
-        getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+        getThreadsCount,
         registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
         disposeData: module.cwrap('dispose_data', null, ['number']),
         dispose: module.cwrap('dispose', null, []),
       };
       const backend = new tfwasm.BackendWasm(module as never);
+      const address = threadPoolAddress(readFileSync(path.join(wasmDir, 'tfjs-backend-wasm-threaded-simd.wasm')));
+      const memory = module.wasmMemory as { buffer: ArrayBufferLike } | undefined;
+      if (address !== null && memory) {
+        const pool = { memory, index: address / 4, pointer: new Int32Array(memory.buffer)[address / 4]! };
+        // Check the pointer is the pool's: with it nulled the module must report no pool threads.
+        const nulledCount = withPool(pool, 0, getThreadsCount);
+        if (pool.pointer !== 0 && nulledCount !== threads && getThreadsCount() === threads) pools.set(backend, pool);
+      }
       // Emscripten refs the worker of every running pthread in Node, and the pool's threads run
       // for the life of the module, so the process would never exit; they hold no work of ours
       // between kernel calls.

@@ -7,6 +7,7 @@
  * customGrad matmul (./matmul.ts) instead.
  */
 import * as tf from '../tf.js';
+import { withoutThreadPool } from './threads.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -213,16 +214,20 @@ function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tens
     backend.wasm.tfjs.disposeData(outId);
     return out;
   }
-  for (let i = 0; i < batchB; i++) {
-    const aSlice = batchA === 1 ? 0 : i;
-    const aId = heapView(backend, ai.offset + aSlice * m * k * 4, m * k);
-    const bId = heapView(backend, bi.offset + i * k * n * 4, k * n);
-    const outId = heapView(backend, oi.offset + i * m * n * 4, m * n);
-    xnnMatMul(backend, { a: aId, b: bId, out: outId }, { m, k, n });
-    backend.wasm.tfjs.disposeData(aId);
-    backend.wasm.tfjs.disposeData(bId);
-    backend.wasm.tfjs.disposeData(outId);
-  }
+  // Per-slice products (attention heads) are too small to gain from pool threads: waking them
+  // costs more than the product, and a busy machine makes it far worse.
+  withoutThreadPool(backend, () => {
+    for (let i = 0; i < batchB; i++) {
+      const aSlice = batchA === 1 ? 0 : i;
+      const aId = heapView(backend, ai.offset + aSlice * m * k * 4, m * k);
+      const bId = heapView(backend, bi.offset + i * k * n * 4, k * n);
+      const outId = heapView(backend, oi.offset + i * m * n * 4, m * n);
+      xnnMatMul(backend, { a: aId, b: bId, out: outId }, { m, k, n });
+      backend.wasm.tfjs.disposeData(aId);
+      backend.wasm.tfjs.disposeData(bId);
+      backend.wasm.tfjs.disposeData(outId);
+    }
+  });
   return out;
 }
 
