@@ -81,11 +81,19 @@ function shortHash(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex').slice(0, 12);
 }
 
+/** A checkpoint ready to evaluate, with what the report says about it. */
+interface LoadedModel {
+  ckpt: LoadedCheckpoint;
+  /** The tfjs backend in use. */
+  backend: string;
+  /** First hex digits of the weights' sha256. */
+  id: string;
+  /** Manifest id of the training corpus, when the checkpoint records it. */
+  trainedOn: string | null;
+}
+
 /** Loads the model after checking it exists and speaks this version's sequence format. */
-async function loadModel(
-  dir: string,
-  backend: BackendName,
-): Promise<{ ckpt: LoadedCheckpoint; backend: string; id: string; trainedOn: string | null }> {
+async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel> {
   const found = findCheckpoint(dir);
   if (found === null) throw new EvalError(`no model at ${dir} (no checkpoint.json there or in ${join(dir, 'checkpoint')})`);
   let used: string;
@@ -114,7 +122,7 @@ async function loadModel(
 }
 
 /** The report's model section. */
-function modelSection(dir: string, loaded: { ckpt: LoadedCheckpoint; id: string; trainedOn: string | null }): EvalReport['model'] {
+function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {
   const { ckpt, id, trainedOn } = loaded;
   return {
     dir,
@@ -125,6 +133,39 @@ function modelSection(dir: string, loaded: { ckpt: LoadedCheckpoint; id: string;
     config: { ...ckpt.modelConfig },
     diff: ckpt.trainConfig.diff,
     stateWeight: ckpt.trainConfig.stateWeight,
+  };
+}
+
+/** The sections one kind of evaluation measured; {@link buildReport} adds what every report carries. */
+interface Measured {
+  /** The evaluation's own options (the equality used is added to them). */
+  config: Record<string, unknown>;
+  corpus: EvalReport['corpus'];
+  coverage: EvalReport['coverage'];
+  teacherForced: EvalReport['teacherForced'];
+  rollout: EvalReport['rollout'];
+  output: EvalReport['output'];
+  /** Tokens the model generated, for the throughput figure. */
+  generatedTokens: number;
+}
+
+/** A report of `measured`: format version, model section, every section's flags in one list, timing since `started`. */
+function buildReport(options: EvalOptions, loaded: LoadedModel, started: number, measured: Measured): EvalReport {
+  const seconds = (performance.now() - started) / 1000;
+  const { config, corpus, coverage, teacherForced, rollout, output, generatedTokens } = measured;
+  return {
+    reportVersion: 1,
+    execwm: options.execwmVersion,
+    createdAt: new Date().toISOString(),
+    config: { ...config, pythonEquality: options.runner ? 'sandbox' : 'identical strings only' },
+    model: modelSection(options.modelDir, loaded),
+    corpus,
+    coverage,
+    teacherForced,
+    rollout,
+    output,
+    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? [])],
+    timing: { seconds, backend: loaded.backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
   };
 }
 
@@ -229,7 +270,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     throw new EvalError(`corpus ${options.corpusDir} has no traces in split ${options.split} (${counts})`);
   }
   const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
-  const { ckpt, backend } = loaded;
+  const { ckpt } = loaded;
   try {
     const { model, tokenizer, trainConfig } = ckpt;
     const diff = trainConfig.diff;
@@ -317,11 +358,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       output = { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline)] };
     }
 
-    const seconds = (performance.now() - started) / 1000;
-    const report: EvalReport = {
-      reportVersion: 1,
-      execwm: options.execwmVersion,
-      createdAt: new Date().toISOString(),
+    const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,
         limit: options.limit ?? null,
@@ -330,9 +367,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         batchSize,
         maxRolloutTokens,
         baselineTrainTraces: train.length,
-        pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
       },
-      model: modelSection(options.modelDir, loaded),
       corpus: {
         dir: options.corpusDir,
         // The id training records for its corpus, so a report shows whether model and corpus belong together.
@@ -344,9 +379,8 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       teacherForced,
       rollout: rolloutScores ? { summary: summarizeRollouts(rolloutScores) } : null,
       output,
-      flags: [...teacherForced.flags, ...(output?.flags ?? [])],
-      timing: { seconds, backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
-    };
+      generatedTokens,
+    });
     return { report, examples };
   } finally {
     ckpt.model.dispose();
@@ -399,7 +433,7 @@ export async function evaluateCruxeval(
   const progress = options.progress ?? quiet;
   const problems = readCruxeval(options.file).slice(0, options.limit);
   const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
-  const { ckpt, backend } = loaded;
+  const { ckpt } = loaded;
   try {
     const mode = options.mode ?? (options.rollout ? 'rollout' : 'direct');
     const programs = problems.map((p) => ({ source: p.code, entry: `f(${p.input})` }));
@@ -411,28 +445,15 @@ export async function evaluateCruxeval(
       progress,
     });
     const scores = await scoreOutputs(options.runner, problems.map((p, i) => ({ truth: p.output, predicted: predicted[i]! })));
-    const summary = summarizeOutputs(scores);
-    const seconds = (performance.now() - started) / 1000;
-    const report: EvalReport = {
-      reportVersion: 1,
-      execwm: options.execwmVersion,
-      createdAt: new Date().toISOString(),
-      config: {
-        cruxeval: options.file,
-        problems: problems.length,
-        mode,
-        maxRolloutTokens,
-        pythonEquality: options.runner ? 'sandbox' : 'identical strings only',
-      },
-      model: modelSection(options.modelDir, loaded),
+    const report = buildReport(options, loaded, started, {
+      config: { cruxeval: options.file, problems: problems.length, mode, maxRolloutTokens },
       corpus: null,
       coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
       teacherForced: null,
       rollout: null,
-      output: { mode, model: summary, baseline: null, flags: untrainedDirectFlags(ckpt, mode) },
-      flags: untrainedDirectFlags(ckpt, mode),
-      timing: { seconds, backend, generatedTokens: tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : null },
-    };
+      output: { mode, model: summarizeOutputs(scores), baseline: null, flags: untrainedDirectFlags(ckpt, mode) },
+      generatedTokens: tokens,
+    });
     return {
       report,
       examples: [],
