@@ -1,8 +1,9 @@
 /**
  * A pool of sandbox processes that trace programs in parallel.
  *
- * Each sandbox (tracer/sandbox.mjs) is a restricted Node process running Pyodide; the pool sends
- * one program at a time to each, enforces the wall-clock limit by killing the process from
+ * Each sandbox (tracer/sandbox.mjs) is a restricted Node process running Pyodide; the pool keeps
+ * up to two programs in flight per sandbox (the sandbox queues the second on its stdin and starts it
+ * as soon as the first trace is written), enforces the wall-clock limit by killing the process from
  * outside, and starts a fresh sandbox after any kill, crash or memory error. Program failures
  * come back as trace statuses; only misuse of the API and pool-level failures throw.
  */
@@ -29,6 +30,11 @@ export interface TracerOptions {
 const BOOT_TIMEOUT_MS = 120_000;
 /** Programs queued ahead of the one `traceAll` is waiting for, per worker. */
 const LOOKAHEAD_PER_WORKER = 4;
+/**
+ * Programs sent to one sandbox at a time: the one it runs and the next, waiting on its stdin, so
+ * that it does not sit idle while its trace crosses the pipe and is parsed here.
+ */
+const IN_FLIGHT_PER_SANDBOX = 2;
 
 function locateFiles(): SandboxFiles {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -71,15 +77,25 @@ interface Ready {
 /** How a sandbox starts Pyodide (see tracer/sandbox.mjs). */
 type SnapshotMode = { mode: 'make' } | { mode: 'load'; snapshot: Buffer } | { mode: 'none' };
 
+/** Where a booted sandbox's output goes. */
+interface SandboxListener {
+  /** One stdout line (a trace). */
+  line(text: string): void;
+  /** The process is gone and all its output has been delivered. */
+  gone(): void;
+}
+
 /** One sandbox process and its line-oriented stdout. */
 class Sandbox {
   readonly proc: ChildProcess;
   readonly ready: Promise<Ready>;
   /** For `make` sandboxes: the memory snapshot they write to fd 3 (null if none came). */
   readonly snapshot: Promise<Buffer | null>;
+  /** Lines received while neither the boot nor a listener takes them. */
   private lines: string[] = [];
   private partial = '';
   private waiter: ((line: string | null) => void) | null = null;
+  private listener: SandboxListener | null = null;
   private dead = false;
   private stderrTail = '';
 
@@ -104,16 +120,12 @@ class Sandbox {
     this.proc.stderr?.on('data', (chunk: string) => {
       this.stderrTail = (this.stderrTail + chunk).slice(-4000);
     });
-    // A dead sandbox's stdin errors (EPIPE) when written; the exit handler reports it instead.
+    // A dead sandbox's stdin errors (EPIPE) when written; the close handler reports it instead.
     this.proc.stdin?.on('error', () => undefined);
-    this.proc.on('exit', () => {
-      this.dead = true;
-      this.wake(null);
-    });
-    this.proc.on('error', () => {
-      this.dead = true;
-      this.wake(null);
-    });
+    // `close` rather than `exit`: it comes after the last stdout data, so a trace the process wrote
+    // just before dying is still delivered to its program.
+    this.proc.on('close', () => this.onGone());
+    this.proc.on('error', () => this.onGone());
     this.ready = this.boot();
   }
 
@@ -147,8 +159,16 @@ class Sandbox {
     this.partial = parts.pop() ?? '';
     for (const p of parts) {
       if (this.waiter) this.wake(p);
+      else if (this.listener) this.listener.line(p);
       else this.lines.push(p);
     }
+  }
+
+  private onGone(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.wake(null);
+    this.listener?.gone();
   }
 
   private wake(line: string | null): void {
@@ -157,14 +177,21 @@ class Sandbox {
     w?.(line);
   }
 
-  /** The next stdout line, or null once the process is gone. */
-  nextLine(): Promise<string | null> {
+  /** The next stdout line, or null once the process is gone (used for the ready line). */
+  private nextLine(): Promise<string | null> {
     const queued = this.lines.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.dead) return Promise.resolve(null);
     return new Promise((res) => {
       this.waiter = res;
     });
+  }
+
+  /** Sends every later stdout line, and the end of the process, to `listener`. */
+  listen(listener: SandboxListener): void {
+    this.listener = listener;
+    for (const line of this.lines.splice(0)) listener.line(line);
+    if (this.dead) listener.gone();
   }
 
   send(line: string): void {
@@ -174,6 +201,31 @@ class Sandbox {
   kill(): void {
     if (!this.dead) this.proc.kill('SIGKILL');
   }
+}
+
+/** What a program sent to a sandbox comes back as: its trace, or REQUEUE when the sandbox was
+ * replaced before the program started (it then goes to a fresh sandbox). */
+const REQUEUE = Symbol('requeue');
+type Outcome = Trace | typeof REQUEUE;
+
+/** A trace as the sandbox writes it, with its requests to be replaced. */
+type SandboxReply = Partial<Trace> & { recycle?: boolean; fatal?: boolean };
+
+/** A program sent to a sandbox and not yet answered. */
+interface Job {
+  program: Program;
+  settle: (outcome: Outcome) => void;
+  /** The wall-clock timer, armed once the program is the one the sandbox runs. */
+  timer?: NodeJS.Timeout;
+}
+
+/** One sandbox position of the pool: its current sandbox and the programs sent to it. */
+interface Slot {
+  sandbox: Sandbox;
+  /** Programs sent to `sandbox` in order; the first is the one it is running. */
+  sent: Job[];
+  /** Programs assigned here: sent, or waiting for the sandbox to boot. */
+  load: number;
 }
 
 export class TracerPool {
@@ -186,20 +238,19 @@ export class TracerPool {
   private readonly config: object;
   /** Memory snapshot of a freshly loaded Pyodide, once the first sandbox has made it. */
   private snapshot: Buffer | null = null;
-  private readonly slots: Sandbox[];
-  private readonly idle: number[];
+  private readonly slots: Slot[];
   private readonly limit: LimitFunction;
   private closed = false;
   /** A booted sandbox waiting to replace the next one that is killed. */
   private spare: Sandbox | null = null;
 
-  private constructor(opts: { limits: TraceLimits; command: SandboxCommand; config: object; slots: Sandbox[]; ready: Ready }) {
+  private constructor(opts: { limits: TraceLimits; command: SandboxCommand; config: object; sandboxes: Sandbox[]; ready: Ready }) {
     this.limits = opts.limits;
     this.command = opts.command;
     this.config = opts.config;
-    this.slots = opts.slots;
-    this.idle = opts.slots.map((_, i) => i);
-    this.limit = pLimit(opts.slots.length);
+    this.slots = opts.sandboxes.map((sandbox) => ({ sandbox, sent: [], load: 0 }));
+    for (const slot of this.slots) this.listenTo(slot, slot.sandbox);
+    this.limit = pLimit(opts.sandboxes.length * IN_FLIGHT_PER_SANDBOX);
     this.pythonVersion = opts.ready.python;
     this.pyodideVersion = opts.ready.pyodide;
     this.isolation = opts.command.layers;
@@ -219,29 +270,29 @@ export class TracerPool {
     const config = { pyodideDir: files.pyodideDir, tracerPath: files.tracerPath, memoryBytes: limits.memoryBytes };
     const command = await sandboxCommand({ files, strict: isolation === 'strict' });
     // The first sandbox also writes a memory snapshot that later replacements start from.
-    const slots = Array.from({ length: workers }, (_, i) => new Sandbox(command, config, { mode: i === 0 ? 'make' : 'none' }));
+    const sandboxes = Array.from({ length: workers }, (_, i) => new Sandbox(command, config, { mode: i === 0 ? 'make' : 'none' }));
     let ready: Ready;
     try {
-      [ready] = (await Promise.all(slots.map((s) => s.ready))) as [Ready];
+      [ready] = (await Promise.all(sandboxes.map((s) => s.ready))) as [Ready];
     } catch (err) {
-      for (const s of slots) s.kill();
+      for (const s of sandboxes) s.kill();
       throw err;
     }
-    const pool = new TracerPool({ limits, command, config, slots, ready });
-    pool.snapshot = await (slots[0] as Sandbox).snapshot;
+    const pool = new TracerPool({ limits, command, config, sandboxes, ready });
+    pool.snapshot = await (sandboxes[0] as Sandbox).snapshot;
     return pool;
   }
 
   /** Process ids of the current sandboxes (for resource measurements). */
   get pids(): number[] {
-    return this.slots.map((s) => s.proc.pid ?? -1);
+    return this.slots.map((s) => s.sandbox.proc.pid ?? -1);
   }
 
   /** Traces one program. Program failures are statuses; this rejects only on misuse or a closed pool. */
   trace(program: Program): Promise<Trace> {
     checkProgram(program);
     if (this.closed) return Promise.reject(new Error('TracerPool is closed'));
-    return this.limit(() => this.runOnIdle(program));
+    return this.limit(() => this.run(program));
   }
 
   /**
@@ -279,7 +330,8 @@ export class TracerPool {
   /** Kills every sandbox. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = this.spare ? [...this.slots, this.spare] : this.slots;
+    const all = this.slots.map((s) => s.sandbox);
+    if (this.spare) all.push(this.spare);
     this.spare = null;
     await Promise.all(
       all.map(
@@ -293,14 +345,126 @@ export class TracerPool {
     );
   }
 
-  private async runOnIdle(program: Program): Promise<Trace> {
-    const slot = this.idle.pop();
-    if (slot === undefined) throw new Error('no idle sandbox although the limiter allowed a run');
-    try {
-      return await this.runOn(slot, program);
-    } finally {
-      this.idle.push(slot);
+  /** Runs the program on the least loaded sandbox, again on another if it was sent back unrun. */
+  private async run(program: Program): Promise<Trace> {
+    for (;;) {
+      if (this.closed) return failedTrace(program, 'crashed', 'the pool was closed before the program ran');
+      // The limiter admits IN_FLIGHT_PER_SANDBOX programs per slot, so the least loaded has room.
+      const slot = this.slots.reduce((a, b) => (b.load < a.load ? b : a));
+      slot.load += 1;
+      let outcome: Outcome;
+      try {
+        outcome = await this.runOn(slot, program);
+      } finally {
+        slot.load -= 1;
+      }
+      if (outcome !== REQUEUE) return outcome;
     }
+  }
+
+  private async runOn(slot: Slot, program: Program): Promise<Outcome> {
+    const sandbox = await this.readySandbox(slot);
+    if (!(sandbox instanceof Sandbox)) return failedTrace(program, 'crashed', `sandbox failed to start: ${sandbox.message}`);
+    const limits = this.limits;
+    return new Promise<Outcome>((settle) => {
+      const job: Job = { program, settle };
+      slot.sent.push(job);
+      sandbox.send(JSON.stringify({ id: program.id, source: program.source, entry: program.entry, limits }));
+      // A program queued behind another starts its clock when the other's trace arrives.
+      if (slot.sent.length === 1) this.startClock(slot, job);
+    });
+  }
+
+  /**
+   * The slot's sandbox once booted and alive. One that failed to boot or died while idle is
+   * replaced; a replacement that fails to boot too is returned as the error.
+   */
+  private async readySandbox(slot: Slot): Promise<Sandbox | Error> {
+    let failures = 0;
+    for (;;) {
+      const sandbox = slot.sandbox;
+      let error: Error | null = null;
+      try {
+        await sandbox.ready;
+      } catch (err) {
+        error = err as Error;
+      }
+      // Replaced while this program waited (by another program's failure): wait for the new one.
+      if (slot.sandbox !== sandbox) continue;
+      if (error === null && !sandbox.exited) return sandbox;
+      failures += 1;
+      if (failures > 1 || this.closed) return error ?? new Error('the sandbox exited');
+      this.respawn(slot);
+    }
+  }
+
+  private startClock(slot: Slot, job: Job): void {
+    const timeoutMs = this.limits.timeoutMs;
+    job.timer = setTimeout(() => {
+      if (slot.sent[0] !== job) return;
+      slot.sent.shift();
+      this.respawn(slot);
+      job.settle(failedTrace(job.program, 'timeout', `wall-clock limit of ${timeoutMs} ms exceeded; the sandbox was killed`));
+    }, timeoutMs);
+  }
+
+  private listenTo(slot: Slot, sandbox: Sandbox): void {
+    sandbox.listen({
+      line: (text) => {
+        if (slot.sandbox === sandbox) this.onTrace(slot, text);
+      },
+      gone: () => {
+        if (slot.sandbox === sandbox) this.onDeath(slot, sandbox);
+      },
+    });
+  }
+
+  /** A trace line from the slot's sandbox: it answers the oldest program sent there. */
+  private onTrace(slot: Slot, line: string): void {
+    const job = slot.sent.shift();
+    if (!job) {
+      // Output nobody asked for: the sandbox can no longer be trusted.
+      this.respawn(slot);
+      return;
+    }
+    clearTimeout(job.timer);
+    let parsed: SandboxReply | null = null;
+    try {
+      parsed = JSON.parse(line) as SandboxReply | null;
+    } catch {
+      // Reported below.
+    }
+    if (parsed === null || typeof parsed !== 'object' || parsed.id !== job.program.id) {
+      this.respawn(slot);
+      job.settle(failedTrace(job.program, 'crashed', 'the sandbox sent malformed output'));
+      return;
+    }
+    if (parsed.recycle || parsed.fatal) this.respawn(slot);
+    else if (slot.sent[0]) this.startClock(slot, slot.sent[0]);
+    const program = job.program;
+    job.settle({
+      id: program.id,
+      source: program.source,
+      entry: program.entry,
+      status: parsed.status ?? 'crashed',
+      message: parsed.message ?? null,
+      result: parsed.result ?? null,
+      steps: parsed.steps ?? [],
+      stdout: parsed.stdout ?? '',
+    });
+  }
+
+  /** The slot's sandbox died: the program it was running failed; the rest go elsewhere. */
+  private onDeath(slot: Slot, sandbox: Sandbox): void {
+    const job = slot.sent.shift();
+    // A sandbox that dies idle is replaced when the next program needs it (readySandbox).
+    if (!job) return;
+    clearTimeout(job.timer);
+    const stderr = sandbox.stderr;
+    this.respawn(slot);
+    const oom = /heap out of memory|memory cap|Cannot enlarge memory/i.test(stderr);
+    const why = stderr.trim().split('\n').slice(-2).join(' | ');
+    job.settle(failedTrace(job.program, oom ? 'memory_limit' : 'crashed', `the sandbox died${why ? `: ${why.slice(0, 300)}` : ''}`));
   }
 
   private spawn(): Sandbox {
@@ -310,67 +474,20 @@ export class TracerPool {
   }
 
   /**
-   * Replaces a killed or dead sandbox. After the first replacement the pool keeps one spare
+   * Replaces a killed or dead sandbox; programs sent to it that it had not answered are sent back
+   * (REQUEUE) to run on a fresh sandbox. After the first replacement the pool keeps one spare
    * sandbox booted, so later replacements are a swap rather than a Pyodide start.
    */
-  private respawn(slot: number): void {
-    this.slots[slot]?.kill();
+  private respawn(slot: Slot): void {
+    slot.sandbox.kill();
+    for (const job of slot.sent.splice(0)) {
+      clearTimeout(job.timer);
+      job.settle(REQUEUE);
+    }
     if (this.closed) return;
     const spare = this.spare;
-    this.slots[slot] = spare && !spare.exited ? spare : this.spawn();
+    slot.sandbox = spare && !spare.exited ? spare : this.spawn();
+    this.listenTo(slot, slot.sandbox);
     this.spare = this.spawn();
-  }
-
-  private async runOn(slot: number, program: Program): Promise<Trace> {
-    let sandbox = this.slots[slot] as Sandbox;
-    try {
-      await sandbox.ready;
-    } catch {
-      // A replacement that failed to boot gets one more chance before the program is reported.
-      this.respawn(slot);
-      sandbox = this.slots[slot] as Sandbox;
-      try {
-        await sandbox.ready;
-      } catch (err) {
-        return failedTrace(program, 'crashed', `sandbox failed to start: ${(err as Error).message}`);
-      }
-    }
-    const limits = this.limits;
-    sandbox.send(JSON.stringify({ id: program.id, source: program.source, entry: program.entry, limits }));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((res) => {
-      timer = setTimeout(() => res('timeout'), limits.timeoutMs);
-    });
-    const line = await Promise.race([sandbox.nextLine(), timedOut]);
-    clearTimeout(timer);
-    if (line === 'timeout') {
-      this.respawn(slot);
-      return failedTrace(program, 'timeout', `wall-clock limit of ${limits.timeoutMs} ms exceeded; the sandbox was killed`);
-    }
-    if (line === null) {
-      const stderr = sandbox.stderr;
-      this.respawn(slot);
-      const oom = /heap out of memory|memory cap|Cannot enlarge memory/i.test(stderr);
-      const why = stderr.trim().split('\n').slice(-2).join(' | ');
-      return failedTrace(program, oom ? 'memory_limit' : 'crashed', `the sandbox died${why ? `: ${why.slice(0, 300)}` : ''}`);
-    }
-    let parsed: Partial<Trace> & { recycle?: boolean; fatal?: boolean };
-    try {
-      parsed = JSON.parse(line) as typeof parsed;
-    } catch {
-      this.respawn(slot);
-      return failedTrace(program, 'crashed', 'the sandbox sent malformed output');
-    }
-    if (parsed.recycle || parsed.fatal) this.respawn(slot);
-    return {
-      id: program.id,
-      source: program.source,
-      entry: program.entry,
-      status: parsed.status ?? 'crashed',
-      message: parsed.message ?? null,
-      result: parsed.result ?? null,
-      steps: parsed.steps ?? [],
-      stdout: parsed.stdout ?? '',
-    };
   }
 }

@@ -2,7 +2,8 @@
 //
 // Started by tracer/pool.ts as a restricted process (permission model, empty environment,
 // network namespace, unprivileged user where available). Protocol: one JSON config as argv[2];
-// then one JSON request per stdin line, one JSON trace per stdout line. The first stdout line is
+// then one JSON request per stdin line, one JSON trace per stdout line, in request order (the pool
+// sends the next request while a program runs; it waits on stdin). The first stdout line is
 // `{"ready": true, ...}` once Pyodide is loaded. Anything else the process prints goes to stderr.
 //
 // Hardening inside the process (the outer layers are the real boundary): the `js` module is an
@@ -64,6 +65,9 @@ const loadOptions = {
   // String hashing is randomized by default; a fixed seed makes set iteration repeatable.
   env: { PYTHONHASHSEED: '0', HOME: '/home/pyodide' },
   jsglobals: Object.create(null),
+  // Python's fd 0 is at end of file: by default Pyodide reads the process's stdin, where the next
+  // request may already wait, so a program could swallow another program's request.
+  stdin: () => null,
   stdout: toStderr,
   stderr: toStderr,
 };

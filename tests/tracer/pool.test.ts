@@ -74,6 +74,32 @@ describe('TracerPool', () => {
     expect(after.result?.repr).toBe('2');
   });
 
+  it('sends programs queued behind a killed or recycled sandbox to a fresh one instead of failing them', async () => {
+    // Two programs in flight per sandbox: each normal program waits behind a stuck or memory-hungry one.
+    const normal = (i: number) => ({ id: `n${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' });
+    const [stuck, mem, ...rest] = await Promise.all([
+      pool.trace({ id: 'stuck', source: 'def f():\n    return sum(range(10**12))\n', entry: 'f()' }),
+      pool.trace({ id: 'mem', source: 'x = [0] * 10**9\n', entry: null }),
+      ...[0, 1, 2, 3].map((i) => pool.trace(normal(i))),
+    ]);
+    expect(stuck?.status).toBe('timeout');
+    expect(mem?.status).toBe('memory_limit');
+    expect(rest.map((t) => `${t.id} ${t.status} ${t.result?.repr}`)).toEqual(['n0 ok 0', 'n1 ok 1', 'n2 ok 2', 'n3 ok 3']);
+  });
+
+  it('starts the wall clock of a queued program when the sandbox begins it, not when it is sent', async () => {
+    // Four 3 s programs on two sandboxes: each second one ends 6 s after it was sent (limit 5 s).
+    const sleeper = (i: number) => ({ id: `z${i}`, source: 'import time\ndef f():\n    time.sleep(3)\n    return 1\n', entry: 'f()' });
+    const traces = await Promise.all([0, 1, 2, 3].map((i) => pool.trace(sleeper(i))));
+    expect(traces.map((t) => t.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  });
+
+  it('gives a program that reads fd 0 end of file, never the next program waiting on the sandbox stdin', async () => {
+    const reader = { id: 'r', source: 'import os\nprint(os.read(0, 1), open("/dev/stdin").read())\n', entry: null };
+    const traces = await Promise.all([reader, ...[1, 2, 3].map((i) => ({ id: `q${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' }))].map((p) => pool.trace(p)));
+    expect(traces.map((t) => `${t.id} ${t.status} ${t.result?.repr ?? t.stdout}`)).toEqual(["r ok b'' \n", 'q1 ok 1', 'q2 ok 2', 'q3 ok 3']);
+  });
+
   it('yields traceAll results in input order', async () => {
     const programs = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' }));
     const seen: string[] = [];
