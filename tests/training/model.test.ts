@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
-import { GPT, MODEL_PRESETS, layerNorm, type ModelConfig } from '../../training/model.js';
+import { GPT, MODEL_PRESETS, gelu, layerNorm, type ModelConfig } from '../../training/model.js';
 import { setKernelOverrides } from '../../training/kernels/wasm.js';
 import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 
@@ -168,6 +168,20 @@ describe('layerNorm', () => {
     const diffs = [tf.sub(values[0]!, values[1]!), ...ref.map((r, i) => tf.sub(r, got[i]!))].map((d) => tf.max(tf.abs(d)).dataSync()[0]!);
     for (const d of diffs) expect(d).toBeLessThan(1e-5);
     tf.dispose([x, w, b, dy, ...ref, ...got, ...values]);
+  });
+});
+
+describe('gelu', () => {
+  it('has the value and gradient autodiff gives for the tanh formula (cpu, within 1e-5)', async () => {
+    await setupBackend('cpu');
+    const x = tf.randomNormal([6, 10], 0, 2, 'float32', 5);
+    const dy = tf.randomNormal([6, 10], 0, 1, 'float32', 6);
+    const plain = (xi: tf.Tensor): tf.Tensor =>
+      tf.mul(tf.mul(xi, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(xi, tf.mul(tf.pow(xi, 3), 0.044715)), Math.sqrt(2 / Math.PI)))));
+    const custom = (xi: tf.Tensor): tf.Tensor => gelu(xi as tf.Tensor2D);
+    const diffs = [tf.sub(plain(x), custom(x)), tf.sub(tf.grad(plain)(x, dy), tf.grad(custom)(x, dy))].map((d) => tf.max(tf.abs(d)).dataSync()[0]!);
+    for (const d of diffs) expect(d).toBeLessThan(1e-5);
+    tf.dispose([x, dy]);
   });
 });
 
