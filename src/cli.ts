@@ -2,7 +2,9 @@
  * The `execwm` command line: one entry (`main`), one exit point (its return value).
  *
  * Each command lives in `src/commands/<name>.ts` and registers itself on the
- * program. Only commands that do something are registered.
+ * program. Only commands that do something are registered. Registering must stay
+ * cheap: a command module imports tfjs, Pyodide or Arrow code inside its action
+ * (`await import(...)`), so `--help` and the other commands do not pay to load them.
  */
 import { Command, CommanderError } from 'commander';
 import { UsageError, UserError } from './errors.js';

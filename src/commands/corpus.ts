@@ -4,8 +4,8 @@
  * errors into one-line user errors.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { CorpusError, SPLITS, type Split } from '../../corpus/index.js';
-import { mergeCorpora } from '../../corpus/merge.js';
+import { CorpusError } from '../../corpus/errors.js';
+import { SPLITS, type Split } from '../../corpus/splits.js';
 import { UserError } from '../errors.js';
 
 /** Runs `fn`, reporting a {@link CorpusError} (a bad corpus or input) as a one-line user error. */
@@ -39,6 +39,7 @@ export function registerCorpus(program: Command): void {
         'Example:\n  execwm corpus merge data/c1 data/c1-part0 data/c1-part1',
     )
     .action(async (out: string, parts: string[], opts: { overwrite?: boolean }) => {
+      const { mergeCorpora } = await import('../../corpus/merge.js');
       const manifest = await withCorpusErrors(() => mergeCorpora({ out, parts, overwrite: opts.overwrite }));
       process.stderr.write(`merged ${parts.length} parts into ${out}: ${manifest.counts.total} traces in ${manifest.shards.length} shards\n`);
     });

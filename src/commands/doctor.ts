@@ -3,9 +3,8 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import type { Command } from 'commander';
-import { loadPyodide } from 'pyodide';
 import { VERSION } from '../version.js';
-import { probeBackends, type BackendProbe } from '../../training/backend.js';
+import type { BackendProbe } from '../../training/backend.js';
 import { detectIsolation, type IsolationLayer } from '../../tracer/isolation.js';
 
 export interface DoctorCheck {
@@ -38,6 +37,7 @@ export interface DoctorReport {
 async function probePyodide(): Promise<DoctorReport['pyodide']> {
   const start = performance.now();
   try {
+    const { loadPyodide } = await import('pyodide');
     const py = await loadPyodide({ env: { PYTHONHASHSEED: '0' } });
     const loadMs = Math.round(performance.now() - start);
     const python = String(py.runPython('import sys; sys.version.split()[0]'));
@@ -54,6 +54,7 @@ function nodeMajor(): number {
 
 export async function runDoctor(): Promise<DoctorReport> {
   const pyodide = await probePyodide();
+  const { probeBackends } = await import('../../training/backend.js');
   const backends = await probeBackends();
   const isolation = await detectIsolation();
   const checks: DoctorCheck[] = [];

@@ -5,12 +5,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { CorpusError, SPLITS, type Split } from '../../corpus/index.js';
-import { sandboxRunner } from '../../eval/equality.js';
+import { CorpusError } from '../../corpus/errors.js';
+import { SPLITS, type Split } from '../../corpus/splits.js';
 import { EvalError } from '../../eval/errors.js';
 import { renderSummary, writeReport } from '../../eval/report.js';
-import { evaluateCorpus, evaluateCruxeval, type EvalProgress } from '../../eval/run.js';
-import { BACKEND_NAMES, type BackendName } from '../../training/backend.js';
+import type { EvalProgress } from '../../eval/run.js';
+import type { BackendName } from '../../training/backend.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
 import { nonNegativeInt, positiveInt } from '../flags.js';
@@ -53,9 +53,12 @@ function progressFor(quiet: boolean): EvalProgress {
 async function runEval(flags: EvalFlags): Promise<void> {
   if (!flags.corpus === !flags.cruxeval) throw new UsageError('give exactly one of --corpus DIR or --cruxeval FILE');
   if (!SPLITS.includes(flags.split as Split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}, got ${flags.split}`);
+  const { BACKEND_NAMES } = await import('../../training/backend.js');
   if (!BACKEND_NAMES.includes(flags.backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${flags.backend}`);
   }
+  const { sandboxRunner } = await import('../../eval/equality.js');
+  const { evaluateCorpus, evaluateCruxeval } = await import('../../eval/run.js');
   const runner = sandboxRunner();
   const common = {
     modelDir: flags.model,
@@ -103,7 +106,7 @@ export function registerEval(program: Command): void {
     .option('--seed <n>', 'seed of the --limit sample', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'where report.json and report.html go (default: <model>/eval-<split>)')
     .option('--rollout', 'also generate whole traces from the context alone (slow); outputs then come from the rollouts')
-    .option('--backend <name>', `tfjs backend (${BACKEND_NAMES.join(', ')})`, 'auto')
+    .option('--backend <name>', 'tfjs backend (auto, node-gpu, node, wasm, cpu)', 'auto')
     .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), 32)
     .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), 20)
     .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), 2048)

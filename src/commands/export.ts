@@ -5,7 +5,8 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { InvalidArgumentError, type Command } from 'commander';
-import { readCorpus, traceToCwmText, type CorpusTrace, type Split } from '../../corpus/index.js';
+import { traceToCwmText } from '../../corpus/cwm.js';
+import type { CorpusTrace, Split } from '../../corpus/index.js';
 import { UserError } from '../errors.js';
 import { nonNegativeInt } from '../flags.js';
 import { parseSplit, withCorpusErrors } from './corpus.js';
@@ -71,6 +72,7 @@ export function registerExport(program: Command): void {
       out.on('error', (err: NodeJS.ErrnoException) => (failure = err));
       let n = 0;
       await withCorpusErrors(async () => {
+        const { readCorpus } = await import('../../corpus/reader.js');
         const traces = readCorpus(corpus, { split: opts.split, limit: opts.limit, statuses: opts.okOnly ? ['ok'] : undefined });
         for await (const trace of traces) {
           if (failure !== null) break;

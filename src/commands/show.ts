@@ -4,7 +4,7 @@
  * the locals that changed since the previous step of the same frame.
  */
 import type { Command } from 'commander';
-import { readCorpus, type CorpusTrace, type Split } from '../../corpus/index.js';
+import type { CorpusTrace, Split } from '../../corpus/index.js';
 import type { Locals, Step } from '../schema.js';
 import { UsageError, UserError } from '../errors.js';
 import { nonNegativeInt } from '../flags.js';
@@ -114,6 +114,7 @@ export function registerShow(program: Command): void {
 }
 
 async function findTrace(corpus: string, opts: ShowCliOptions): Promise<CorpusTrace> {
+  const { readCorpus } = await import('../../corpus/reader.js');
   const index = opts.index ?? 0;
   let k = 0;
   for await (const trace of readCorpus(corpus, { split: opts.split })) {

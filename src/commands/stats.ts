@@ -3,7 +3,8 @@
  * steps per trace, events, value types, truncations, and text histograms.
  */
 import type { Command } from 'commander';
-import { readCorpus, readManifest, type Manifest, type Split } from '../../corpus/index.js';
+import type { Manifest, Split } from '../../corpus/index.js';
+import { readManifest } from '../../corpus/manifest.js';
 import { TRUNCATION_MARKER, type TraceEvent } from '../schema.js';
 import { parseSplit, withCorpusErrors } from './corpus.js';
 
@@ -61,6 +62,7 @@ function log2Histogram(xs: number[]): CorpusStats['stepHistogram'] {
 
 export async function corpusStats(dir: string, options: { split?: Split } = {}): Promise<CorpusStats> {
   const manifest = readManifest(dir);
+  const { readCorpus } = await import('../../corpus/reader.js');
   const stepsPerTrace: number[] = [];
   const varsPerTrace: number[] = [];
   const byEvent: Record<TraceEvent, number> = { call: 0, line: 0, return: 0, exception: 0 };

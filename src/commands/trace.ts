@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { buildCorpus } from '../../corpus/build.js';
-import { CORPUS_FORMAT_VERSION, DEFAULT_SPLIT_RATIOS, type CorpusConfig, type SourceConfig, type SplitRatios } from '../../corpus/index.js';
+import type { CorpusConfig, SourceConfig } from '../../corpus/index.js';
+import { CORPUS_FORMAT_VERSION } from '../../corpus/manifest.js';
+import { DEFAULT_SPLIT_RATIOS, type SplitRatios } from '../../corpus/splits.js';
 import { mutateProgram } from '../../corpus/mutate.js';
 import {
   DEFAULT_MAX_SOURCE_BYTES,
@@ -147,6 +148,7 @@ async function runTrace(flags: TraceFlags): Promise<void> {
     };
     const progress = createProgress({ label: 'tracing', total, unit: 'programs', quiet: flags.quiet });
     const mutate = flags.mutate > 0 ? (p: Parameters<typeof mutateProgram>[0]) => mutateProgram(p, { count: flags.mutate, seed: flags.seed }) : undefined;
+    const { buildCorpus } = await import('../../corpus/build.js');
     const result = await withCorpusErrors(() =>
       buildCorpus({
         dir: flags.out,

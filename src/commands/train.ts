@@ -2,11 +2,10 @@
  * `execwm train`: train a model on a trace corpus with the next-token + state objective.
  */
 import type { Command } from 'commander';
-import { CorpusError } from '../../corpus/index.js';
-import { BACKEND_NAMES, type BackendName } from '../../training/backend.js';
-import { PRESET_NAMES, resolveTrainConfig, type PresetName, type TrainConfigInput } from '../../training/config.js';
+import { CorpusError } from '../../corpus/errors.js';
+import type { BackendName } from '../../training/backend.js';
+import type { PresetName, TrainConfigInput } from '../../training/config.js';
 import { TrainingError } from '../../training/errors.js';
-import { train } from '../../training/train.js';
 import { UsageError, UserError } from '../errors.js';
 import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
@@ -36,7 +35,9 @@ interface TrainFlags {
 }
 
 /** Turns parsed flags into a training config input, refusing bad combinations as usage errors. */
-export function configFromFlags(flags: TrainFlags): TrainConfigInput {
+export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInput> {
+  const { PRESET_NAMES, resolveTrainConfig } = await import('../../training/config.js');
+  const { BACKEND_NAMES } = await import('../../training/backend.js');
   if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError('give --steps or --tokens, not both');
   if (flags.preset !== undefined && !PRESET_NAMES.includes(flags.preset as PresetName)) {
     throw new UsageError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got ${JSON.stringify(flags.preset)}`);
@@ -80,7 +81,7 @@ export function registerTrain(program: Command): void {
     )
     .requiredOption('--corpus <dir>', 'corpus folder (needs ok traces in the train and val splits)')
     .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
-    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default small)`)
+    .option('--preset <name>', 'model size: tiny, small, base (default small)')
     .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)', nonNegativeNumber('--state-weight'))
     .option('--steps <n>', 'optimizer steps (default 2000)', positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
@@ -91,7 +92,7 @@ export function registerTrain(program: Command): void {
     .option('--eval-every <n>', 'steps between validation losses (default 100)', positiveInt('--eval-every'))
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)', positiveInt('--checkpoint-every'))
     .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
-    .option('--backend <name>', `tfjs backend: ${BACKEND_NAMES.join(', ')} (default auto: node-gpu, node, wasm, cpu)`)
+    .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm, cpu (default auto: node-gpu, node, wasm, cpu)')
     .option('--threads <n>', 'wasm threads (default: the backend default)', positiveInt('--threads'))
     .option('--diff', 'write ".." for locals unchanged since the previous line (CWM diff encoding)')
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
@@ -106,7 +107,9 @@ export function registerTrain(program: Command): void {
         '  execwm train --corpus data/c1 --out runs/r1 --resume                # after an interruption',
     )
     .action(async (flags: TrainFlags) => {
-      const config = configFromFlags(flags);
+      const config = await configFromFlags(flags);
+      const { resolveTrainConfig } = await import('../../training/config.js');
+      const { train } = await import('../../training/train.js');
       const total = resolveTrainConfig(config).steps;
       // Created at the first step, so a refused run prints only its one-line error.
       let bar: Progress | null = null;
