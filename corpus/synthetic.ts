@@ -1276,17 +1276,18 @@ class ProgramBuilder {
     return { init: assign(name, init), name };
   }
 
+  /** What goes before most loops: an accumulator the body may update (`pre` holds its initialisation), or nothing. */
+  private loopPrelude(): { pre: Stmt[]; acc: string | null } {
+    if (!this.rng.chance(0.6)) return { pre: [], acc: null };
+    const a = this.accumulator();
+    return { pre: [a.init], acc: a.name };
+  }
+
   private forLoop(depth: number): Stmt[] | null {
     const src = this.iterSource();
     if (!src) return null;
     this.loops++;
-    const pre: Stmt[] = [];
-    let acc: string | null = null;
-    if (this.rng.chance(0.6)) {
-      const a = this.accumulator();
-      pre.push(a.init);
-      acc = a.name;
-    }
+    const { pre, acc } = this.loopPrelude();
     this.loopKinds.push('for');
     const body = this.withLocked(src.locks, () =>
       this.nested(() => {
@@ -1307,13 +1308,7 @@ class ProgramBuilder {
       [this.has('list') ? 1.5 : 0, 'index'],
       [this.has('list') ? 1 : 0, 'drain'],
     ]);
-    const pre: Stmt[] = [];
-    let acc: string | null = null;
-    if (this.rng.chance(0.6)) {
-      const a = this.accumulator();
-      pre.push(a.init);
-      acc = a.name;
-    }
+    const { pre, acc } = this.loopPrelude();
     this.loopKinds.push('while');
     let loop: Stmt | null = null;
     if (kind === 'countdown' || kind === 'halve') {
