@@ -33,10 +33,12 @@ export function stateStrings(locals: Locals): StateStrings {
 export type DecodedState = { ok: true; values: StateStrings } | { ok: false; error: string };
 
 export interface DecodeOptions {
-  /** The previous true state that `".."` refers to (null when there is none). */
+  /** The previous true state that a diff refers to (null when there is none). */
   previous: StateStrings | null;
   /** Whether the model was trained with diff encoding; without it `".."` is taken literally. */
   diff: boolean;
+  /** Whether its diffs hold only the changed locals (`null` for a name gone); see training/sequence.ts. */
+  changedOnly?: boolean;
 }
 
 /**
@@ -44,7 +46,9 @@ export interface DecodeOptions {
  *
  * With diff encoding, `".."` resolves to the previous state's value; a `".."` for a
  * variable the previous state does not hold stays `".."`, which no Python repr equals,
- * so it scores as wrong.
+ * so it scores as wrong. With `changedOnly` and a previous state, the text lists
+ * changes only: the previous state, then each name set to its new value or, for
+ * `null`, removed.
  */
 export function decodeState(text: string, options: DecodeOptions): DecodedState {
   let parsed: unknown;
@@ -56,11 +60,16 @@ export function decodeState(text: string, options: DecodeOptions): DecodedState 
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { ok: false, error: 'not a JSON object' };
   }
-  const values: StateStrings = {};
+  const sparse = options.diff && options.changedOnly === true && options.previous !== null;
+  const values: StateStrings = sparse ? { ...options.previous } : {};
   for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (sparse && value === null) {
+      delete values[name];
+      continue;
+    }
     if (typeof value !== 'string') return { ok: false, error: `value of ${name} is not a string` };
     const base = options.previous?.[name];
-    values[name] = options.diff && value === UNCHANGED && base !== undefined ? base : value;
+    values[name] = options.diff && !sparse && value === UNCHANGED && base !== undefined ? base : value;
   }
   return { ok: true, values };
 }

@@ -20,7 +20,7 @@ import type { GPT } from '../training/model.js';
 import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
 import * as tf from '../training/tf.js';
 import type { Tokenizer } from '../training/tokenizer.js';
-import { stateStrings, UNCHANGED, type RolloutFrame, type StateStrings } from './metrics.js';
+import { decodeState, stateStrings, type DecodeOptions as StateDecodeOptions, type RolloutFrame, type StateStrings } from './metrics.js';
 
 /** One greedy continuation to compute. */
 export interface DecodeRequest {
@@ -179,8 +179,12 @@ export interface FramePlan {
  * prompt is the whole prefix when that fits the context, otherwise the context
  * followed by the longest run of whole frames just before.
  */
-export function planFrames(trace: Trace, tokenizer: Tokenizer, options: { diff: boolean; blockSize: number }): FramePlan {
-  const enc = encodeTrace(trace, tokenizer, { diff: options.diff });
+export function planFrames(
+  trace: Trace,
+  tokenizer: Tokenizer,
+  options: { diff: boolean; changedOnly?: boolean; blockSize: number },
+): FramePlan {
+  const enc = encodeTrace(trace, tokenizer, { diff: options.diff, changedOnly: options.changedOnly });
   const ids = enc.ids;
   const ctx = Array.from(ids.subarray(0, enc.contextLength));
   const requests: FrameRequest[] = [];
@@ -249,7 +253,7 @@ const EVENT_OF: Record<string, string> = {
  * `line` frames (adjacent line frames always belong to the same call). Anything
  * malformed is kept as a frame that matches nothing.
  */
-export function parseRolloutFrames(text: string, options: { diff: boolean }): RolloutFrame[] {
+export function parseRolloutFrames(text: string, options: { diff: boolean; changedOnly?: boolean }): RolloutFrame[] {
   const body = text.split(SPECIAL_TOKENS.traceEnd)[0]!;
   const chunks = body.split(SPECIAL_TOKENS.frameSep);
   if (chunks[chunks.length - 1] === '') chunks.pop();
@@ -267,8 +271,8 @@ export function parseRolloutFrames(text: string, options: { diff: boolean }): Ro
     const tail = rest.slice(a + SPECIAL_TOKENS.actionSep.length);
     if (event === 'call' || event === 'line') {
       const prev = frames[frames.length - 1];
-      const base = options.diff && event === 'line' && prev?.event === 'line' ? prev.state : null;
-      frames.push({ event, state: parseState(head, base), action: tail, arg: null });
+      const previous = options.diff && event === 'line' && prev?.event === 'line' ? prev.state : null;
+      frames.push({ event, state: parseState(head, { ...options, previous }), action: tail, arg: null });
     } else {
       const g = tail.indexOf(SPECIAL_TOKENS.argSep);
       const action = g < 0 ? tail : tail.slice(0, g);
@@ -288,20 +292,9 @@ function parseJsonString(text: string): string | null {
   }
 }
 
-function parseState(text: string, base: StateStrings | null): StateStrings | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
-  const out: StateStrings = {};
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof x !== 'string') return null;
-    out[k] = x === UNCHANGED && base?.[k] !== undefined ? base[k]! : x;
-  }
-  return out;
+function parseState(text: string, options: StateDecodeOptions): StateStrings | null {
+  const decoded = decodeState(text, options);
+  return decoded.ok ? decoded.values : null;
 }
 
 /** The entry call's return value in a rollout: the last return that closes the first frame. */

@@ -44,6 +44,8 @@ export interface EvalReport {
     params: number;
     config: Record<string, unknown>;
     diff: boolean;
+    /** With `diff`: states listed only the changed locals. */
+    changedOnly: boolean;
     stateWeight: number | null;
   };
   /** The corpus evaluated on; `id` is the manifest id training records too. */
@@ -302,7 +304,7 @@ export function renderHtml(report: EvalReport, examples: readonly ViewerTrace[])
   const c = report.corpus;
   const meta = [
     `model <code>${esc(report.model.dir)}</code> (id ${esc(report.model.id)}, step ${report.model.step}, ` +
-      `${report.model.params.toLocaleString('en-US')} params${report.model.diff ? ', diff encoding' : ''}` +
+      `${report.model.params.toLocaleString('en-US')} params${report.model.diff ? (report.model.changedOnly ? ', diff encoding (changed locals only)' : ', diff encoding') : ''}` +
       `${report.model.trainedOn ? `, trained on corpus ${esc(report.model.trainedOn)}` : ''})`,
     c ? `corpus <code>${esc(c.dir)}</code> (id ${esc(c.id)}), split <b>${esc(c.split)}</b>, ${c.traces} traces` : '',
     `execwm ${esc(report.execwm)}, ${esc(report.createdAt)}, backend ${esc(report.timing.backend)}, ${report.timing.seconds.toFixed(1)} s`,

@@ -122,6 +122,11 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
 }
 
 /** The report's model section. */
+/** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
+function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
+  return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly ?? false };
+}
+
 function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {
   const { ckpt, id, trainedOn } = loaded;
   return {
@@ -132,6 +137,7 @@ function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {
     params: ckpt.model.paramCount(),
     config: { ...ckpt.modelConfig },
     diff: ckpt.trainConfig.diff,
+    changedOnly: ckpt.trainConfig.changedOnly ?? false,
     stateWeight: ckpt.trainConfig.stateWeight,
   };
 }
@@ -209,7 +215,7 @@ async function predictOutputs(
       const out = generateRollout(model, tokenizer, p, { maxTokens: options.maxRolloutTokens, stopAtFirstReturn: true });
       tokens += out.tokens;
       options.progress.advance(1);
-      return rolloutOutput(parseRolloutFrames(out.text, { diff: ckpt.trainConfig.diff }));
+      return rolloutOutput(parseRolloutFrames(out.text, stateEncoding(ckpt)));
     });
     options.progress.stop();
     return { predicted, tokens };
@@ -272,8 +278,8 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
   const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
   const { ckpt } = loaded;
   try {
-    const { model, tokenizer, trainConfig } = ckpt;
-    const diff = trainConfig.diff;
+    const { model, tokenizer } = ckpt;
+    const encoding = stateEncoding(ckpt);
     const train: CorpusTrace[] = [];
     for await (const t of readCorpus(options.corpusDir, { split: 'train', limit: options.baselineTraces ?? 2000 })) train.push(t);
     const mostFrequent = MostFrequentValues.fit(train);
@@ -281,7 +287,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, seed);
 
     // Teacher-forced: plan every frame of a chunk of traces, decode them pooled, score per trace.
-    const evaluator = new TeacherForcedEvaluator({ diff, mostFrequent });
+    const evaluator = new TeacherForcedEvaluator({ ...encoding, mostFrequent });
     const examples: ViewerTrace[] = [];
     const wantExamples = options.examples ?? 20;
     let generatedTokens = 0;
@@ -293,7 +299,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const chunk = 256;
     for (let c = 0; c < traces.length; c += chunk) {
       const part = traces.slice(c, c + chunk);
-      const plans = part.map((t) => planFrames(t, tokenizer, { diff, blockSize: model.config.blockSize }));
+      const plans = part.map((t) => planFrames(t, tokenizer, { ...encoding, blockSize: model.config.blockSize }));
       const requests = plans.flatMap((p) => p.requests);
       const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, {
         batchSize,
@@ -326,10 +332,10 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       rolloutOutputs = [];
       progress.start('rollout', traces.length, 'traces');
       for (const trace of traces) {
-        const trueLength = encodeTrace(trace, tokenizer, { diff }).ids.length - contextIds(trace, tokenizer).length;
+        const trueLength = encodeTrace(trace, tokenizer, encoding).ids.length - contextIds(trace, tokenizer).length;
         const out = generateRollout(model, tokenizer, trace, { maxTokens: Math.min(maxRolloutTokens, 2 * trueLength + 32) });
         generatedTokens += out.tokens;
-        const frames = parseRolloutFrames(out.text, { diff });
+        const frames = parseRolloutFrames(out.text, encoding);
         rolloutScores.push(scoreRollout(trueRolloutFrames(trace), frames));
         rolloutOutputs.push(rolloutOutput(frames));
         progress.advance(1);

@@ -7,6 +7,7 @@
  * hand-made outputs; `predict.ts` feeds it real ones).
  */
 import type { Step, Trace } from '../src/schema.js';
+import { diffReferenceIndex } from '../training/sequence.js';
 import {
   BASELINES,
   PREDICTORS,
@@ -86,22 +87,19 @@ export interface TeacherForcedResult {
 export interface TeacherForcedOptions {
   /** Whether the model's sequences used diff encoding (`".."` for unchanged values). */
   diff: boolean;
+  /** Whether its diffs list only the changed locals. */
+  changedOnly?: boolean;
   /** The most-frequent-value baseline, fitted on the train split. */
   mostFrequent: MostFrequentValues;
 }
 
 /**
- * For each step, the index of the step whose state a `".."` refers to, by the
- * sequence encoder's rule (training/sequence.ts): a `line` step directly preceded by
- * a `line` step of the same function at the same depth; null otherwise. A test
- * checks this against the encoder's own output.
+ * For each step, the index of the step whose state a diff refers to, by the
+ * sequence encoder's own rule ({@link diffReferenceIndex}); null where the
+ * encoder spells the state in full.
  */
 export function diffBaseIndices(steps: readonly Step[]): (number | null)[] {
-  return steps.map((s, i) => {
-    const prev = steps[i - 1];
-    const same = prev !== undefined && prev.event === 'line' && prev.depth === s.depth && prev.func === s.func;
-    return s.event === 'line' && same ? i - 1 : null;
-  });
+  return steps.map((_, i) => diffReferenceIndex(steps, i));
 }
 
 export class TeacherForcedEvaluator {
@@ -146,7 +144,7 @@ export class TeacherForcedEvaluator {
         const l = j === null ? null : steps[j]!.locals;
         return l ? stateStrings(l) : null;
       };
-      const decoded = decodeState(text, { previous: stateAt(base[i]!), diff: this.options.diff });
+      const decoded = decodeState(text, { previous: stateAt(base[i]!), diff: this.options.diff, changedOnly: this.options.changedOnly });
       const scores: Record<Predictor, FrameScore> = {
         model: scoreState(truth, decoded),
         copyPrevious: scoreState(truth, copyPreviousPrediction(stateAt(prevFrame[i]!))),

@@ -19,6 +19,13 @@ export interface TrainConfig {
   /** Write `".."` for locals unchanged since the previous frame; default false. */
   diff: boolean;
   /**
+   * With `diff`, write only the locals that changed (`{"i": "2"}`, `null` for one
+   * gone) instead of every name with `".."` for the unchanged: fewer tokens, and
+   * no list of names to copy from frame to frame; default false (CWM's format).
+   * Checkpoints from before this field read as false.
+   */
+  changedOnly: boolean;
+  /**
    * Add one output example per function trace (source and call → return value,
    * a next-token target for every λ) so direct output prediction is a trained
    * task; default true. Checkpoints from before this field read as false.
@@ -61,6 +68,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   vocabSize: 512,
   stateWeight: 1,
   diff: false,
+  changedOnly: false,
   outputExamples: true,
   steps: 2000,
   batchSize: 16,
@@ -111,6 +119,7 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
     throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);
   }
+  if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
   positive('lr', config.lr);
   for (const key of ['stateWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {

@@ -81,6 +81,12 @@ export interface Segment {
 export interface SequenceOptions {
   /** Write `".."` for locals unchanged since the previous frame of the same call. */
   diff: boolean;
+  /**
+   * With `diff`, leave unchanged locals out instead of writing `".."`, and write
+   * `null` for a local that is gone: a diffed state holds only what changed
+   * (`{"i": "2"}`). Not CWM's format; default false.
+   */
+  changedOnly?: boolean;
 }
 
 /** The context text: the source as written, then the entry call on its own last line if any. */
@@ -95,29 +101,47 @@ export function sourceLine(lines: readonly string[], line: number): string {
   return lines[line - 1] ?? '';
 }
 
-/** The locals JSON of a frame; `previous` (repr by name) turns unchanged values into `".."`. */
-export function localsJson(locals: Step['locals'], previous: ReadonlyMap<string, string> | null): string {
-  const parts = Object.entries(locals ?? {}).map(([name, v]) => {
-    const shown = previous !== null && previous.get(name) === v.repr ? UNCHANGED : v.repr;
-    return `${JSON.stringify(name)}: ${JSON.stringify(shown)}`;
-  });
+/**
+ * The locals JSON of a frame. `previous` (repr by name, the diff reference) turns
+ * unchanged values into `".."`, or with `changedOnly` leaves them out and writes
+ * `null` for names no longer bound.
+ */
+export function localsJson(
+  locals: Step['locals'],
+  previous: ReadonlyMap<string, string> | null,
+  options: { changedOnly?: boolean } = {},
+): string {
+  const entry = (name: string, value: string | null) => `${JSON.stringify(name)}: ${JSON.stringify(value)}`;
+  const current = Object.entries(locals ?? {});
+  if (previous !== null && options.changedOnly) {
+    const changed = current.filter(([name, v]) => previous.get(name) !== v.repr).map(([name, v]) => entry(name, v.repr));
+    const gone = [...previous.keys()].filter((name) => !Object.hasOwn(locals ?? {}, name)).map((name) => entry(name, null));
+    return `{${[...changed, ...gone].join(', ')}}`;
+  }
+  const parts = current.map(([name, v]) => entry(name, previous !== null && previous.get(name) === v.repr ? UNCHANGED : v.repr));
   return `{${parts.join(', ')}}`;
 }
 
 /**
- * The reference locals a `line` step is diffed against: the closest earlier
- * step at the same depth, passing over exception events, when that is a `line`.
+ * The index of the step a `line` step is diffed against: the closest earlier
+ * step at the same depth, passing over exception events, when that is a `line`
+ * (so the first line of a call, and the line after a nested call returns, have
+ * none). Eval resolves predicted diffs by the same rule.
  */
-function diffReference(steps: readonly Step[], i: number): Map<string, string> | null {
+export function diffReferenceIndex(steps: readonly Step[], i: number): number | null {
   const step = steps[i]!;
   if (step.event !== 'line') return null;
   for (let k = i - 1; k >= 0; k--) {
     const prev = steps[k]!;
     if (prev.event === 'exception' && prev.depth === step.depth) continue;
-    if (prev.event !== 'line' || prev.depth !== step.depth) return null;
-    return new Map(Object.entries(prev.locals ?? {}).map(([name, v]) => [name, v.repr]));
+    return prev.event === 'line' && prev.depth === step.depth ? k : null;
   }
   return null;
+}
+
+function diffReference(steps: readonly Step[], i: number): Map<string, string> | null {
+  const k = diffReferenceIndex(steps, i);
+  return k === null ? null : new Map(Object.entries(steps[k]!.locals ?? {}).map(([name, v]) => [name, v.repr]));
 }
 
 const EVENT_SEP: Record<Step['event'], string> = {
@@ -136,7 +160,7 @@ export function frameSegments(steps: readonly Step[], i: number, lines: readonly
     const previous = options.diff ? diffReference(steps, i) : null;
     return [
       sp(EVENT_SEP[step.event]),
-      { text: localsJson(step.locals, previous), role: 'state', special: false },
+      { text: localsJson(step.locals, previous, { changedOnly: options.changedOnly }), role: 'state', special: false },
       sp(SPECIAL_TOKENS.actionSep),
       { text, role: 'action', special: false },
       sp(SPECIAL_TOKENS.frameSep),

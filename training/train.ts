@@ -29,7 +29,7 @@ import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
 import { cwmObjective } from './objective.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
-import { SPECIAL_TOKEN_LIST, encodeOutputExample, encodeTrace, traceToSegments } from './sequence.js';
+import { SPECIAL_TOKEN_LIST, encodeOutputExample, encodeTrace, traceToSegments, type SequenceOptions } from './sequence.js';
 import { Tokenizer, trainTokenizer } from './tokenizer.js';
 import type { Trace } from '../src/schema.js';
 
@@ -128,9 +128,9 @@ async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ manifestId
 }
 
 /** Plain-text pieces the tokenizer learns from (special tokens are added separately). */
-function* tokenizerTexts(traces: readonly Trace[], diff: boolean): Generator<string> {
+function* tokenizerTexts(traces: readonly Trace[], encoding: SequenceOptions): Generator<string> {
   for (const t of traces) {
-    for (const s of traceToSegments(t, { diff })) if (!s.special) yield s.text;
+    for (const s of traceToSegments(t, encoding)) if (!s.special) yield s.text;
   }
 }
 
@@ -260,11 +260,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   const preset = MODEL_PRESETS[config.preset];
+  const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly ?? false };
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
-    trainTokenizer(tokenizerTexts(data.train, config.diff), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
+    trainTokenizer(tokenizerTexts(data.train, encoding), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
   const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize };
-  const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, { diff: config.diff }));
+  const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, encoding));
   const examplesOf = (traces: readonly Trace[]) =>
     config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];
   const packing = { blockSize: modelConfig.blockSize, tokenizer, seed: deriveSeed(config.seed, 'packing') };

@@ -27,11 +27,20 @@ interface TrainFlags {
   backend?: string;
   threads?: number;
   resume?: boolean;
-  diff?: boolean;
+  /** `true` for `--diff` alone, else the mode given (`cwm` or `changed`). */
+  diff?: boolean | string;
   /** False with --no-output-examples (commander defaults it to true). */
   outputExamples?: boolean;
   quiet?: boolean;
   json?: boolean;
+}
+
+/** `--diff` alone or `--diff cwm`: CWM's `".."`; `--diff changed`: only the changed locals. */
+function diffFlag(value: boolean | string | undefined): Pick<TrainConfigInput, 'diff' | 'changedOnly'> {
+  if (value === undefined) return {};
+  if (value === true || value === 'cwm') return { diff: true };
+  if (value === 'changed') return { diff: true, changedOnly: true };
+  throw new UsageError(`--diff takes cwm or changed, got ${JSON.stringify(value)}`);
 }
 
 /** Turns parsed flags into a training config input, refusing bad combinations as usage errors. */
@@ -58,7 +67,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     checkpointEvery: flags.checkpointEvery,
     seed: flags.seed,
     backend: flags.backend as BackendName | undefined,
-    diff: flags.diff ? true : undefined,
+    ...diffFlag(flags.diff),
     outputExamples: flags.outputExamples === false ? false : undefined,
   };
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as TrainConfigInput;
@@ -94,7 +103,11 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm, cpu (default auto: node-gpu, node, wasm, cpu)')
     .option('--threads <n>', 'wasm threads (default: the backend default)', positiveInt('--threads'))
-    .option('--diff', 'write ".." for locals unchanged since the previous line (CWM diff encoding)')
+    .option(
+      '--diff [mode]',
+      'diff-encode states against the previous line of the same call: cwm (the default) writes ".." for unchanged ' +
+        'locals (CWM format); changed writes only the locals that changed',
+    )
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')
     .option('--quiet', 'no progress output')

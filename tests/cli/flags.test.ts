@@ -39,3 +39,14 @@ describe('numeric flag parsers', () => {
     }
   });
 });
+
+describe('train --diff', () => {
+  it('takes cwm (also when given alone) or changed, and refuses anything else', async () => {
+    const { configFromFlags } = await import('../../src/commands/train.js');
+    const base = { corpus: 'c', out: 'o' };
+    expect(await configFromFlags({ ...base, diff: true })).toMatchObject({ diff: true });
+    expect(await configFromFlags({ ...base, diff: 'cwm' })).not.toHaveProperty('changedOnly');
+    expect(await configFromFlags({ ...base, diff: 'changed' })).toMatchObject({ diff: true, changedOnly: true });
+    await expect(configFromFlags({ ...base, diff: 'sparse' })).rejects.toThrow(/--diff takes cwm or changed, got "sparse"/);
+  });
+});

@@ -84,6 +84,17 @@ describe('decodeState and scoreState', () => {
     expect(scoreState(truth, unknown).variables[1]).toMatchObject({ predicted: '..', correct: false });
   });
 
+  it('applies a changed-locals-only state to the previous true state: new values, null removes', () => {
+    const previous = { x: '3', y: '1', z: '0' };
+    const d = decodeState('{"y": "4", "z": null}', { previous, diff: true, changedOnly: true });
+    expect(d).toEqual({ ok: true, values: { x: '3', y: '4' } });
+    expect(scoreState(truth, d).exact).toBe(true);
+    // An empty diff is the copy of the previous state; without a previous state the text is the whole state.
+    expect(decodeState('{}', { previous, diff: true, changedOnly: true })).toEqual({ ok: true, values: previous });
+    expect(decodeState('{"x": "3"}', { previous: null, diff: true, changedOnly: true })).toEqual({ ok: true, values: { x: '3' } });
+    expect(decodeState('{"x": null}', { previous: null, diff: true, changedOnly: true }).ok).toBe(false);
+  });
+
   it('sums frames into accuracy, exact match and undecodable share', () => {
     const t = new StateTally();
     t.add(scoreState(truth, decodeState('{"x": "3", "y": "4"}', noPrev)));
@@ -127,6 +138,31 @@ describe('diff base', () => {
       expect(scoreState(Object.fromEntries(Object.entries(steps[i]!.locals!).map(([n, x]) => [n, x.repr])), d).exact).toBe(true);
     });
     expect(sawUnchanged).toBeGreaterThan(0);
+  });
+
+  it('resolves every changed-locals-only state the encoder writes, across a caught exception', () => {
+    const steps = [
+      step('call', 1, { n: '2' }),
+      step('line', 2, { n: '2' }),
+      step('line', 3, { n: '2', i: '0' }),
+      step('exception', 3, null, { arg: 'ValueError: x' }),
+      step('line', 4, { n: '2', i: '0' }),
+      step('line', 5, { n: '2', i: '0', e: '1' }),
+      step('line', 6, { n: '2', e: '1' }),
+      step('return', 6, null, { arg: '1' }),
+    ];
+    const trace: Trace = { ...TRACE, steps };
+    const frames = traceToSegments(trace, { diff: true, changedOnly: true }).filter((s) => s.role === 'state' && s.text.startsWith('{'));
+    const bases = diffBaseIndices(steps);
+    expect(bases[4]).toBe(2); // the exception between two lines of one call is passed over, as the encoder does
+    const stateSteps = steps.flatMap((s, i) => (s.locals ? [i] : []));
+    expect(frames.map((f) => f.text)).toEqual(['{"n": "2"}', '{"n": "2"}', '{"i": "0"}', '{}', '{"e": "1"}', '{"i": null}']);
+    stateSteps.forEach((i, k) => {
+      const base = bases[i];
+      const previous = base === null ? null : Object.fromEntries(Object.entries(steps[base]!.locals!).map(([n, x]) => [n, x.repr]));
+      const d = decodeState(frames[k]!.text, { previous, diff: true, changedOnly: true });
+      expect(scoreState(Object.fromEntries(Object.entries(steps[i]!.locals!).map(([n, x]) => [n, x.repr])), d).exact).toBe(true);
+    });
   });
 });
 

@@ -90,17 +90,20 @@ describe('teacher-forced prompts', () => {
 
 describe('teacher-forced oracle', () => {
   it('scores a model that writes the true state tokens at 100%, with and without diff encoding', () => {
-    for (const diff of [false, true]) {
+    const encodings = [{ diff: false }, { diff: true }, { diff: true, changedOnly: true }];
+    for (const encoding of encodings) {
+      const { diff } = encoding;
       const trace = loop(6);
-      const enc = encodeTrace(trace, tokenizer, { diff });
+      const enc = encodeTrace(trace, tokenizer, encoding);
       const truthByStep = new Map(enc.frames.map((f) => [f.step, tokenizer.decode(enc.ids.subarray(f.stateStart, f.stateEnd))]));
-      const plan = planFrames(trace, tokenizer, { diff, blockSize: 96 });
-      const ev = new TeacherForcedEvaluator({ diff, mostFrequent: MostFrequentValues.fit([]) });
+      const plan = planFrames(trace, tokenizer, { ...encoding, blockSize: 96 });
+      const ev = new TeacherForcedEvaluator({ ...encoding, mostFrequent: MostFrequentValues.fit([]) });
       ev.add(trace, new Map(plan.requests.map((r) => [r.step, truthByStep.get(r.step)!])));
       const r = ev.result().model;
       expect(r.frames).toBe(plan.requests.length);
       expect(r).toMatchObject({ variableAccuracy: 1, stateExactMatch: 1, undecodableShare: 0 });
-      if (diff) expect([...truthByStep.values()].some((t) => t.includes('".."'))).toBe(true);
+      if (diff && !encoding.changedOnly) expect([...truthByStep.values()].some((t) => t.includes('".."'))).toBe(true);
+      if (encoding.changedOnly) expect([...truthByStep.values()]).toContain('{}');
     }
   });
 });
