@@ -9,11 +9,12 @@
  * per core), which in Node is `os.cpus().length / 2`; we double what `os.cpus()` reports while
  * the module initialises so that the requested count is not cut to half the cores.
  *
- * Every XNNPACK operator, matmuls included, runs on the pool; a parallel call costs a wake-up
- * and a barrier across the pool threads, more than the work itself for a small product (an
- * attention head: [T, hs]·[hs, T]). `withoutThreadPool` runs such calls on the calling thread
- * alone: the C side reads its global `threadpool` pointer on every call, and pthreadpool runs
- * a null pool's work inline, so we null that pointer for the duration.
+ * Left alone, every XNNPACK operator runs on the pool, and a parallel call costs a wake-up and
+ * a barrier across the pool threads: more than it saves for an attention head's product or a
+ * softmax even on an idle machine, and ten times the work when another process holds a core.
+ * So the pool stays off (the C side reads its global `threadpool` pointer on every call, and
+ * pthreadpool runs a null pool's work on the calling thread) except around the large matrix
+ * products, which `withThreadPool` runs with the pool: those gain ~1.7× from two threads.
  */
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -41,28 +42,30 @@ interface ThreadPoolSlot {
   /** Int32 index of the pointer in the heap. */
   index: number;
   /** The pool created at start-up. */
-  pointer: number;
+  pool: number;
 }
 
 const pools = new WeakMap<object, ThreadPoolSlot>();
 
-function withPool<T>(slot: ThreadPoolSlot, pointer: number, fn: () => T): T {
+/** Points the module's `threadpool` at `pointer` (0: none) while fn runs, then back at none. */
+function withPointer<T>(slot: ThreadPoolSlot, pointer: number, fn: () => T): T {
   const heap = new Int32Array(slot.memory.buffer); // the live buffer: the heap may have grown
   heap[slot.index] = pointer;
   try {
     return fn();
   } finally {
-    heap[slot.index] = slot.pointer;
+    heap[slot.index] = 0;
   }
 }
 
 /**
- * Runs `fn` (calls into the module of `backend`) with XNNPACK on the calling thread only. Does
- * just `fn()` for the single-threaded build, or when the pool pointer was not found.
+ * Runs `fn` (calls into the module of `backend`) with XNNPACK on the pool threads. Just `fn()`
+ * for the single-threaded build, or when the pool pointer was not found (then the pool is on
+ * for every call, as tfjs leaves it).
  */
-export function withoutThreadPool<T>(backend: unknown, fn: () => T): T {
+export function withThreadPool<T>(backend: unknown, fn: () => T): T {
   const slot = pools.get(backend as object);
-  return slot ? withPool(slot, 0, fn) : fn();
+  return slot ? withPointer(slot, slot.pool, fn) : fn();
 }
 
 /**
@@ -214,10 +217,14 @@ export function registerThreadedWasm(threads: number): void {
       const address = threadPoolAddress(readFileSync(path.join(wasmDir, 'tfjs-backend-wasm-threaded-simd.wasm')));
       const memory = module.wasmMemory as { buffer: ArrayBufferLike } | undefined;
       if (address !== null && memory) {
-        const pool = { memory, index: address / 4, pointer: new Int32Array(memory.buffer)[address / 4]! };
-        // Check the pointer is the pool's: with it nulled the module must report no pool threads.
-        const nulledCount = withPool(pool, 0, getThreadsCount);
-        if (pool.pointer !== 0 && nulledCount !== threads && getThreadsCount() === threads) pools.set(backend, pool);
+        const slot = { memory, index: address / 4, pool: new Int32Array(memory.buffer)[address / 4]! };
+        // Check the pointer is the pool's: nulled, the module must report no pool threads.
+        new Int32Array(memory.buffer)[slot.index] = 0;
+        if (slot.pool !== 0 && getThreadsCount() !== threads && withPointer(slot, slot.pool, getThreadsCount) === threads) {
+          pools.set(backend, slot); // and the pool stays off until withThreadPool
+        } else {
+          new Int32Array(memory.buffer)[slot.index] = slot.pool;
+        }
       }
       // Emscripten refs the worker of every running pthread in Node, and the pool's threads run
       // for the life of the module, so the process would never exit; they hold no work of ours

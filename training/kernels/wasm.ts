@@ -7,7 +7,7 @@
  * customGrad matmul (./matmul.ts) instead.
  */
 import * as tf from '../tf.js';
-import { withoutThreadPool } from './threads.js';
+import { withThreadPool } from './threads.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -190,6 +190,13 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
   return out;
 }
 
+/**
+ * Multiply-adds from which a product runs on the wasm pool threads (threaded build): 2²² is
+ * ~0.1 ms on one thread, where a wake-up of the pool stops costing more than it saves. Every
+ * [B·T, D]-row product of training is above it, a decoding step's few rows are below.
+ */
+const POOL_MIN_PRODUCT = 2 ** 22;
+
 /** a [..., M, K] · b [..., K, N] on XNNPACK (batch shapes equal, or either of size 1). */
 function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
   const m = a.shape.at(-2)!;
@@ -209,25 +216,25 @@ function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tens
     // Every slice of a meets the same b: one [batchA·M, K]·[K, N] product.
     const aId = heapView(backend, ai.offset, batchA * m * k);
     const outId = heapView(backend, oi.offset, batchA * m * n);
-    xnnMatMul(backend, { a: aId, b: bi.id, out: outId }, { m: batchA * m, k, n });
+    const product = (): void => xnnMatMul(backend, { a: aId, b: bi.id, out: outId }, { m: batchA * m, k, n });
+    if (batchA * m * k * n >= POOL_MIN_PRODUCT) withThreadPool(backend, product);
+    else product();
     backend.wasm.tfjs.disposeData(aId);
     backend.wasm.tfjs.disposeData(outId);
     return out;
   }
-  // Per-slice products (attention heads) are too small to gain from pool threads: waking them
-  // costs more than the product, and a busy machine makes it far worse.
-  withoutThreadPool(backend, () => {
-    for (let i = 0; i < batchB; i++) {
-      const aSlice = batchA === 1 ? 0 : i;
-      const aId = heapView(backend, ai.offset + aSlice * m * k * 4, m * k);
-      const bId = heapView(backend, bi.offset + i * k * n * 4, k * n);
-      const outId = heapView(backend, oi.offset + i * m * n * 4, m * n);
-      xnnMatMul(backend, { a: aId, b: bId, out: outId }, { m, k, n });
-      backend.wasm.tfjs.disposeData(aId);
-      backend.wasm.tfjs.disposeData(bId);
-      backend.wasm.tfjs.disposeData(outId);
-    }
-  });
+  // Per-slice products (attention heads) stay on this thread (./threads.ts): in the best case
+  // the pool made them 8% faster, and with another process on a core 10× slower.
+  for (let i = 0; i < batchB; i++) {
+    const aSlice = batchA === 1 ? 0 : i;
+    const aId = heapView(backend, ai.offset + aSlice * m * k * 4, m * k);
+    const bId = heapView(backend, bi.offset + i * k * n * 4, k * n);
+    const outId = heapView(backend, oi.offset + i * m * n * 4, m * n);
+    xnnMatMul(backend, { a: aId, b: bId, out: outId }, { m, k, n });
+    backend.wasm.tfjs.disposeData(aId);
+    backend.wasm.tfjs.disposeData(bId);
+    backend.wasm.tfjs.disposeData(outId);
+  }
   return out;
 }
 
