@@ -30,6 +30,7 @@ ENTRY_FILE = '<entry>'
 def _build(sandboxed, use_settrace=False):
     import builtins
     import io
+    import itertools
     import json
     import operator
     import random
@@ -89,10 +90,14 @@ def _build(sandboxed, use_settrace=False):
     _is = operator.is_
     _max = max
     _numeric = frozenset((int, bool, float, type(None)))
+    _list = list
+    _chain = itertools.chain
+    # Exact types whose values cannot change and whose encoding runs no user code.
+    scalar_types = frozenset((int, bool, float, type(None), str))
     _str_only = frozenset((str,))
     # The C encoder, captured now: json.dumps goes through classes a program could patch.
-    _c_encoder = json.encoder.c_make_encoder(None, None, json.encoder.encode_basestring, None, ': ', ', ',
-                                             False, False, True)
+    _esc = json.encoder.encode_basestring
+    _c_encoder = json.encoder.c_make_encoder(None, None, _esc, None, ': ', ', ', False, False, True)
 
     def dumps(obj):
         return ''.join(_c_encoder(obj, 0))
@@ -103,8 +108,10 @@ def _build(sandboxed, use_settrace=False):
     # ---------------------------------------------------------------- values
 
     def make_encoder(limit):
-        """Returns (encode, reset): encode(v) -> Value dict with per-trace object ids; reset()
-        starts a new trace (the encoder is built once per limit, not once per program)."""
+        """Returns (encode, encode_json, contents, unchanged, reset): encode(v) -> Value dict with
+        per-trace object ids, encode_json(v) -> the same Value as dumps() writes it, contents and
+        unchanged tell when a container's encoding can be reused; reset() starts a new trace (the
+        encoder is built once per limit, not once per program)."""
         ids = {}
         keep = []  # keeps numbered objects alive so that id() values stay unique
         trunc = [False]
@@ -547,29 +554,82 @@ def _build(sandboxed, use_settrace=False):
             deque = stdlib_class('collections', 'deque')
             return (deque is not None and _isinstance(v, deque)) or _has_attrs(t)
 
-        def encode(v):
-            """The Value for v: repr (cut at limit), type name, id for mutable containers/objects."""
+        def text(v):
+            """The repr of v, cut at limit."""
             trunc[0] = False
             s = r(v)
             if trunc[0] or _len(s) > limit:
                 s = s[:limit] + TRUNCATION_MARKER
+            return s
+
+        def encode(v):
+            """The Value for v: repr (cut at limit), type name, id for mutable containers/objects."""
+            s = text(v)
             t = _type(v)
             out = {'repr': s, 'type': _type_name(t)}
             if needs_id(v, t):
                 out['id'] = obj_id(v)
             return out
 
+        # JSON of the names of builtin types, which cannot be renamed (a class can be).
+        type_json = {t: _esc(_type_name(t)) for t in (*atoms, *containers, *tag_types)}
+
+        def encode_json(v):
+            """encode(v) as dumps() writes it; steps are kept as JSON text, which spares the final
+            dumps most of its work (encodings of unchanged values are reused as text)."""
+            s = text(v)
+            t = _type(v)
+            tj = type_json.get(t)
+            if tj is None:
+                tj = _esc(_type_name(t))
+            if needs_id(v, t):
+                return '{"repr": ' + _esc(s) + ', "type": ' + tj + ', "id": ' + _int_repr(obj_id(v)) + '}'
+            return '{"repr": ' + _esc(s) + ', "type": ' + tj + '}'
+
+        def contents(v, t):
+            """For an exact list, or a short exact set or dict, holding only scalars: (longer,
+            items), the objects its encoding depends on, in order; None for any other value.
+            Scalars cannot change, so while a container holds the same objects (by identity) its
+            encoding stays the same. A list longer than `head` prints from its first `head` items
+            alone (see c_repr_head; the walker stops within them too): `longer` is set and
+            `items` holds those."""
+            if t is list:
+                items = v[:head]
+                if _set(_map(_type, items)) <= scalar_types:
+                    return (_len(v) > head, items)
+            elif t is set:
+                if _len(v) <= head and _set(_map(_type, v)) <= scalar_types:
+                    return (False, _list(v))
+            elif t is dict:
+                if (_len(v) <= head and _set(_map(_type, v)) <= scalar_types
+                        and _set(_map(_type, _dict_values(v))) <= scalar_types):
+                    return (False, _list(_chain(v, _dict_values(v))))
+            return None
+
+        def unchanged(v, kept):
+            """Whether a container still holds the items contents() kept, compared in C."""
+            longer, items = kept
+            if longer:
+                return _len(v) > head and _all(_map(_is, v, items))
+            if _type(v) is dict:
+                return _len(v) * 2 == _len(items) and _all(_map(_is, _chain(v, _dict_values(v)), items))
+            return _len(v) == _len(items) and _all(_map(_is, v, items))
+
         def reset():
             ids.clear()
             keep.clear()
             active.clear()
 
-        return encode, reset
+        return encode, encode_json, contents, unchanged, reset
 
     tag_types = {types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
                  types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType}
     immutable_types = {int, bool, str, float, type(None), bytes, complex, range,
                        types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type}
+
+    def exc_json(e):
+        """The `arg` of an exception step as JSON text."""
+        return '{"repr": ' + _esc(exc_text(e)) + ', "type": ' + _esc(_type_name(_type(e))) + '}'
 
     def exc_text(e):
         t = _type(e)
@@ -692,8 +752,6 @@ def _build(sandboxed, use_settrace=False):
 
     baseline_modules = None
 
-    _list = list
-
     # Names whose presence in a program means it may reach any module (so every module is checked
     # after the run, not only those it names).
     dynamic_names = frozenset((
@@ -788,8 +846,9 @@ def _build(sandboxed, use_settrace=False):
     # f_back from the program reaches nothing but the trampoline.
     cur = {}
     cur_names = {}
-    # Per name: whether locals leave it out (dunders such as __builtins__, hidden `.0`).
-    hidden_names = {}
+    # Per local name: its JSON key text (`"name": `), or '' for names locals leave out (dunders
+    # such as __builtins__, hidden `.0`).
+    name_json = {}
 
     def begin(line):
         """Starts a run; returns (module_code, entry_code_or_None, globals), or None when done."""
@@ -833,7 +892,7 @@ def _build(sandboxed, use_settrace=False):
         cur['off']()
 
     def finish(outcome):
-        return dumps(cur['finish'](outcome))
+        return cur['finish'](outcome)
 
     def finish_utf8(outcome):
         """finish() as UTF-8 bytes, which the sandbox writes out as they are: Pyodide's conversion
@@ -845,14 +904,25 @@ def _build(sandboxed, use_settrace=False):
         except UnicodeEncodeError:
             return text
 
-    # Per maxValueChars: the (encode, reset) pair, reused by every run with that limit.
+    # Per maxValueChars: the functions of make_encoder, reused by every run with that limit.
     encoders = {}
+
+    # A step as dumps() writes it, filled in C for all steps at the end of a run (%s of an int is
+    # its repr). Building each step's text, or a dict for dumps(), while the program runs costs
+    # more than the rest of recording it.
+    STEP_JSON = ('{"event": %s, "line": %s, "func": %s, "depth": %s, "locals": %s, "arg": %s, '
+                 '"stdout": %s}')
+    EV_CALL = '"call"'
+    EV_LINE = '"line"'
+    EV_RETURN = '"return"'
+    EV_EXCEPTION = '"exception"'
+    NULL = 'null'
 
     def new_run(req, max_steps, max_out, max_chars):
         enc = encoders.get(max_chars)
         if enc is None:
             enc = encoders[max_chars] = make_encoder(max_chars)
-        encode, reset_encoder = enc
+        encode, encode_json, contents, unchanged, reset_encoder = enc
         reset_encoder()
         steps = []
         st = {'status': None, 'message': None, 'depth': 0, 'out_pos': 0, 'out_bytes': 0,
@@ -886,35 +956,47 @@ def _build(sandboxed, use_settrace=False):
             return text
 
         def snapshot(frame):
-            loc = frame.f_locals
+            """The JSON of the frame's visible locals. Per variable, the `"name": value` text is
+            reused while the variable holds the same object and that object cannot have changed:
+            it is immutable (a scalar, a tuple of scalars...), or a short container of scalars
+            still holding the same items. The cache keeps the objects alive, so their ids cannot
+            be reused by others."""
             cache = fcache.get(frame)
             if cache is None:
                 cache = fcache[frame] = {}
-            out = {}
-            for name, v in loc.items():
-                hidden = hidden_names.get(name)
-                if hidden is None:
-                    hidden = hidden_names[name] = name[:1] == '.' or (name[:2] == '__' and name[-2:] == '__')
-                if hidden:
-                    continue
+            parts = []
+            for name, v in frame.f_locals.items():
                 c = cache.get(name)
-                if c is not None and c[0] is v:
-                    out[name] = c[1]
+                if c is not None and c[0] is v and (c[2] is None or unchanged(v, c[2])):
+                    parts.append(c[1])
                     continue
-                val = encode(v)
-                if _type(v) in immutable_types:
-                    cache[name] = (v, val)
-                elif c is not None:
-                    del cache[name]
-                out[name] = val
-            return out
+                key = name_json.get(name)
+                if key is None:
+                    hidden = name[:1] == '.' or (name[:2] == '__' and name[-2:] == '__')
+                    # Hidden names (dunders such as __builtins__, the `.0` of comprehensions) map to ''.
+                    key = name_json[name] = '' if hidden else _esc(name) + ': '
+                if not key:
+                    continue
+                part = key + encode_json(v)
+                t = _type(v)
+                if t in immutable_types or (t is tuple and _set(_map(_type, v)) <= scalar_types):
+                    cache[name] = (v, part, None)
+                else:
+                    items = contents(v, t)
+                    if items is not None:
+                        cache[name] = (v, part, items)
+                    elif c is not None:
+                        del cache[name]
+                parts.append(part)
+            return '{' + ', '.join(parts) + '}'
 
         def record(event, code, line, depth, loc, arg):
+            """Appends a step as the values of STEP_JSON: `event`, `loc` and `arg` are JSON text
+            ('null' for none), the rest is made JSON here."""
             if _len(steps) >= max_steps:
                 stop('step_limit', 'step limit of ' + str(max_steps) + ' events reached')
-            text = take_stdout() if out_buf.tell() != st['out_pos'] else ''
-            steps.append({'event': event, 'line': line, 'func': code.co_name, 'depth': depth,
-                          'locals': loc, 'arg': arg, 'stdout': text})
+            text = _esc(take_stdout()) if out_buf.tell() != st['out_pos'] else '""'
+            steps.append((event, 'null' if line is None else line, _esc(code.co_name), depth, loc, arg, text))
             if st['out_bytes'] > max_out:
                 stop('output_limit', 'stdout limit of ' + str(max_out) + ' bytes exceeded')
 
@@ -935,7 +1017,7 @@ def _build(sandboxed, use_settrace=False):
                 raise _Stop()
             d = st['depth']
             st['depth'] = d + 1
-            record('call', code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), None)
+            record(EV_CALL, code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), NULL)
 
         def on_start(code, offset):
             if code.co_filename != PROGRAM_FILE:
@@ -951,7 +1033,7 @@ def _build(sandboxed, use_settrace=False):
                 return DISABLE
             if st['status'] is not None:
                 raise _Stop()
-            record('line', code, line, st['depth'] - 1, snapshot(_getframe(1)), None)
+            record(EV_LINE, code, line, st['depth'] - 1, snapshot(_getframe(1)), NULL)
 
         def on_jump(code, src, dest):
             if dest > src or code.co_filename != PROGRAM_FILE:
@@ -962,7 +1044,7 @@ def _build(sandboxed, use_settrace=False):
                 return DISABLE
             if st['status'] is not None:
                 raise _Stop()
-            record('line', code, ln, st['depth'] - 1, snapshot(_getframe(1)), None)
+            record(EV_LINE, code, ln, st['depth'] - 1, snapshot(_getframe(1)), NULL)
 
         def on_return(code, offset, retval):
             if code.co_filename != PROGRAM_FILE:
@@ -972,7 +1054,7 @@ def _build(sandboxed, use_settrace=False):
             st['depth'] -= 1
             frame = _getframe(1)
             fcache.pop(frame, None)
-            record('return', code, frame.f_lineno, st['depth'], None, encode(retval))
+            record(EV_RETURN, code, frame.f_lineno, st['depth'], NULL, encode_json(retval))
 
         def on_yield(code, offset, retval):
             if code.co_filename != PROGRAM_FILE:
@@ -980,7 +1062,7 @@ def _build(sandboxed, use_settrace=False):
             if st['status'] is not None:
                 return
             st['depth'] -= 1
-            record('return', code, _getframe(1).f_lineno, st['depth'], None, encode(retval))
+            record(EV_RETURN, code, _getframe(1).f_lineno, st['depth'], NULL, encode_json(retval))
 
         def on_unwind(code, offset, exc):
             if code.co_filename != PROGRAM_FILE:
@@ -992,7 +1074,7 @@ def _build(sandboxed, use_settrace=False):
             st['depth'] -= 1
             frame = _getframe(1)
             fcache.pop(frame, None)
-            record('return', code, frame.f_lineno, st['depth'], None, None)
+            record(EV_RETURN, code, frame.f_lineno, st['depth'], NULL, NULL)
 
         def on_raise(code, offset, exc):
             if code.co_filename != PROGRAM_FILE:
@@ -1001,8 +1083,8 @@ def _build(sandboxed, use_settrace=False):
                 st['memory_error'] = True
             if st['status'] is not None or _type(exc) is _Stop:
                 return
-            record('exception', code, _getframe(1).f_lineno, st['depth'] - 1, None,
-                   {'repr': exc_text(exc), 'type': _type_name(_type(exc))})
+            record(EV_EXCEPTION, code, _getframe(1).f_lineno, st['depth'] - 1, NULL,
+                   exc_json(exc))
 
         # --- sys.settrace fallback (native CPython 3.11, differential tests)
 
@@ -1016,27 +1098,27 @@ def _build(sandboxed, use_settrace=False):
                 raise _Stop()
             if event == 'line':
                 unwinding.discard(frame)
-                record('line', code, frame.f_lineno, st['depth'] - 1, snapshot(frame), None)
+                record(EV_LINE, code, frame.f_lineno, st['depth'] - 1, snapshot(frame), NULL)
             elif event == 'call':
                 d = st['depth']
                 st['depth'] = d + 1
-                record('call', code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), None)
+                record(EV_CALL, code, frame.f_lineno or code.co_firstlineno, d, snapshot(frame), NULL)
             elif event == 'return':
                 st['depth'] -= 1
                 fcache.pop(frame, None)
                 if frame in unwinding:
                     unwinding.discard(frame)
-                    record('return', code, frame.f_lineno, st['depth'], None, None)
+                    record(EV_RETURN, code, frame.f_lineno, st['depth'], NULL, NULL)
                 else:
-                    record('return', code, frame.f_lineno, st['depth'], None, encode(arg))
+                    record(EV_RETURN, code, frame.f_lineno, st['depth'], NULL, encode_json(arg))
             elif event == 'exception':
                 exc = arg[1]
                 if _isinstance(exc, MemoryError):
                     st['memory_error'] = True
                 if _type(exc) is not _Stop:
                     unwinding.add(frame)
-                    record('exception', code, frame.f_lineno, st['depth'] - 1, None,
-                           {'repr': exc_text(exc), 'type': _type_name(_type(exc))})
+                    record(EV_EXCEPTION, code, frame.f_lineno, st['depth'] - 1, NULL,
+                           exc_json(exc))
             return tracefunc
 
         callbacks = {}
@@ -1098,7 +1180,7 @@ def _build(sandboxed, use_settrace=False):
                 st['tamper'] = problem
 
         def finish(outcome):
-            """Restores the interpreter and builds the trace from the trampoline's (ok, value)."""
+            """Restores the interpreter; the JSON of the trace from the trampoline's (ok, value)."""
             tracing_off()
             (sys.stdout, sys.stderr, sys.stdin, sys.__stdout__, sys.__stderr__) = saved_streams
             sys.setrecursionlimit(saved_recursion)
@@ -1136,17 +1218,19 @@ def _build(sandboxed, use_settrace=False):
                     st['status'] = 'output_limit'
                     st['message'] = 'stdout limit of ' + str(max_out) + ' bytes exceeded'
             status = st['status'] or 'ok'
-            return {
+            head = dumps({
                 'id': req.get('id'),
                 'source': req['source'],
                 'entry': req.get('entry'),
                 'status': status,
                 'message': st['message'],
                 'result': result if status == 'ok' else None,
-                'steps': steps,
-                'stdout': stdout,
-                'recycle': st['memory_error'] or status == 'memory_limit',
-            }
+            })
+            # The steps are JSON text already: the trace is written around them.
+            recycle = st['memory_error'] or status == 'memory_limit'
+            body = ', '.join(_map(STEP_JSON.__mod__, steps))
+            return (head[:-1] + ', "steps": [' + body + '], "stdout": ' + _esc(stdout) + ', "recycle": '
+                    + ('true' if recycle else 'false') + '}')
 
         return {'st': st, 'on': tracing_on, 'off': tracing_off, 'finish': finish, 'redirect': redirect}
 

@@ -100,6 +100,43 @@ describe('TracerPool', () => {
     expect(traces.map((t) => `${t.id} ${t.status} ${t.result?.repr ?? t.stdout}`)).toEqual(["r ok b'' \n", 'q1 ok 1', 'q2 ok 2', 'q3 ok 3']);
   });
 
+  it('shows every in-place change of a container, also when its encoding is reused between steps', async () => {
+    const source = [
+      'def f():',
+      '    a = [1, 2, 3]',
+      '    a[0] = 1.0',
+      '    a[0] = True',
+      '    a.append([0])',
+      '    a[3].append(1)',
+      '    d = {"x": 1}',
+      '    d["x"] = 2',
+      '    d["y"] = d.pop("x")',
+      '    s = {"p"}',
+      '    s.add("q")',
+      '    big = list(range(100))',
+      '    big[0] = -1',
+      '    del big[3:]',
+      '    t = (1, [2])',
+      '    t[1].append(3)',
+      '    return 0',
+    ].join('\n');
+    const t = await pool.trace({ id: 'inplace', source, entry: 'f()' });
+    const seen = (name: string) => {
+      const out: string[] = [];
+      for (const s of t.steps) {
+        const r = s.locals?.[name]?.repr.slice(0, 20);
+        if (r !== undefined && r !== out.at(-1)) out.push(r);
+      }
+      return out;
+    };
+    expect(t.status).toBe('ok');
+    expect(seen('a')).toEqual(['[1, 2, 3]', '[1.0, 2, 3]', '[True, 2, 3]', '[True, 2, 3, [0]]', '[True, 2, 3, [0, 1]]']);
+    expect(seen('d')).toEqual(["{'x': 1}", "{'x': 2}", "{'y': 2}"]);
+    expect(seen('s')).toEqual(["{'p'}", "{'q', 'p'}"]);
+    expect(seen('big')).toEqual(['[0, 1, 2, 3, 4, 5, 6', '[-1, 1, 2, 3, 4, 5, ', '[-1, 1, 2]']);
+    expect(seen('t')).toEqual(['(1, [2])', '(1, [2, 3])']);
+  });
+
   it('yields traceAll results in input order', async () => {
     const programs = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' }));
     const seen: string[] = [];
