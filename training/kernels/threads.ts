@@ -68,6 +68,14 @@ export function withThreadPool<T>(backend: unknown, fn: () => T): T {
   return slot ? withPointer(slot, slot.pool, fn) : fn();
 }
 
+/** Gives `backend` its pool back for every call, as tfjs leaves it (without our matmul kernel). */
+export function leaveThreadPoolOn(backend: unknown): void {
+  const slot = pools.get(backend as object);
+  if (!slot) return;
+  new Int32Array(slot.memory.buffer)[slot.index] = slot.pool;
+  pools.delete(backend as object);
+}
+
 /**
  * The heap address of the C global `threadpool`, read from the code of the exported
  * `get_threads_count`, which is `return pthreadpool_get_threads_count(threadpool)` and so starts

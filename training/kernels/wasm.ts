@@ -7,7 +7,7 @@
  * customGrad matmul (./matmul.ts) instead.
  */
 import * as tf from '../tf.js';
-import { withThreadPool } from './threads.js';
+import { leaveThreadPoolOn, withThreadPool } from './threads.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -549,6 +549,7 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 export function installWasmKernels(backend: unknown): WasmKernelReport {
   register('UnsortedSegmentSum', unsortedSegmentSum as unknown as tf.KernelFunc);
   if (!hasExpectedInternals(backend)) {
+    leaveThreadPoolOn(backend); // no BatchMatMul override here to turn it on around products
     return { overrides: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
   }
   if (stockKernels.size === 0) {
