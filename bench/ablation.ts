@@ -47,6 +47,8 @@ const settings = {
   evalLimit: envInt('ABLATION_EVAL_LIMIT', 80),
   rolloutLimit: envInt('ABLATION_ROLLOUT_LIMIT', 25),
   lambdas: (process.env.ABLATION_LAMBDAS ?? '0,0.25,1').split(',').map(Number),
+  /** State encoding of the training sequences (`execwm train --diff`): changed (the demo's) or cwm. */
+  diff: process.env.ABLATION_DIFF ?? 'changed',
   /** Wasm threads for training (the stages run one at a time, so training may use every core). */
   threads: envInt('ABLATION_THREADS', Math.min(cpus().length, 4)),
 };
@@ -149,7 +151,7 @@ async function mainAblation(): Promise<void> {
     const run = join(d, `run-l${lambda}`);
     execwm([
       'train', '--corpus', corpus, '--out', run, '--preset', settings.modelPreset, '--steps', String(settings.steps),
-      '--batch', String(settings.batch), '--seed', String(settings.seed), '--state-weight', String(lambda), '--diff', '--threads', String(settings.threads), '--quiet',
+      '--batch', String(settings.batch), '--seed', String(settings.seed), '--state-weight', String(lambda), '--diff', settings.diff, '--threads', String(settings.threads), '--quiet',
     ]);
     const evals: Record<string, Report> = {};
     for (const [name, dir] of [['test', corpus], ['hard', hard]] as const) {
@@ -178,7 +180,8 @@ async function mainAblation(): Promise<void> {
   const out: string[] = [];
   out.push('# Does the state objective help? (ablation)', '');
   out.push(
-    `Same model (\`${settings.modelPreset}\`), seed ${settings.seed}, ${settings.steps} steps of ${settings.batch} sequences for every λ; ` +
+    `Same model (\`${settings.modelPreset}\`), seed ${settings.seed}, ${settings.steps} steps of ${settings.batch} sequences for every λ, ` +
+      `states encoded with \`--diff ${settings.diff}\`; ` +
       `training corpus: ${settings.programs} synthetic \`${settings.preset}\` programs (train split); evaluated on its held-out test split ` +
       `(\`test\`, up to ${settings.evalLimit} traces) and on ${settings.hardPrograms} unseen \`hard\` programs (\`hard\`, up to ${settings.evalLimit}); ` +
       `rollouts on up to ${settings.rolloutLimit} traces per set. ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${minutes.toFixed(0)} minutes in all.`,
