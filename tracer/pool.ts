@@ -93,7 +93,8 @@ class Sandbox {
   readonly snapshot: Promise<Buffer | null>;
   /** Lines received while neither the boot nor a listener takes them. */
   private lines: string[] = [];
-  private partial = '';
+  /** Pieces of the line being received (a long trace arrives in many chunks). */
+  private partial: string[] = [];
   private waiter: ((line: string | null) => void) | null = null;
   private listener: SandboxListener | null = null;
   private dead = false;
@@ -155,13 +156,23 @@ class Sandbox {
   }
 
   private onData(chunk: string): void {
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const p of parts) {
-      if (this.waiter) this.wake(p);
-      else if (this.listener) this.listener.line(p);
-      else this.lines.push(p);
+    // Only the new chunk is searched: re-splitting the whole pending line at every chunk made
+    // receiving a trace of n bytes cost O(n^2).
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      const piece = chunk.slice(start, nl);
+      start = nl + 1;
+      let line = piece;
+      if (this.partial.length > 0) {
+        this.partial.push(piece);
+        line = this.partial.join('');
+        this.partial = [];
+      }
+      if (this.waiter) this.wake(line);
+      else if (this.listener) this.listener.line(line);
+      else this.lines.push(line);
     }
+    if (start < chunk.length) this.partial.push(chunk.slice(start));
   }
 
   private onGone(): void {
