@@ -10,11 +10,11 @@
  * the module initialises so that the requested count is not cut to half the cores.
  *
  * Left alone, every XNNPACK operator runs on the pool, and a parallel call costs a wake-up and
- * a barrier across the pool threads: more than it saves for an attention head's product or a
- * softmax even on an idle machine, and ten times the work when another process holds a core.
+ * a barrier across the pool threads: at best it saved 8% on an attention head's product and
+ * nothing on a softmax, and it costs ten times the work when another process holds a core.
  * So the pool stays off (the C side reads its global `threadpool` pointer on every call, and
  * pthreadpool runs a null pool's work on the calling thread) except around the large matrix
- * products, which `withThreadPool` runs with the pool: those gain ~1.7× from two threads.
+ * products, which `withThreadPool` runs with the pool: two threads made those up to 1.7× faster.
  */
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
