@@ -42,7 +42,7 @@
  * are next-token targets for every λ, so a next-token-only model learns the
  * task as well as a model trained on states.
  */
-import { CWM_TOKENS } from '../corpus/index.js';
+import { CWM_TOKENS } from '../corpus/cwm.js';
 import type { Step, Trace } from '../src/schema.js';
 import type { Tokenizer } from './tokenizer.js';
 
