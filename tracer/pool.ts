@@ -110,9 +110,16 @@ class Sandbox {
       snapshot.mode === 'make' && fd3
         ? new Promise((res) => {
             const chunks: Buffer[] = [];
+            let done = false;
+            // `end` and `close` both come; the ~30 MB snapshot is joined once.
+            const finish = (): void => {
+              if (done) return;
+              done = true;
+              res(chunks.length > 0 ? Buffer.concat(chunks) : null);
+            };
             fd3.on('data', (c: Buffer) => chunks.push(c));
-            fd3.on('end', () => res(chunks.length > 0 ? Buffer.concat(chunks) : null));
-            fd3.on('close', () => res(chunks.length > 0 ? Buffer.concat(chunks) : null));
+            fd3.on('end', finish);
+            fd3.on('close', finish);
           })
         : Promise.resolve(null);
     this.proc.stdout?.setEncoding('utf8');
