@@ -103,10 +103,10 @@ for (const name of ['getBuiltinModule', 'binding', '_linkedBinding', 'dlopen', '
 }
 
 /**
- * Runs one request through the tracer and returns the trace JSON: UTF-8 bytes (a PyProxy the
- * caller destroys), or a string when the trace holds a lone surrogate.
+ * Runs one request through the tracer and returns the trace JSON as ASCII bytes (a PyProxy the
+ * caller destroys).
  * @param {string} line
- * @returns {string | any}
+ * @returns {any}
  */
 function traceLine(line) {
   const plan = begin(line);
@@ -142,13 +142,9 @@ function traceLine(line) {
 
 /**
  * Writes one trace from traceLine() as a stdout line.
- * @param {string | any} trace
+ * @param {any} trace
  */
 function sendTrace(trace) {
-  if (typeof trace === 'string') {
-    send(trace);
-    return;
-  }
   // The bytes are written straight from the wasm heap: no JS string is built.
   const buffer = trace.getBuffer('u8');
   try {
@@ -171,7 +167,7 @@ const warmUp = traceLine(
     limits: { maxSteps: 1000, timeoutMs: 1000, memoryBytes: memoryCap, maxStdoutBytes: 1000, maxValueChars: 50 },
   }),
 );
-if (typeof warmUp !== 'string') warmUp.destroy();
+warmUp.destroy();
 send(JSON.stringify({ ready: true, python: pythonVersion, pyodide: pyodide.version }));
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });

@@ -34,6 +34,7 @@ def _build(sandboxed, use_settrace=False):
     import json
     import operator
     import random
+    import re
     import types
     import warnings
 
@@ -95,9 +96,13 @@ def _build(sandboxed, use_settrace=False):
     # Exact types whose values cannot change and whose encoding runs no user code.
     scalar_types = frozenset((int, bool, float, type(None), str))
     _str_only = frozenset((str,))
-    # The C encoder, captured now: json.dumps goes through classes a program could patch.
-    _esc = json.encoder.encode_basestring
+    # The C encoder, captured now: json.dumps goes through classes a program could patch. Traces
+    # are ASCII (other characters as \uXXXX escapes): Node decodes and parses ASCII several times
+    # faster than UTF-8 text with a few non-ASCII characters (such as the truncation marker).
+    _esc = json.encoder.encode_basestring_ascii
     _c_encoder = json.encoder.c_make_encoder(None, None, _esc, None, ': ', ', ', False, False, True)
+    # In an ASCII trace: an escaped backslash, a surrogate pair, or a lone surrogate (group 1).
+    _surrogates = re.compile(r'\\\\|\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|(\\ud[89a-f][0-9a-f]{2})')
 
     def dumps(obj):
         return ''.join(_c_encoder(obj, 0))
@@ -894,15 +899,17 @@ def _build(sandboxed, use_settrace=False):
     def finish(outcome):
         return cur['finish'](outcome)
 
+    def lone_to_fffd(m):
+        return m.group() if m.group(1) is None else '\\ufffd'
+
     def finish_utf8(outcome):
-        """finish() as UTF-8 bytes, which the sandbox writes out as they are: Pyodide's conversion
-        of a non-ASCII str to a JS string is ~40x slower. A trace holding a lone surrogate stays a
-        str, so that the JS side converts it exactly as before."""
+        """finish() as bytes (ASCII, so also UTF-8), which the sandbox writes out as they are:
+        Pyodide's conversion of a non-ASCII str to a JS string is ~40x slower. A lone surrogate
+        becomes U+FFFD, as Node's UTF-8 writer made it when such traces were sent as strings."""
         text = finish(outcome)
-        try:
-            return text.encode('utf-8')
-        except UnicodeEncodeError:
-            return text
+        if '\\ud' in text:
+            text = _surrogates.sub(lone_to_fffd, text)
+        return text.encode('ascii')
 
     # Per maxValueChars: the functions of make_encoder, reused by every run with that limit.
     encoders = {}

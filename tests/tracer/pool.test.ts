@@ -137,6 +137,14 @@ describe('TracerPool', () => {
     expect(seen('t')).toEqual(['(1, [2])', '(1, [2, 3])']);
   });
 
+  it('delivers non-ASCII text intact and lone surrogates in stdout as U+FFFD', async () => {
+    const source = 'def f():\n    s = "\\ud800x\\U0001F600\\\\ud800\u2026\\udc00"\n    print(s, "\u00e9")\n    return s\n';
+    const t = await pool.trace({ id: 'text', source, entry: 'f()' });
+    expect(t.status).toBe('ok');
+    expect(t.stdout).toBe('\ufffdx\u{1F600}\\ud800\u2026\ufffd \u00e9\n');
+    expect(t.result?.repr).toBe("'\\ud800x\u{1F600}\\\\ud800\u2026\\udc00'");
+  });
+
   it('yields traceAll results in input order', async () => {
     const programs = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, source: `def f():\n    return ${i}\n`, entry: 'f()' }));
     const seen: string[] = [];
