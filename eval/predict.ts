@@ -250,14 +250,17 @@ const EVENT_OF: Record<string, string> = {
 /**
  * Parses generated frames (the text after the context, up to `<|trace_end|>`) into
  * rollout frames. `".."` resolves against the previous generated frame when both are
- * `line` frames (adjacent line frames always belong to the same call). Anything
- * malformed is kept as a frame that matches nothing.
+ * `line` frames (adjacent line frames always belong to the same call); a
+ * changed-locals-only diff against the latest state of its invocation, as the
+ * encoder writes it. Anything malformed is kept as a frame that matches nothing.
  */
 export function parseRolloutFrames(text: string, options: { diff: boolean; changedOnly?: boolean }): RolloutFrame[] {
   const body = text.split(SPECIAL_TOKENS.traceEnd)[0]!;
   const chunks = body.split(SPECIAL_TOKENS.frameSep);
   if (chunks[chunks.length - 1] === '') chunks.pop();
   const frames: RolloutFrame[] = [];
+  /** The latest state of each open invocation (the reference of a changed-locals-only diff). */
+  const open: (StateStrings | null)[] = [];
   for (const chunk of chunks) {
     const sep = Object.keys(EVENT_OF).find((s) => chunk.startsWith(s));
     const event = sep ? EVENT_OF[sep]! : 'malformed';
@@ -271,9 +274,20 @@ export function parseRolloutFrames(text: string, options: { diff: boolean; chang
     const tail = rest.slice(a + SPECIAL_TOKENS.actionSep.length);
     if (event === 'call' || event === 'line') {
       const prev = frames[frames.length - 1];
-      const previous = options.diff && event === 'line' && prev?.event === 'line' ? prev.state : null;
-      frames.push({ event, state: parseState(head, { ...options, previous }), action: tail, arg: null });
+      const previous =
+        !options.diff || event === 'call'
+          ? null
+          : options.changedOnly
+            ? (open[open.length - 1] ?? null)
+            : prev?.event === 'line'
+              ? prev.state
+              : null;
+      const state = parseState(head, { ...options, previous });
+      frames.push({ event, state, action: tail, arg: null });
+      if (event === 'call') open.push(state);
+      else if (open.length > 0) open[open.length - 1] = state;
     } else {
+      if (event === 'return') open.pop();
       const g = tail.indexOf(SPECIAL_TOKENS.argSep);
       const action = g < 0 ? tail : tail.slice(0, g);
       const arg = g < 0 ? null : parseJsonString(tail.slice(g + SPECIAL_TOKENS.argSep.length));

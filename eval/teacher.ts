@@ -7,7 +7,7 @@
  * hand-made outputs; `predict.ts` feeds it real ones).
  */
 import type { Step, Trace } from '../src/schema.js';
-import { diffReferenceIndex } from '../training/sequence.js';
+import { diffReferenceIndices } from '../training/sequence.js';
 import {
   BASELINES,
   PREDICTORS,
@@ -93,15 +93,6 @@ export interface TeacherForcedOptions {
   mostFrequent: MostFrequentValues;
 }
 
-/**
- * For each step, the index of the step whose state a diff refers to, by the
- * sequence encoder's own rule ({@link diffReferenceIndex}); null where the
- * encoder spells the state in full.
- */
-export function diffBaseIndices(steps: readonly Step[]): (number | null)[] {
-  return steps.map((_, i) => diffReferenceIndex(steps, i));
-}
-
 export class TeacherForcedEvaluator {
   private readonly tallies: Record<Predictor, StateTally> = {
     model: new StateTally(),
@@ -119,7 +110,7 @@ export class TeacherForcedEvaluator {
    */
   add(trace: EvalTrace, outputs: ReadonlyMap<number, string>): ViewerTrace {
     const steps = trace.steps;
-    const base = diffBaseIndices(steps);
+    const base = diffReferenceIndices(steps, { changedOnly: this.options.changedOnly });
     const prevFrame = previousFrameIndices(steps);
     const roles = inferRoles(trace.source, steps);
     const difficulty = difficultyOf(trace.origin);

@@ -123,25 +123,58 @@ export function localsJson(
 }
 
 /**
- * The index of the step a `line` step is diffed against: the closest earlier
- * step at the same depth, passing over exception events, when that is a `line`
- * (so the first line of a call, and the line after a nested call returns, have
- * none). Eval resolves predicted diffs by the same rule.
+ * For each step, the index of the step its state is diffed against, or null
+ * where the state is spelled in full.
+ *
+ * CWM's rule (`..`): a `line` step is diffed against the closest earlier step at
+ * its depth, passing over exception events, when that is a `line`; so the first
+ * line of a call and the line after a nested call returns have none.
+ *
+ * With `changedOnly`: against the previous `call` or `line` step of the same
+ * invocation, passing over nested calls — the step copy-previous-state copies —
+ * so an empty diff means "as before" on every line; only `call` steps (the
+ * arguments) are spelled in full.
+ *
+ * Eval resolves predicted diffs by this same function.
  */
-export function diffReferenceIndex(steps: readonly Step[], i: number): number | null {
-  const step = steps[i]!;
-  if (step.event !== 'line') return null;
-  for (let k = i - 1; k >= 0; k--) {
-    const prev = steps[k]!;
-    if (prev.event === 'exception' && prev.depth === step.depth) continue;
-    return prev.event === 'line' && prev.depth === step.depth ? k : null;
+export function diffReferenceIndices(steps: readonly Step[], options: { changedOnly?: boolean }): (number | null)[] {
+  if (!options.changedOnly) {
+    return steps.map((step, i) => {
+      if (step.event !== 'line') return null;
+      for (let k = i - 1; k >= 0; k--) {
+        const prev = steps[k]!;
+        if (prev.event === 'exception' && prev.depth === step.depth) continue;
+        return prev.event === 'line' && prev.depth === step.depth ? k : null;
+      }
+      return null;
+    });
   }
-  return null;
+  // The last call/line step of the open invocation at each depth.
+  const last: (number | null)[] = [];
+  return steps.map((step, i) => {
+    const d = step.depth;
+    if (step.event === 'call') {
+      last.length = d;
+      last[d] = i;
+      return null;
+    }
+    if (step.event === 'line') {
+      const ref = last[d] ?? null;
+      last.length = d;
+      last[d] = i;
+      return ref;
+    }
+    if (step.event === 'return') last.length = d;
+    return null;
+  });
 }
 
-function diffReference(steps: readonly Step[], i: number): Map<string, string> | null {
-  const k = diffReferenceIndex(steps, i);
-  return k === null ? null : new Map(Object.entries(steps[k]!.locals ?? {}).map(([name, v]) => [name, v.repr]));
+/** The reference state of each step as repr by name (see {@link diffReferenceIndices}). */
+function diffReferences(steps: readonly Step[], options: SequenceOptions): (Map<string, string> | null)[] {
+  if (!options.diff) return steps.map(() => null);
+  return diffReferenceIndices(steps, options).map((k) =>
+    k === null ? null : new Map(Object.entries(steps[k]!.locals ?? {}).map(([name, v]) => [name, v.repr])),
+  );
 }
 
 const EVENT_SEP: Record<Step['event'], string> = {
@@ -151,13 +184,19 @@ const EVENT_SEP: Record<Step['event'], string> = {
   exception: SPECIAL_TOKENS.exceptionSep,
 };
 
-/** The segments of one step's frame (`lines` = the source split on newlines). */
-export function frameSegments(steps: readonly Step[], i: number, lines: readonly string[], options: SequenceOptions): Segment[] {
-  const step = steps[i]!;
+/**
+ * The segments of one step's frame (`lines` = the source split on newlines,
+ * `previous` = its diff reference from {@link diffReferences}, null for none).
+ */
+export function frameSegments(
+  step: Step,
+  lines: readonly string[],
+  previous: ReadonlyMap<string, string> | null,
+  options: SequenceOptions,
+): Segment[] {
   const sp = (text: string): Segment => ({ text, role: 'action', special: true });
   const text = sourceLine(lines, step.line);
   if (step.event === 'call' || step.event === 'line') {
-    const previous = options.diff ? diffReference(steps, i) : null;
     return [
       sp(EVENT_SEP[step.event]),
       { text: localsJson(step.locals, previous, { changedOnly: options.changedOnly }), role: 'state', special: false },
@@ -189,7 +228,8 @@ export function contextSegments(trace: Pick<Trace, 'source' | 'entry'>): Segment
 export function traceToSegments(trace: Trace, options: SequenceOptions): Segment[] {
   const lines = trace.source.split('\n');
   const out = contextSegments(trace);
-  for (let i = 0; i < trace.steps.length; i++) out.push(...frameSegments(trace.steps, i, lines, options));
+  const refs = diffReferences(trace.steps, options);
+  for (let i = 0; i < trace.steps.length; i++) out.push(...frameSegments(trace.steps[i]!, lines, refs[i]!, options));
   out.push({ text: SPECIAL_TOKENS.traceEnd, role: 'action', special: true });
   return out.filter((s) => s.text !== '');
 }
@@ -252,11 +292,12 @@ export function encodeTrace(trace: Trace, tokenizer: Tokenizer, options: Sequenc
   const { ids, roles } = encodeSegments(contextSegments(trace), tokenizer);
   const contextLength = ids.length;
   const frames: FrameSpan[] = [];
+  const refs = diffReferences(trace.steps, options);
   for (let i = 0; i < trace.steps.length; i++) {
     const start = ids.length;
     let stateStart = -1;
     let stateEnd = -1;
-    for (const s of frameSegments(trace.steps, i, lines, options)) {
+    for (const s of frameSegments(trace.steps[i]!, lines, refs[i]!, options)) {
       if (s.role === 'state') stateStart = ids.length;
       const part = s.special ? [tokenizer.specialId(s.text)] : tokenizer.encode(s.text);
       for (const id of part) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Step, Trace } from '../../src/schema.js';
-import { traceToSegments } from '../../training/sequence.js';
+import { diffReferenceIndices, traceToSegments } from '../../training/sequence.js';
 import {
   MostFrequentValues,
   copyPreviousPrediction,
@@ -16,7 +16,7 @@ import {
   summarizeRollouts,
   type RolloutFrame,
 } from '../../eval/metrics.js';
-import { TeacherForcedEvaluator, diffBaseIndices } from '../../eval/teacher.js';
+import { TeacherForcedEvaluator } from '../../eval/teacher.js';
 import { sample } from '../../eval/run.js';
 import { step, v } from './fixtures.js';
 
@@ -126,7 +126,7 @@ describe('diff base', () => {
     ];
     const trace: Trace = { ...TRACE, steps };
     const frames = traceToSegments(trace, { diff: true }).filter((s) => s.role === 'state' && s.text.startsWith('{'));
-    const bases = diffBaseIndices(steps);
+    const bases = diffReferenceIndices(steps, {});
     const stateSteps = steps.flatMap((s, i) => (s.locals ? [i] : []));
     expect(frames.length).toBe(stateSteps.length);
     let sawUnchanged = 0;
@@ -138,6 +138,24 @@ describe('diff base', () => {
       expect(scoreState(Object.fromEntries(Object.entries(steps[i]!.locals!).map(([n, x]) => [n, x.repr])), d).exact).toBe(true);
     });
     expect(sawUnchanged).toBeGreaterThan(0);
+  });
+
+  it('diffs changed-locals-only states against the step copy-previous-state copies, across nested calls', () => {
+    const steps = [
+      step('call', 1, { n: '2' }),
+      step('line', 2, { n: '2' }),
+      step('call', 1, { k: '0' }, { func: 'g', depth: 1 }),
+      step('line', 2, { k: '0' }, { func: 'g', depth: 1 }),
+      step('return', 2, null, { func: 'g', depth: 1, arg: '0' }),
+      step('line', 3, { n: '2', i: '0' }),
+      step('call', 1, { k: '1' }, { func: 'g', depth: 1 }),
+      step('return', 1, null, { func: 'g', depth: 1, arg: '1' }),
+      step('line', 4, { n: '2', i: '1' }),
+      step('return', 4, null, { arg: '1' }),
+    ];
+    const refs = diffReferenceIndices(steps, { changedOnly: true });
+    expect(refs).toEqual(previousFrameIndices(steps));
+    expect(refs).toEqual([null, 0, null, 2, null, 1, null, null, 5, null]);
   });
 
   it('resolves every changed-locals-only state the encoder writes, across a caught exception', () => {
@@ -153,10 +171,10 @@ describe('diff base', () => {
     ];
     const trace: Trace = { ...TRACE, steps };
     const frames = traceToSegments(trace, { diff: true, changedOnly: true }).filter((s) => s.role === 'state' && s.text.startsWith('{'));
-    const bases = diffBaseIndices(steps);
-    expect(bases[4]).toBe(2); // the exception between two lines of one call is passed over, as the encoder does
+    const bases = diffReferenceIndices(steps, { changedOnly: true });
+    expect(bases[4]).toBe(2); // the exception between two lines of one call is passed over
     const stateSteps = steps.flatMap((s, i) => (s.locals ? [i] : []));
-    expect(frames.map((f) => f.text)).toEqual(['{"n": "2"}', '{"n": "2"}', '{"i": "0"}', '{}', '{"e": "1"}', '{"i": null}']);
+    expect(frames.map((f) => f.text)).toEqual(['{"n": "2"}', '{}', '{"i": "0"}', '{}', '{"e": "1"}', '{"i": null}']);
     stateSteps.forEach((i, k) => {
       const base = bases[i];
       const previous = base === null ? null : Object.fromEntries(Object.entries(steps[base]!.locals!).map(([n, x]) => [n, x.repr]));

@@ -19,7 +19,7 @@ import {
   trueRolloutFrames,
   type DecodeRequest,
 } from '../../eval/predict.js';
-import { loopTrace } from './fixtures.js';
+import { loopTrace, step } from './fixtures.js';
 
 const loop = (n: number): Trace => loopTrace({ start: 0, n });
 
@@ -121,6 +121,32 @@ describe('rollout parsing', () => {
     expect(score.exact).toBe(false);
     expect(score.firstDivergence).toBe(trace.steps.findIndex((s) => s.locals?.i?.repr === '1'));
     expect(rolloutOutput(parseRolloutFrames('<|call_sep|>{}<|action_sep|>x<|frame_sep|>garbage', { diff: true }))).toBeNull();
+  });
+
+  it('reads a changed-locals-only rollout back, each diff against the latest state of its own call', () => {
+    const trace: Trace = {
+      ...loop(1),
+      source: 'def g(k):\n    return k\ndef f(n):\n    a = g(n)\n    b = g(a)\n    return b\n',
+      entry: 'f(1)',
+      steps: [
+        step('call', 3, { n: '1' }),
+        step('line', 4, { n: '1' }),
+        step('call', 1, { k: '1' }, { func: 'g', depth: 1 }),
+        step('line', 2, { k: '1' }, { func: 'g', depth: 1 }),
+        step('return', 2, null, { func: 'g', depth: 1, arg: '1' }),
+        step('line', 5, { n: '1', a: '1' }),
+        step('call', 1, { k: '1' }, { func: 'g', depth: 1 }),
+        step('line', 2, { k: '1' }, { func: 'g', depth: 1 }),
+        step('return', 2, null, { func: 'g', depth: 1, arg: '1' }),
+        step('line', 6, { n: '1', a: '1', b: '1' }),
+        step('return', 6, null, { arg: '1' }),
+      ],
+    };
+    const encoding = { diff: true, changedOnly: true };
+    const text = traceToText(trace, encoding);
+    expect(text).toContain('<|line_sep|>{"b": "1"}<|action_sep|>    return b');
+    const after = text.slice(text.indexOf('<|frame_sep|>') + '<|frame_sep|>'.length);
+    expect(scoreRollout(trueRolloutFrames(trace), parseRolloutFrames(after, encoding))).toMatchObject({ exact: true });
   });
 
   it('asks for a direct output with exactly the prompt of a training output example', () => {
