@@ -64,6 +64,11 @@ function checkProgram(program: Program): void {
   }
 }
 
+/** Whether a trace's id is the program's: lone surrogates come back from the sandbox as U+FFFD. */
+function sameId(echoed: unknown, id: string): boolean {
+  return echoed === id || echoed === id.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
 /** A trace that ended without the sandbox's own report (timeout, death). */
 function failedTrace(program: Program, status: Trace['status'], message: string): Trace {
   return { id: program.id, source: program.source, entry: program.entry, status, message, result: null, steps: [], stdout: '' };
@@ -452,7 +457,7 @@ export class TracerPool {
     } catch {
       // Reported below.
     }
-    if (parsed === null || typeof parsed !== 'object' || parsed.id !== job.program.id) {
+    if (parsed === null || typeof parsed !== 'object' || !sameId(parsed.id, job.program.id)) {
       this.respawn(slot);
       job.settle(failedTrace(job.program, 'crashed', 'the sandbox sent malformed output'));
       return;

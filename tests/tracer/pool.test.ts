@@ -137,9 +137,11 @@ describe('TracerPool', () => {
     expect(seen('t')).toEqual(['(1, [2])', '(1, [2, 3])']);
   });
 
-  it('delivers non-ASCII text intact and lone surrogates in stdout as U+FFFD', async () => {
+  it('delivers non-ASCII text intact, lone surrogates in stdout as U+FFFD, and accepts an id holding one', async () => {
     const source = 'def f():\n    s = "\\ud800x\\U0001F600\\\\ud800\u2026\\udc00"\n    print(s, "\u00e9")\n    return s\n';
-    const t = await pool.trace({ id: 'text', source, entry: 'f()' });
+    // The id holds a lone surrogate too: the trace still counts as this program's.
+    const t = await pool.trace({ id: 'text\ud800', source, entry: 'f()' });
+    expect(t.id).toBe('text\ud800');
     expect(t.status).toBe('ok');
     expect(t.stdout).toBe('\ufffdx\u{1F600}\\ud800\u2026\ufffd \u00e9\n');
     expect(t.result?.repr).toBe("'\\ud800x\u{1F600}\\\\ud800\u2026\\udc00'");
