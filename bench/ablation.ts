@@ -9,8 +9,9 @@
  * return value) for every λ, by rollout (the whole trace generated) for λ > 0.
  *
  * Writes docs/results.md (tables, the loss curves, a reading of the numbers) and
- * bench/results/ablation.json. Sized for about an hour on two cores; every
- * setting can be scaled with environment variables (see `settings` below).
+ * bench/results/ablation.json. Sized for well under an hour on two cores (the
+ * run in docs/results.md used these defaults); every setting can be scaled with
+ * environment variables (see `settings` below).
  *
  * Each stage runs the `execwm` CLI, so the commands in the document reproduce it.
  */
@@ -34,18 +35,18 @@ const settings = {
   /** Working folder (corpora, runs, reports); not committed. */
   dir: process.env.ABLATION_DIR ?? join(root, 'runs', 'ablation'),
   /** Synthetic training corpus: programs and preset. */
-  programs: envInt('ABLATION_PROGRAMS', 3000),
+  programs: envInt('ABLATION_PROGRAMS', 2000),
   preset: process.env.ABLATION_PRESET ?? 'medium',
   /** Generalization set: `hard` programs, all in its test split. */
-  hardPrograms: envInt('ABLATION_HARD_PROGRAMS', 300),
+  hardPrograms: envInt('ABLATION_HARD_PROGRAMS', 200),
   /** Same model, seed and token budget for every λ. */
   modelPreset: process.env.ABLATION_MODEL ?? 'small',
-  steps: envInt('ABLATION_STEPS', 700),
+  steps: envInt('ABLATION_STEPS', 500),
   batch: envInt('ABLATION_BATCH', 16),
   seed: envInt('ABLATION_SEED', 1),
   /** Traces evaluated per split (teacher-forced and direct) and rollouts per split. */
-  evalLimit: envInt('ABLATION_EVAL_LIMIT', 80),
-  rolloutLimit: envInt('ABLATION_ROLLOUT_LIMIT', 25),
+  evalLimit: envInt('ABLATION_EVAL_LIMIT', 60),
+  rolloutLimit: envInt('ABLATION_ROLLOUT_LIMIT', 10),
   lambdas: (process.env.ABLATION_LAMBDAS ?? '0,0.25,1').split(',').map(Number),
   /** State encoding of the training sequences (`execwm train --diff`): changed (the demo's) or cwm. */
   diff: process.env.ABLATION_DIFF ?? 'changed',
