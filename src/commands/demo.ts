@@ -27,6 +27,8 @@ export interface DemoOptions {
   modelPreset: string;
   /** Optimizer steps. */
   steps: number;
+  /** Tokenizer vocabulary (BPE merges): 1024 packs a frame into fewer tokens than the default 512. */
+  vocabSize: number;
   /** Sequences per step. */
   batch: number;
   /** Held-out traces to evaluate. */
@@ -41,10 +43,11 @@ export interface DemoOptions {
 /** Defaults sized to finish in about ten minutes on two cores without a GPU. */
 export const DEMO_DEFAULTS: DemoOptions = {
   out: 'runs/demo',
-  programs: 1500,
+  programs: 4000,
   programPreset: 'easy',
   modelPreset: 'small',
-  steps: 500,
+  steps: 700,
+  vocabSize: 1024,
   batch: 16,
   evalLimit: 60,
   seed: 1,
@@ -157,7 +160,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reportDir: string
       '2/3 train the model (next-token + state objective, states as changes since the previous line)',
       // `--diff changed`: a small model trained for minutes learns what a line changes long
       // before it learns to copy CWM's full list of names (docs/results.md has both).
-      ['train', '--corpus', corpus, '--out', run, '--preset', options.modelPreset, '--steps', String(options.steps), '--batch', String(options.batch), '--seed', String(options.seed), '--diff', 'changed', ...threadsFlag, ...quietFlag],
+      ['train', '--corpus', corpus, '--out', run, '--preset', options.modelPreset, '--steps', String(options.steps), '--vocab-size', String(options.vocabSize), '--batch', String(options.batch), '--seed', String(options.seed), '--diff', 'changed', ...threadsFlag, ...quietFlag],
       options.quiet,
     );
   }
@@ -182,6 +185,7 @@ export function registerDemo(program: Command): void {
     .option('--model-preset <name>', 'model size: tiny, small, base', DEMO_DEFAULTS.modelPreset)
     .option('--steps <n>', 'optimizer steps', positiveInt('--steps'), DEMO_DEFAULTS.steps)
     .option('--batch <n>', 'sequences per step', positiveInt('--batch'), DEMO_DEFAULTS.batch)
+    .option('--vocab-size <n>', 'tokenizer vocabulary', positiveInt('--vocab-size'), DEMO_DEFAULTS.vocabSize)
     .option('--eval-limit <n>', 'held-out traces to evaluate', positiveInt('--eval-limit'), DEMO_DEFAULTS.evalLimit)
     .option('--seed <n>', 'seed of programs, weights and sampling', positiveInt('--seed'), DEMO_DEFAULTS.seed)
     .option('--quick', 'smallest settings that still run every stage (a smoke test, not a result)')
