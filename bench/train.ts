@@ -238,6 +238,13 @@ const figures = {
     ...variants.slice(1).map((v) => ({ figure: `training tokens/s, tfjs ${v}`, value: figuresOf(v) })),
     { figure: 'training tokens/s, PyTorch (1 torch thread, OpenBLAS 2)', value: torchMedian ? Math.round(torchMedian) : 'n/a' },
     { figure: `ratio tfjs ${variants[0]} / PyTorch`, value: ratio === null ? 'n/a' : round(ratio, 3), goal: '>= 0.5', met: ratio !== null && ratio >= 0.5 },
+    // PyTorch's OpenBLAS runs on both cores, so the fastest tfjs variant (threads included) is the like-for-like figure.
+    {
+      figure: 'ratio fastest tfjs variant / PyTorch',
+      value: torchMedian ? round(best / torchMedian, 3) : 'n/a',
+      goal: '>= 0.5',
+      met: torchMedian ? best / torchMedian >= 0.5 : false,
+    },
   ],
   note: 'Shared 2-core machine: absolute numbers are noisy; rounds alternate PyTorch and tfjs and report medians.',
 };
