@@ -24,35 +24,8 @@ export const PREDICTOR_LABELS: Record<Predictor, string> = {
   mostFrequent: 'most-frequent-value',
 };
 
-/**
- * For each step, the index of the previous `call`/`line` step of the same invocation
- * (null for `call` steps, `return`/`exception` steps, and a frame's first step).
- * Invocations are told apart by depth: a `call` at depth d opens one, a `return` at
- * depth d closes it, and line steps of a callee never count for the caller.
- */
-export function previousFrameIndices(steps: readonly Step[]): (number | null)[] {
-  const last: (number | null)[] = [];
-  return steps.map((step, i) => {
-    const d = step.depth;
-    switch (step.event) {
-      case 'call':
-        last.length = d;
-        last[d] = i;
-        return null;
-      case 'line': {
-        const prev = last[d] ?? null;
-        last.length = d;
-        last[d] = i;
-        return prev;
-      }
-      case 'return':
-        last.length = d;
-        return null;
-      case 'exception':
-        return null;
-    }
-  });
-}
+/** The step copy-previous-state copies: the encoder's rule, shared with `--diff changed`. */
+export { previousFrameIndices } from '../training/sequence.js';
 
 /** The copy-previous-state prediction: the previous state itself, or nothing. */
 export function copyPreviousPrediction(previous: StateStrings | null): DecodedState {

@@ -138,34 +138,45 @@ export function localsJson(
  * Eval resolves predicted diffs by this same function.
  */
 export function diffReferenceIndices(steps: readonly Step[], options: { changedOnly?: boolean }): (number | null)[] {
-  if (!options.changedOnly) {
-    return steps.map((step, i) => {
-      if (step.event !== 'line') return null;
-      for (let k = i - 1; k >= 0; k--) {
-        const prev = steps[k]!;
-        if (prev.event === 'exception' && prev.depth === step.depth) continue;
-        return prev.event === 'line' && prev.depth === step.depth ? k : null;
-      }
-      return null;
-    });
-  }
-  // The last call/line step of the open invocation at each depth.
+  if (options.changedOnly) return previousFrameIndices(steps);
+  return steps.map((step, i) => {
+    if (step.event !== 'line') return null;
+    for (let k = i - 1; k >= 0; k--) {
+      const prev = steps[k]!;
+      if (prev.event === 'exception' && prev.depth === step.depth) continue;
+      return prev.event === 'line' && prev.depth === step.depth ? k : null;
+    }
+    return null;
+  });
+}
+
+/**
+ * For each step, the index of the previous `call`/`line` step of the same invocation
+ * (null for `call` steps, `return`/`exception` steps, and a frame's first step).
+ * Invocations are told apart by depth: a `call` at depth d opens one, a `return` at
+ * depth d closes it, and line steps of a callee never count for the caller.
+ */
+export function previousFrameIndices(steps: readonly Step[]): (number | null)[] {
   const last: (number | null)[] = [];
   return steps.map((step, i) => {
     const d = step.depth;
-    if (step.event === 'call') {
-      last.length = d;
-      last[d] = i;
-      return null;
+    switch (step.event) {
+      case 'call':
+        last.length = d;
+        last[d] = i;
+        return null;
+      case 'line': {
+        const prev = last[d] ?? null;
+        last.length = d;
+        last[d] = i;
+        return prev;
+      }
+      case 'return':
+        last.length = d;
+        return null;
+      case 'exception':
+        return null;
     }
-    if (step.event === 'line') {
-      const ref = last[d] ?? null;
-      last.length = d;
-      last[d] = i;
-      return ref;
-    }
-    if (step.event === 'return') last.length = d;
-    return null;
   });
 }
 
