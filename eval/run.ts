@@ -136,8 +136,7 @@ function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {
     step: ckpt.step,
     params: ckpt.model.paramCount(),
     config: { ...ckpt.modelConfig },
-    diff: ckpt.trainConfig.diff,
-    changedOnly: ckpt.trainConfig.changedOnly ?? false,
+    ...stateEncoding(ckpt),
     stateWeight: ckpt.trainConfig.stateWeight,
   };
 }
