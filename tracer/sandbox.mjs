@@ -88,7 +88,8 @@ namespace.set('__builtins__', pyodide.runPython('import builtins; dict(builtins.
 pyodide.runPython(tracerSource, { globals: namespace, filename: '/execwm/tracer.py' });
 const api = namespace.get('_build')(true);
 const begin = api.get('begin');
-const call = api.get('call');
+const runModule = api.get('run_module');
+const runEntry = api.get('run_entry');
 const on = api.get('on');
 const off = api.get('off');
 const finish = api.get('finish_utf8');
@@ -104,40 +105,23 @@ for (const name of ['getBuiltinModule', 'binding', '_linkedBinding', 'dlopen', '
 
 /**
  * Runs one request through the tracer and returns the trace JSON as ASCII bytes (a PyProxy the
- * caller destroys).
+ * caller destroys). Each call into Python takes and returns plain values: a crossing that makes a
+ * proxy costs several times one that does not, and these calls are most of a short program's cost.
  * @param {string} line
  * @returns {any}
  */
 function traceLine(line) {
-  const plan = begin(line);
-  let outcome = null;
-  if (plan !== undefined && plan !== null) {
-    const code = plan.get(0);
-    const entry = plan.get(1);
-    const globals = plan.get(2);
-    try {
-      if (entry === undefined || entry === null) {
-        on();
-        outcome = call(code, globals);
-        off();
-      } else {
-        outcome = call(code, globals);
-        if (outcome.get(0) === true) {
-          outcome.destroy();
-          on();
-          outcome = call(entry, globals);
-          off();
-        }
-      }
-    } finally {
-      for (const p of [code, entry, globals, plan]) p?.destroy?.();
-    }
+  const kind = begin(line);
+  if (kind === 1) {
+    on();
+    runModule();
+    off();
+  } else if (kind === 2 && runModule() === true) {
+    on();
+    runEntry();
+    off();
   }
-  try {
-    return finish(outcome);
-  } finally {
-    outcome?.destroy?.();
-  }
+  return finish();
 }
 
 /**

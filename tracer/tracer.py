@@ -845,10 +845,45 @@ def _build(sandboxed, use_settrace=False):
                 d.clear()
                 d.update(saved)
 
-    # The driver calls begin(), then the isolated trampoline `call` for the module body and the
-    # entry (with on()/off() around the traced part), then finish(). Keeping the driver outside
+    # The driver calls begin(), then the trampolines run_module() and, for a function program,
+    # run_entry(), with on()/off() around the traced part, then finish(). Keeping the driver outside
     # Python (in the sandbox) means no tracer frame sits below the program's frames, so walking
-    # f_back from the program reaches nothing but the trampoline.
+    # f_back from the program reaches nothing but a trampoline. Every call is argument-free and
+    # returns a bool or an int, so each costs the sandbox one crossing and no proxy.
+    #
+    # A trampoline's globals and builtins are reachable from the program (a frame's f_globals and
+    # f_builtins), so each trampoline has its own pair, refilled by begin(): a name the program
+    # plants there (`eval`, say) dies with its run, and the module body cannot reach the entry's.
+    # What the trampoline reads (code, g) is read before the program runs, and its outcome `out`
+    # is written after, so a program cannot forge either.
+    trampoline_src = ('def call():\n'
+                      '    global out\n'
+                      '    try:\n'
+                      '        out = (True, eval(code, g))\n'
+                      '    except BaseException as e:\n'
+                      '        out = (False, e)\n'
+                      '    return out[0]\n')
+    trampoline_builtins = {'eval': eval, 'BaseException': BaseException}
+
+    def make_trampoline():
+        b = dict(trampoline_builtins)
+        ns = {'__builtins__': b}
+        exec(trampoline_src, ns)
+        return ns.pop('call'), ns, b
+
+    run_module, module_ns, module_builtins = make_trampoline()
+    run_entry, entry_ns, entry_builtins = make_trampoline()
+
+    def reset_trampolines(code, entry_code, g):
+        for ns, b, c in ((module_ns, module_builtins, code), (entry_ns, entry_builtins, entry_code)):
+            b.clear()
+            b.update(trampoline_builtins)
+            ns.clear()
+            ns['__builtins__'] = b
+            ns['code'] = c
+            ns['g'] = g
+            ns['out'] = None
+
     cur = {}
     cur_names = {}
     # Per local name: its JSON key text (`"name": `), or '' for names locals leave out (dunders
@@ -856,7 +891,8 @@ def _build(sandboxed, use_settrace=False):
     name_json = {}
 
     def begin(line):
-        """Starts a run; returns (module_code, entry_code_or_None, globals), or None when done."""
+        """Starts a run: 1 for a script (trace run_module), 2 for a function program (run_module
+        untraced, then trace run_entry if it returned True), 0 when there is nothing to run."""
         nonlocal baseline_modules
         req = json.loads(line)
         limits = req['limits']
@@ -865,6 +901,7 @@ def _build(sandboxed, use_settrace=False):
         cur.clear()
         cur.update(r)
         cur_names['names'] = None
+        reset_trampolines(None, None, None)
         if baseline_modules is None:
             baseline_modules = module_baseline()
         guard['tamper'] = None
@@ -886,27 +923,35 @@ def _build(sandboxed, use_settrace=False):
             r['st']['status'] = 'syntax_error'
             r['st']['message'] = exc_text(e) + (' (line ' + str(e.lineno) + ')'
                                                 if _isinstance(e, SyntaxError) and e.lineno else '')
-            return None
+            return 0
         r['redirect']()
-        return (code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
+        reset_trampolines(code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
+        cur['script'] = entry_code is None
+        return 1 if entry_code is None else 2
 
     def on():
         cur['on']()
 
     def off():
         cur['off']()
+        # The outcome of the traced trampoline, taken before any later call could run program code.
+        cur['outcome'] = (module_ns if cur['script'] else entry_ns)['out']
 
-    def finish(outcome):
+    def finish():
+        """The JSON of the trace. Without off() (nothing traced) the outcome is the module's:
+        nothing of the program has run since its trampoline wrote it."""
+        outcome = cur['outcome'] if 'outcome' in cur else module_ns['out']
+        reset_trampolines(None, None, None)
         return cur['finish'](outcome)
 
     def lone_to_fffd(m):
         return m.group() if m.group(1) is None else '\\ufffd'
 
-    def finish_utf8(outcome):
+    def finish_utf8():
         """finish() as bytes (ASCII, so also UTF-8), which the sandbox writes out as they are:
         Pyodide's conversion of a non-ASCII str to a JS string is ~40x slower. A lone surrogate
         becomes U+FFFD, as Node's UTF-8 writer made it when such traces were sent as strings."""
-        text = finish(outcome)
+        text = finish()
         if '\\ud' in text:
             text = _surrogates.sub(lone_to_fffd, text)
         return text.encode('ascii')
@@ -1241,34 +1286,21 @@ def _build(sandboxed, use_settrace=False):
 
         return {'st': st, 'on': tracing_on, 'off': tracing_off, 'finish': finish, 'redirect': redirect}
 
-    trampoline_ns = {'__builtins__': builtins}
-    exec('def call(code, g):\n'
-         '    try:\n'
-         '        return (True, eval(code, g))\n'
-         '    except BaseException as e:\n'
-         '        return (False, e)\n', trampoline_ns)
-    call = trampoline_ns.pop('call')
-
     def run_json(line):
-        """The whole protocol in Python, for native runs (differential tests, benchmarks)."""
-        plan = begin(line)
-        if plan is None:
-            return finish(None)
-        code, entry_code, g = plan
-        if entry_code is None:
+        """The driver in Python, for native runs (differential tests, benchmarks)."""
+        kind = begin(line)
+        if kind == 1:
             on()
-            outcome = call(code, g)
+            run_module()
             off()
-        else:
-            outcome = call(code, g)
-            if outcome[0]:
-                on()
-                outcome = call(entry_code, g)
-                off()
-        return finish(outcome)
+        elif kind == 2 and run_module():
+            on()
+            run_entry()
+            off()
+        return finish()
 
-    return {'begin': begin, 'call': call, 'on': on, 'off': off, 'finish': finish, 'finish_utf8': finish_utf8,
-            'run_json': run_json}
+    return {'begin': begin, 'run_module': run_module, 'run_entry': run_entry, 'on': on, 'off': off,
+            'finish': finish, 'finish_utf8': finish_utf8, 'run_json': run_json}
 
 
 def _main():

@@ -96,6 +96,24 @@ const programs: Hostile[] = [
     entry: 'f()',
     expect: ['ok'],
   },
+  // The trampolines that run a program are reachable through f_back, f_globals and f_builtins.
+  {
+    name: 'plant names in every reachable frame for later programs',
+    source: 'import sys\nfr = sys._getframe()\nwhile fr is not None:\n    for k in ("eval", "BaseException", "out", "code", "g"):\n        fr.f_globals[k] = lambda *a: 42\n        fr.f_builtins[k] = lambda *a: 42\n    fr = fr.f_back\n',
+    expect: ['ok'],
+  },
+  {
+    name: 'plant eval in the trampoline before the entry runs',
+    source: 'import sys\nfr = sys._getframe(1)\nfr.f_globals["eval"] = lambda c, g: 42\nfr.f_builtins["eval"] = lambda c, g: 42\ndef f(x):\n    y = x * 2\n    return y\n',
+    entry: 'f(5)',
+    expect: ['ok'],
+  },
+  {
+    name: 'forge the outcome from the entry',
+    source: 'import sys\ndef f():\n    fr = sys._getframe(2)\n    fr.f_globals["out"] = (True, 42)\n    fr.f_builtins["eval"] = lambda c, g: 42\n    return 1\n',
+    entry: 'f()',
+    expect: ['ok'],
+  },
   { name: 'patch builtins for later programs', source: 'import builtins\nbuiltins.len = lambda x: 0\nbuiltins.print = None\nx = 1\n', expect: ['ok'] },
   { name: 'patch a stdlib module for later programs', source: 'import json, random\njson.dumps = lambda *a, **k: "evil"\nrandom.random = lambda: 0.5\n', expect: ['ok'] },
   { name: 'patch sys streams', source: 'import sys, io\nsys.stdout = io.StringIO()\nsys.__stdout__ = None\nprint("hidden")\n', expect: ['ok'] },
@@ -160,15 +178,25 @@ describe('hostile programs', () => {
     for (const t of traces.values()) expect(JSON.stringify(t)).not.toContain(CANARY);
   });
 
-  it('keeps tracing normal programs correctly afterwards', async () => {
-    const t = await pool.trace({
-      id: 'after',
+  it('keeps tracing normal programs correctly afterwards, on every sandbox', async () => {
+    const after = Array.from({ length: 6 }, (_, i) => ({
+      id: `after-${i}`,
       source: 'import json, random\ndef f(xs):\n    print(len(xs))\n    return json.dumps(xs), random.random()\n',
-      entry: 'f([1, 2])',
-    });
-    expect(t.status).toBe('ok');
-    expect(t.stdout).toBe('2\n');
-    expect(t.result?.repr).toBe("('[1, 2]', 0.8444218515250481)");
+      entry: `f([1, ${i}])`,
+    }));
+    for await (const t of pool.traceAll(after)) {
+      expect(t.status).toBe('ok');
+      expect(t.stdout).toBe('2\n');
+      expect(t.result?.repr).toBe(`('[1, ${t.id.slice(6)}]', 0.8444218515250481)`);
+      expect(t.steps.map((s) => `${s.event} ${s.line}`)).toEqual(['call 2', 'line 3', 'line 4', 'return 4']);
+    }
+  });
+
+  it('runs the entry and reports its own result after a program planted names in a trampoline', () => {
+    const planted = traces.get('plant eval in the trampoline before the entry runs') as Trace;
+    expect(planted.result?.repr).toBe('10');
+    expect(planted.steps.map((s) => `${s.event} ${s.func}`)).toEqual(['call f', 'line f', 'line f', 'return f']);
+    expect(traces.get('forge the outcome from the entry')?.result?.repr).toBe('1');
   });
 
   it('gives no ok trace to a program that disabled tracing', () => {
