@@ -874,7 +874,7 @@ def _build(sandboxed, use_settrace=False):
     run_module, module_ns, module_builtins = make_trampoline()
     run_entry, entry_ns, entry_builtins = make_trampoline()
 
-    def reset_trampolines(code, entry_code, g):
+    def fill_trampolines(code, entry_code, g):
         for ns, b, c in ((module_ns, module_builtins, code), (entry_ns, entry_builtins, entry_code)):
             b.clear()
             b.update(trampoline_builtins)
@@ -882,7 +882,13 @@ def _build(sandboxed, use_settrace=False):
             ns['__builtins__'] = b
             ns['code'] = c
             ns['g'] = g
-            ns['out'] = None
+
+    def empty_trampolines():
+        """Drops what the last run left in the trampolines (the program's globals, its planted names)."""
+        module_ns.clear()
+        entry_ns.clear()
+        module_builtins.clear()
+        entry_builtins.clear()
 
     cur = {}
     cur_names = {}
@@ -901,7 +907,6 @@ def _build(sandboxed, use_settrace=False):
         cur.clear()
         cur.update(r)
         cur_names['names'] = None
-        reset_trampolines(None, None, None)
         if baseline_modules is None:
             baseline_modules = module_baseline()
         guard['tamper'] = None
@@ -925,7 +930,7 @@ def _build(sandboxed, use_settrace=False):
                                                 if _isinstance(e, SyntaxError) and e.lineno else '')
             return 0
         r['redirect']()
-        reset_trampolines(code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
+        fill_trampolines(code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
         cur['script'] = entry_code is None
         return 1 if entry_code is None else 2
 
@@ -935,13 +940,13 @@ def _build(sandboxed, use_settrace=False):
     def off():
         cur['off']()
         # The outcome of the traced trampoline, taken before any later call could run program code.
-        cur['outcome'] = (module_ns if cur['script'] else entry_ns)['out']
+        cur['outcome'] = (module_ns if cur['script'] else entry_ns).get('out')
 
     def finish():
         """The JSON of the trace. Without off() (nothing traced) the outcome is the module's:
         nothing of the program has run since its trampoline wrote it."""
-        outcome = cur['outcome'] if 'outcome' in cur else module_ns['out']
-        reset_trampolines(None, None, None)
+        outcome = cur['outcome'] if 'outcome' in cur else module_ns.get('out')
+        empty_trampolines()
         return cur['finish'](outcome)
 
     def lone_to_fffd(m):
