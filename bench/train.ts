@@ -102,25 +102,51 @@ function measureTfjs(): { tokensPerSec: number; msPerStep: number; cpuMsPerStep:
   };
 }
 
+interface KernelProfile {
+  /** Per kernel: ms per step, calls per step, share of the step's kernel time. */
+  kernels: { kernel: string; ms: number; calls: number; share: number }[];
+  /** Per BatchMatMul operand shapes (`a·b → out`): ms and calls per step, and the GFLOPS reached. */
+  matMuls: { shapes: string; ms: number; calls: number; gflops: number }[];
+}
+
 /** Per-kernel wall time of a few steps (wasm kernels are synchronous, so wall time is theirs). */
-async function profileKernels(nSteps: number): Promise<{ kernel: string; ms: number; calls: number; share: number }[]> {
+async function profileKernels(nSteps: number): Promise<KernelProfile> {
   const trainer = makeTrainer();
   trainer.step();
   const info = await tf.profile(() => {
     for (let i = 0; i < nSteps; i++) trainer.step();
   });
   trainer.dispose();
-  const byKernel = new Map<string, { ms: number; calls: number; shapes: Map<string, number> }>();
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  const byShapes = new Map<string, { ms: number; calls: number; flops: number }>();
   for (const k of info.kernels) {
-    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0, shapes: new Map() };
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
     entry.ms += Number(k.kernelTimeMs) / nSteps;
     entry.calls += 1 / nSteps;
     byKernel.set(k.name, entry);
+    if (k.name === 'BatchMatMul') {
+      const [a, b] = k.inputShapes as number[][];
+      const out = k.outputShapes[0] as number[];
+      const m = out.at(-2)!;
+      // The inner dimension from a's last two axes, whether or not a is transposed.
+      const inner = (a!.at(-1)! * a!.at(-2)!) / m;
+      const key = `${JSON.stringify(a)}·${JSON.stringify(b)} → ${JSON.stringify(out)}`;
+      const e = byShapes.get(key) ?? { ms: 0, calls: 0, flops: 0 };
+      e.ms += Number(k.kernelTimeMs) / nSteps;
+      e.calls += 1 / nSteps;
+      e.flops += (2 * tf.util.sizeFromShape(out) * inner) / nSteps;
+      byShapes.set(key, e);
+    }
   }
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
-  return [...byKernel.entries()]
-    .map(([kernel, e]) => ({ kernel, ms: round(e.ms, 2), calls: Math.round(e.calls), share: round(e.ms / total, 3) }))
-    .sort((a, b) => b.ms - a.ms);
+  return {
+    kernels: [...byKernel.entries()]
+      .map(([kernel, e]) => ({ kernel, ms: round(e.ms, 2), calls: Math.round(e.calls), share: round(e.ms / total, 3) }))
+      .sort((a, b) => b.ms - a.ms),
+    matMuls: [...byShapes.entries()]
+      .map(([shapes, e]) => ({ shapes, ms: round(e.ms, 2), calls: Math.round(e.calls), gflops: round(e.flops / e.ms / 1e6, 1) }))
+      .sort((a, b) => b.ms - a.ms),
+  };
 }
 
 function round(x: number, digits: number): number {
@@ -157,12 +183,12 @@ if (args.child) {
   const variant = VARIANTS[args.child]!;
   await setupBackend('wasm', { threads: variant.threads });
   setKernelOverrides(variant.overrides);
-  const result = { ...measureTfjs(), threads: getThreadsCount(), profile: args.profile ? await profileKernels(3) : [] };
+  const result = { ...measureTfjs(), threads: getThreadsCount(), profile: args.profile ? await profileKernels(3) : null };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }
 
-function runChild(variant: string, profile: boolean): (ReturnType<typeof measureTfjs> & { threads: number; profile: Awaited<ReturnType<typeof profileKernels>> }) | { error: string } {
+function runChild(variant: string, profile: boolean): (ReturnType<typeof measureTfjs> & { threads: number; profile: KernelProfile | null }) | { error: string } {
   const res = spawnSync(
     process.execPath,
     [...process.execArgv, fileURLToPath(import.meta.url), '--child', variant, '--steps', String(steps), ...(profile ? [] : ['--no-profile'])],
@@ -181,7 +207,7 @@ const torchRuns: number[] = [];
 const torchCpuMs: number[] = [];
 const loadAverage: number[][] = [];
 let torchInfo: string | undefined;
-let profile: Awaited<ReturnType<typeof profileKernels>> = [];
+let profile: KernelProfile | null = null;
 for (let roundNo = 0; roundNo < rounds; roundNo++) {
   loadAverage.push(os.loadavg().map((x) => round(x, 1)));
   if (!args['no-torch']) {
@@ -232,7 +258,9 @@ const figures = {
   errors,
   ratioToTorch: ratio === null ? null : round(ratio, 3),
   bestTfjsRatioToTorch: torchMedian ? round(best / torchMedian, 3) : null,
-  profileMsPerStep: profile,
+  profileVariant: variants[0],
+  profileMsPerStep: profile?.kernels ?? [],
+  matMulProfileMsPerStep: profile?.matMuls ?? [],
   summary: [
     { figure: `training tokens/s, tfjs ${variants[0]}`, value: Math.round(ours) },
     ...variants.slice(1).map((v) => ({ figure: `training tokens/s, tfjs ${v}`, value: figuresOf(v) })),
@@ -263,4 +291,8 @@ function makeParamCount(): number {
 
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
 writeFileSync(join(root, 'bench', 'results', 'train.json'), `${JSON.stringify(figures, null, 2)}\n`);
-process.stderr.write(`${JSON.stringify(figures.summary)}\nprofile (ms/step): ${JSON.stringify(profile.slice(0, 12))}\n`);
+process.stderr.write(`${JSON.stringify(figures.summary)}\nprofile (ms/step): ${JSON.stringify(profile?.kernels.slice(0, 12) ?? [])}\n`);
+if (profile) {
+  process.stderr.write('BatchMatMul by operand shapes (ms/step, calls/step, GFLOPS):\n');
+  for (const r of profile.matMuls) process.stderr.write(`  ${String(r.ms).padStart(7)} ${String(r.calls).padStart(3)} ${String(r.gflops).padStart(6)}  ${r.shapes}\n`);
+}
