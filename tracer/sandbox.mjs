@@ -10,8 +10,7 @@
 // empty object instead of globalThis, `pyodide_js` is unregistered, code generation from strings
 // is disabled by the pool's node flags (so `obj.constructor.constructor('...')` fails), and the
 // process methods that reach the host (getBuiltinModule, binding, dlopen, kill) are removed.
-import { closeSync, readFileSync, writeSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 /**
@@ -154,8 +153,44 @@ const warmUp = traceLine(
 warmUp.destroy();
 send(JSON.stringify({ ready: true, python: pythonVersion, pyodide: pyodide.version }));
 
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-for await (const line of rl) {
+/**
+ * The requests on stdin, one per line, read with blocking reads. The sandbox does one thing at a
+ * time, and waiting for the next line through the event loop (readline) cost it ~0.1-0.3 ms of
+ * CPU per program, a third of a short program's whole cost.
+ * @returns {Generator<string>}
+ */
+function* stdinLines() {
+  const chunk = Buffer.allocUnsafe(1 << 16);
+  /** @type {Buffer[]} */
+  let partial = [];
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let n;
+    try {
+      n = readSync(0, chunk, 0, chunk.length, null);
+    } catch (err) {
+      // A non-blocking stdin with nothing to read yet: wait a millisecond and try again.
+      if (/** @type {NodeJS.ErrnoException} */ (err).code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 1);
+        continue;
+      }
+      if (/** @type {NodeJS.ErrnoException} */ (err).code === 'EOF') return;
+      throw err;
+    }
+    if (n === 0) return;
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1 && nl < n; nl = chunk.indexOf(10, start)) {
+      partial.push(chunk.subarray(start, nl));
+      yield Buffer.concat(partial).toString('utf8');
+      partial = [];
+      start = nl + 1;
+    }
+    // The rest of the chunk is the start of a line still arriving; the chunk buffer is reused.
+    if (start < n) partial.push(Buffer.from(chunk.subarray(start, n)));
+  }
+}
+
+for (const line of stdinLines()) {
   if (!line.trim()) continue;
   /** @type {{ id?: string, limits?: { memoryBytes?: number } }} */
   const req = JSON.parse(line);
