@@ -137,6 +137,7 @@ describe('wasm kernel overrides against the cpu backend', () => {
   it.each([
     { name: 'rank-2 matrix', shape: [9, 13], perm: [1, 0] },
     { name: 'last two axes of a batch', shape: [3, 10, 7], perm: [0, 2, 1] },
+    { name: 'a matrix wider than one 32-column strip, rows not a multiple of 8', shape: [19, 70], perm: [1, 0] },
     { name: 'last two axes of a rank-4 tensor', shape: [2, 3, 12, 8], perm: [0, 1, 3, 2] },
     { name: 'attention heads [B, T, nh, hs] → [B, nh, T, hs]', shape: [2, 5, 3, 4], perm: [0, 2, 1, 3] },
     { name: 'a rotation that moves the last axis (stock kernel)', shape: [2, 3, 4], perm: [2, 0, 1] },

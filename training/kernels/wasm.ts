@@ -288,7 +288,7 @@ function sumRows(heap: Float32Array, o: { src: number; rows: number; n: number }
 
 /**
  * Transpose for the two shapes the model produces, in JS over the heap: swapping the last two
- * axes (matmul operands: cache-blocked 8×8 tiles) and permutations that keep the last axis in
+ * axes (matmul operands: eight rows at a time, see transposeTiles) and permutations that keep the last axis in
  * place (attention heads [B, T, nh, hs] ↔ [B, nh, T, hs]: whole rows copied). The stock kernel
  * runs both several times slower. Anything else goes to the stock kernel.
  */
@@ -321,24 +321,41 @@ function makeTranspose(stock: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/** dst[b][j][i] = src[b][i][j] in 8×8 tiles (larger power-of-two tiles alias in the cache). */
+/**
+ * dst[b][j][i] = src[b][i][j]: eight source rows at a time, over column strips of 32, so that
+ * each pass writes eight adjacent values of a destination row and reads eight rows that stay in
+ * cache across the strip (about twice as fast as 8×8 tiles of one value per write).
+ */
 function transposeTiles(
   heap: Int32Array,
   o: { src: number; dst: number; batch: number; rows: number; cols: number },
 ): void {
   const { rows, cols } = o;
-  const tile = 8;
+  const strip = 32;
   for (let b = 0; b < o.batch; b++) {
     const src = o.src + b * rows * cols;
     const dst = o.dst + b * rows * cols;
-    for (let i0 = 0; i0 < rows; i0 += tile) {
-      const i1 = Math.min(i0 + tile, rows);
-      for (let j0 = 0; j0 < cols; j0 += tile) {
-        const j1 = Math.min(j0 + tile, cols);
-        for (let i = i0; i < i1; i++) {
-          const row = src + i * cols;
-          for (let j = j0; j < j1; j++) heap[dst + j * rows + i] = heap[row + j]!;
+    for (let j0 = 0; j0 < cols; j0 += strip) {
+      const j1 = Math.min(j0 + strip, cols);
+      let i = 0;
+      for (; i + 8 <= rows; i += 8) {
+        const first = src + i * cols;
+        for (let j = j0; j < j1; j++) {
+          const d = dst + j * rows + i;
+          const s = first + j;
+          heap[d] = heap[s]!;
+          heap[d + 1] = heap[s + cols]!;
+          heap[d + 2] = heap[s + 2 * cols]!;
+          heap[d + 3] = heap[s + 3 * cols]!;
+          heap[d + 4] = heap[s + 4 * cols]!;
+          heap[d + 5] = heap[s + 5 * cols]!;
+          heap[d + 6] = heap[s + 6 * cols]!;
+          heap[d + 7] = heap[s + 7 * cols]!;
         }
+      }
+      for (; i < rows; i++) {
+        const row = src + i * cols;
+        for (let j = j0; j < j1; j++) heap[dst + j * rows + i] = heap[row + j]!;
       }
     }
   }
