@@ -100,6 +100,14 @@ describe('TracerPool', () => {
     expect(traces.map((t) => `${t.id} ${t.status} ${t.result?.repr ?? t.stdout}`)).toEqual(["r ok b'' \n", 'q1 ok 1', 'q2 ok 2', 'q3 ok 3']);
   });
 
+  it('receives requests longer than one read of its stdin, multi-byte text split anywhere, between short ones', async () => {
+    // 150,000 two-byte characters: each request spans several 64 KiB reads by the sandbox.
+    const big = `def f():\n    s = "${'é'.repeat(150_000)}"\n    return len(s)\n`;
+    const programs = [big, 'def f():\n    return 7\n', big].map((source, i) => ({ id: `big${i}`, source, entry: 'f()' }));
+    const traces = await Promise.all(programs.map((p) => pool.trace(p)));
+    expect(traces.map((t) => `${t.id} ${t.status} ${t.result?.repr}`)).toEqual(['big0 ok 150000', 'big1 ok 7', 'big2 ok 150000']);
+  });
+
   it('shows every in-place change of a container, also when its encoding is reused between steps', async () => {
     const source = [
       'def f():',
