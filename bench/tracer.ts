@@ -201,7 +201,6 @@ process.stderr.write(`recycle after kill: ${recycleMs.join(', ')} ms\n`);
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 const nativeEventsPerSecond = nat.events / nat.seconds;
 const oneEventsPerSecond = one.events / one.seconds;
-const twoEventsPerSecond = two.events / two.seconds;
 const ratio = oneEventsPerSecond / nativeEventsPerSecond;
 const longRatio = oneLong.events / oneLong.seconds / (natLong.events / natLong.seconds);
 const scaling = one.seconds / two.seconds;
@@ -209,17 +208,27 @@ const longScaling = oneLong.seconds / twoLong.seconds;
 // The first replacement starts Pyodide from the snapshot; later ones swap in the booted spare.
 const recycleMedian = [...recycleMs.slice(1)].sort((a, b) => a - b)[1] as number;
 const rssMax = Math.max(...one.rssMB, ...two.rssMB);
+/** The figures of one sandboxed run over `count` programs. */
+const runFigures = (run: Awaited<ReturnType<typeof sandboxed>>, count: number): Record<string, number> => ({
+  events: run.events,
+  seconds: round(run.seconds, 2),
+  eventsPerSecond: Math.round(run.events / run.seconds),
+  programsPerSecond: round(count / run.seconds),
+  bootSeconds: round(run.bootSeconds),
+  parentCpuSeconds: round(run.parentCpuSeconds, 2),
+  sandboxCpuSeconds: round(run.sandboxCpuSeconds, 2),
+});
 const figures = {
   programs: programs.length,
   repeat,
   native: { events: nat.events, seconds: round(nat.seconds, 2), eventsPerSecond: Math.round(nativeEventsPerSecond), programsPerSecond: round(nat.programs / nat.seconds) },
-  sandbox1: { events: one.events, seconds: round(one.seconds, 2), eventsPerSecond: Math.round(oneEventsPerSecond), programsPerSecond: round(programs.length / one.seconds), bootSeconds: round(one.bootSeconds), parentCpuSeconds: round(one.parentCpuSeconds, 2), sandboxCpuSeconds: round(one.sandboxCpuSeconds, 2) },
-  sandbox2: { events: two.events, seconds: round(two.seconds, 2), eventsPerSecond: Math.round(twoEventsPerSecond), programsPerSecond: round(programs.length / two.seconds), bootSeconds: round(two.bootSeconds), parentCpuSeconds: round(two.parentCpuSeconds, 2), sandboxCpuSeconds: round(two.sandboxCpuSeconds, 2) },
+  sandbox1: runFigures(one, programs.length),
+  sandbox2: runFigures(two, programs.length),
   longPrograms: {
     programs: long.length,
     native: { events: natLong.events, seconds: round(natLong.seconds, 2), eventsPerSecond: Math.round(natLong.events / natLong.seconds) },
-    sandbox1: { events: oneLong.events, seconds: round(oneLong.seconds, 2), eventsPerSecond: Math.round(oneLong.events / oneLong.seconds), parentCpuSeconds: round(oneLong.parentCpuSeconds, 2), sandboxCpuSeconds: round(oneLong.sandboxCpuSeconds, 2) },
-    sandbox2: { events: twoLong.events, seconds: round(twoLong.seconds, 2), eventsPerSecond: Math.round(twoLong.events / twoLong.seconds), parentCpuSeconds: round(twoLong.parentCpuSeconds, 2), sandboxCpuSeconds: round(twoLong.sandboxCpuSeconds, 2) },
+    sandbox1: runFigures(oneLong, long.length),
+    sandbox2: runFigures(twoLong, long.length),
   },
   recycleAfterKillMs: recycleMs,
   rssPerSandboxMB: { oneSandbox: one.rssMB, twoSandboxes: two.rssMB },
