@@ -1,0 +1,198 @@
+/**
+ * The wasm SIMD matrix product (training/kernels/gemm.ts) against a float64 product in JS, and
+ * its thread pool (training/kernels/gemm-pool.ts): the split into parts, and parts run on a
+ * worker over shared memory giving the same bits as one thread.
+ * Tolerance: |kernel − exact| ≤ 1e-5 · (1 + Σ|a·b|) — float32 sums.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { gemmFits, gemmModuleBytes, instantiateGemm, Wasm, GEMM_KC, type WasmMemory } from '../../training/kernels/gemm.js';
+import { GemmPool, splitCall, type GemmCall } from '../../training/kernels/gemm-pool.js';
+
+/** Deterministic values in [-1, 1). */
+function fill(heap: Float32Array, start: number, size: number, seed: number): void {
+  let x = seed * 2654435761;
+  for (let i = 0; i < size; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    heap[start + i] = x / 2 ** 31 - 1;
+  }
+}
+
+interface Product {
+  m: number;
+  k: number;
+  n: number;
+  count: number;
+  /** A stored [k, m] per slice and read transposed. */
+  transposeA?: boolean;
+  /** One A for every slice (stride 0). */
+  sharedA?: boolean;
+}
+
+/** Lays out a product at the start of `memory`: A, then B, then C (filled with NaN). */
+function layout(memory: WasmMemory, p: Product): GemmCall {
+  const heap = new Float32Array(memory.buffer);
+  const aSize = p.m * p.k * (p.sharedA ? 1 : p.count);
+  const bSize = p.k * p.n * p.count;
+  fill(heap, 0, aSize, 1);
+  fill(heap, aSize, bSize, 2);
+  heap.fill(Number.NaN, aSize + bSize, aSize + bSize + p.m * p.n * p.count);
+  return {
+    a: 0,
+    b: aSize * 4,
+    c: (aSize + bSize) * 4,
+    m: p.m,
+    k: p.k,
+    n: p.n,
+    count: p.count,
+    strideA: p.sharedA ? 0 : p.m * p.k * 4,
+    strideB: p.k * p.n * 4,
+    strideC: p.m * p.n * 4,
+    aRow: p.transposeA ? 4 : p.k * 4,
+    aStep: p.transposeA ? p.m * 4 : 4,
+  };
+}
+
+/** Worst error of C against the exact product, in units of the tolerance (≤ 1 passes). */
+function worstError(memory: WasmMemory, call: GemmCall): number {
+  const heap = new Float32Array(memory.buffer);
+  let worst = 0;
+  for (let s = 0; s < call.count; s++) {
+    for (let i = 0; i < call.m; i++) {
+      for (let j = 0; j < call.n; j++) {
+        let exact = 0;
+        let magnitude = 0;
+        for (let p = 0; p < call.k; p++) {
+          const a = heap[(call.a + s * call.strideA + i * call.aRow + p * call.aStep) / 4]!;
+          const b = heap[(call.b + s * call.strideB + (p * call.n + j) * 4) / 4]!;
+          exact += a * b;
+          magnitude += Math.abs(a * b);
+        }
+        const got = heap[(call.c + s * call.strideC + (i * call.n + j) * 4) / 4]!;
+        const error = Math.abs(got - exact) / (1e-5 * (1 + magnitude));
+        worst = Number.isNaN(error) ? Infinity : Math.max(worst, error);
+      }
+    }
+  }
+  return worst;
+}
+
+function run(gemm: ReturnType<typeof instantiateGemm>, call: GemmCall, kc = GEMM_KC): void {
+  gemm(call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, kc);
+}
+
+const PRODUCTS: (Product & { name: string; kc?: number })[] = [
+  { name: 'one 4×8 block', m: 4, k: 3, n: 8, count: 1 },
+  { name: 'several blocks each way', m: 12, k: 7, n: 24, count: 1 },
+  { name: 'batched slices (attention heads)', m: 16, k: 8, n: 16, count: 6 },
+  { name: 'a transposed, read in place', m: 8, k: 10, n: 16, count: 3, transposeA: true },
+  { name: 'one a for every slice', m: 4, k: 5, n: 8, count: 4, sharedA: true },
+  { name: 'k in chunks, the last one short (the first overwrites C, filled with NaN)', m: 8, k: 13, n: 8, count: 2, kc: 5 },
+  { name: 'k in chunks with a transposed', m: 8, k: 11, n: 16, count: 1, transposeA: true, kc: 4 },
+  { name: 'k longer than GEMM_KC', m: 4, k: GEMM_KC + 37, n: 8, count: 1 },
+];
+
+describe('wasm SIMD matrix product', () => {
+  it('builds a valid module for shared and unshared memory', () => {
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: false }))).not.toThrow();
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: true }))).not.toThrow();
+  });
+
+  it('takes only shapes made of whole 4×8 blocks', () => {
+    expect(gemmFits({ m: 128, k: 32, n: 128 })).toBe(true);
+    expect(gemmFits({ m: 4, k: 1, n: 8 })).toBe(true);
+    expect(gemmFits({ m: 6, k: 32, n: 128 })).toBe(false);
+    expect(gemmFits({ m: 128, k: 32, n: 12 })).toBe(false);
+    expect(gemmFits({ m: 128, k: 0, n: 128 })).toBe(false);
+    expect(gemmFits({ m: 0, k: 3, n: 8 })).toBe(false);
+  });
+
+  for (const memoryKind of ['unshared', 'shared'] as const) {
+    describe(`over ${memoryKind} memory`, () => {
+      const memory =
+        memoryKind === 'shared' ? new Wasm.Memory({ initial: 16, maximum: 16, shared: true }) : new Wasm.Memory({ initial: 16 });
+      const gemm = instantiateGemm(memory);
+      for (const p of PRODUCTS) {
+        it(p.name, () => {
+          const call = layout(memory, p);
+          run(gemm, call, p.kc);
+          expect(worstError(memory, call)).toBeLessThanOrEqual(1);
+        });
+      }
+    });
+  }
+
+  it('writes C only inside its slices', () => {
+    const memory = new Wasm.Memory({ initial: 1 });
+    const call = layout(memory, { m: 4, k: 3, n: 8, count: 2 });
+    const heap = new Float32Array(memory.buffer);
+    const end = (call.c + 2 * call.strideC) / 4;
+    heap.fill(7, end, end + 64);
+    run(instantiateGemm(memory), call);
+    expect(Array.from(heap.subarray(end, end + 64)).every((v) => v === 7)).toBe(true);
+  });
+});
+
+describe('splitting a product into parts', () => {
+  const base: GemmCall = { a: 1000, b: 50_000, c: 90_000, m: 12, k: 5, n: 8, count: 5, strideA: 240, strideB: 160, strideC: 384, aRow: 20, aStep: 4 };
+
+  it('splits several slices by whole slices, the first parts taking one more', () => {
+    const parts = splitCall(base, 2);
+    expect(parts.map((p) => p.count)).toEqual([3, 2]);
+    expect(parts[1]).toMatchObject({ a: 1000 + 3 * 240, b: 50_000 + 3 * 160, c: 90_000 + 3 * 384, m: 12 });
+  });
+
+  it('splits one slice by blocks of 4 rows', () => {
+    const parts = splitCall({ ...base, count: 1 }, 2);
+    expect(parts.map((p) => p.m)).toEqual([8, 4]);
+    expect(parts[1]).toMatchObject({ a: 1000 + 8 * 20, b: 50_000, c: 90_000 + 8 * 8 * 4, count: 1 });
+  });
+
+  it('never makes more parts than there are slices or row blocks', () => {
+    expect(splitCall({ ...base, count: 2 }, 4)).toHaveLength(2);
+    expect(splitCall({ ...base, count: 1, m: 4 }, 2)).toHaveLength(1);
+    expect(splitCall(base, 1)).toEqual([base]);
+  });
+});
+
+describe('the matrix product on two threads', () => {
+  const memory = new Wasm.Memory({ initial: 64, maximum: 64, shared: true });
+  const pool = new GemmPool(memory, 2);
+  afterAll(() => pool.dispose());
+
+  async function ready(): Promise<void> {
+    for (let i = 0; i < 200 && pool.threads < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(pool.threads).toBe(2);
+  }
+
+  for (const p of [
+    { name: 'split by slices', m: 16, k: 9, n: 16, count: 7 },
+    { name: 'split by rows, a transposed', m: 20, k: 300, n: 24, count: 1, transposeA: true },
+  ]) {
+    it(`gives the same bits as one thread: ${p.name}`, async () => {
+      await ready();
+      const call = layout(memory, p);
+      const heap = new Float32Array(memory.buffer);
+      const cSize = p.m * p.n * p.count;
+      pool.run(call);
+      const split = heap.slice(call.c / 4, call.c / 4 + cSize);
+      expect(worstError(memory, call)).toBeLessThanOrEqual(1);
+      heap.fill(Number.NaN, call.c / 4, call.c / 4 + cSize);
+      pool.runHere(call);
+      expect(heap.slice(call.c / 4, call.c / 4 + cSize)).toEqual(split);
+    });
+  }
+
+  it("reports a worker's failure as an error, and keeps working", async () => {
+    await ready();
+    // The second slice lies past the end of memory: the worker's part traps.
+    const call = { ...layout(memory, { m: 4, k: 3, n: 8, count: 2 }), strideA: 64 * 65536 };
+    expect(() => pool.run(call)).toThrow(/failed on a worker thread/);
+    const good = layout(memory, { m: 8, k: 3, n: 8, count: 2 });
+    pool.run(good);
+    expect(worstError(memory, good)).toBeLessThanOrEqual(1);
+  });
+
+  it('needs shared memory for more than one thread', () => {
+    expect(() => new GemmPool(new Wasm.Memory({ initial: 1 }), 2)).toThrow(/shared memory/);
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * Runs the wasm SIMD product (./gemm.ts) on this thread plus `threads − 1` worker threads that
+ * share the heap (the threaded tfjs build's memory is a SharedArrayBuffer). Each call splits
+ * the work — whole slices when there are several, otherwise blocks of rows — runs one part
+ * here and hands the others to the workers, then waits for them.
+ *
+ * Hand-off is synchronous, through a small SharedArrayBuffer per worker: the caller writes the
+ * arguments, bumps a sequence number and wakes the worker (Atomics.notify); the worker runs its
+ * part and stores the sequence number back as "done". A worker takes work only after it has
+ * said it is ready, so a worker that fails to start never blocks a caller (this thread then
+ * does that part itself), and a worker whose part throws hands the error back.
+ */
+import { createRequire } from 'node:module';
+import type { Worker as WorkerType } from 'node:worker_threads';
+import { gemmModule, instantiateGemm, isShared, GEMM_KC, GEMM_ROWS, type GemmFunction, type WasmMemory } from './gemm.js';
+
+const require = createRequire(import.meta.url);
+const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
+
+/** Int32 slots of a worker's control block. */
+const SEQ = 0; // bumped by the caller for each job
+const DONE = 1; // set to the job's SEQ by the worker when finished
+const READY = 2; // 1 once the worker waits for jobs
+const FAILED = 3; // 1 when the last job threw
+const ARGS = 4; // the 13 arguments of gemm
+const SLOTS = ARGS + 13;
+/** A part takes milliseconds; a worker silent this long is gone. */
+const WORKER_TIMEOUT_MS = 60_000;
+
+/** The worker, plain JavaScript evaluated in the worker thread. */
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, control } = workerData;
+const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+const c = new Int32Array(control);
+Atomics.store(c, ${READY}, 1);
+let seen = 0;
+for (;;) {
+  Atomics.wait(c, ${SEQ}, seen);
+  seen = Atomics.load(c, ${SEQ});
+  try {
+    gemm(${Array.from({ length: 13 }, (_, i) => `c[${ARGS + i}]`).join(', ')});
+    Atomics.store(c, ${FAILED}, 0);
+  } catch {
+    Atomics.store(c, ${FAILED}, 1);
+  }
+  Atomics.store(c, ${DONE}, seen);
+  Atomics.notify(c, ${DONE});
+}
+`;
+
+/** Arguments of one gemm call (see ./gemm.ts), addresses and strides in bytes. */
+export interface GemmCall {
+  a: number;
+  b: number;
+  c: number;
+  m: number;
+  k: number;
+  n: number;
+  count: number;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  aRow: number;
+  aStep: number;
+}
+
+function callArgs(call: GemmCall): number[] {
+  return [call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, GEMM_KC];
+}
+
+/**
+ * Splits a call into at most `parts` calls: by whole slices when it has several, otherwise by
+ * blocks of rows.
+ */
+export function splitCall(call: GemmCall, parts: number): GemmCall[] {
+  const bySlices = call.count > 1;
+  const units = bySlices ? call.count : call.m / GEMM_ROWS;
+  const n = Math.min(parts, units);
+  const calls: GemmCall[] = [];
+  for (let p = 0, first = 0; p < n; p++) {
+    const size = Math.floor(units / n) + (p < units % n ? 1 : 0);
+    if (bySlices) {
+      calls.push({ ...call, a: call.a + first * call.strideA, b: call.b + first * call.strideB, c: call.c + first * call.strideC, count: size });
+    } else {
+      const row = first * GEMM_ROWS;
+      calls.push({ ...call, a: call.a + row * call.aRow, c: call.c + row * call.n * 4, m: size * GEMM_ROWS });
+    }
+    first += size;
+  }
+  return calls;
+}
+
+interface PoolWorker {
+  worker: WorkerType;
+  control: Int32Array;
+  seq: number;
+}
+
+export class GemmPool {
+  private readonly gemm: GemmFunction;
+  private readonly workers: PoolWorker[] = [];
+
+  /** `threads` counts this thread; more than one needs a shared `memory`. */
+  constructor(memory: WasmMemory, threads: number) {
+    this.gemm = instantiateGemm(memory);
+    if (threads > 1 && !isShared(memory)) throw new Error('A GemmPool with more than one thread needs a shared memory');
+    for (let t = 1; t < threads; t++) {
+      const control = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        execArgv: [],
+        workerData: { module: gemmModule({ shared: true }), memory, control: control.buffer },
+      });
+      worker.unref(); // idle between calls; must not keep the process alive
+      worker.on('error', () => Atomics.store(control, READY, 0)); // never handed work again
+      this.workers.push({ worker, control, seq: 0 });
+    }
+  }
+
+  /** Threads a call can use now (this one plus the workers that are ready). */
+  get threads(): number {
+    return 1 + this.workers.filter((w) => Atomics.load(w.control, READY) === 1).length;
+  }
+
+  /** Runs `call` here only. */
+  runHere(call: GemmCall): void {
+    this.gemm(...(callArgs(call) as Parameters<GemmFunction>));
+  }
+
+  /** Runs `call` split across this thread and the ready workers. */
+  run(call: GemmCall): void {
+    const ready = this.workers.filter((w) => Atomics.load(w.control, READY) === 1);
+    const [mine, ...theirs] = splitCall(call, ready.length + 1);
+    const started = theirs.map((part, i) => {
+      const w = ready[i]!;
+      w.control.set(callArgs(part), ARGS);
+      w.seq = (w.seq + 1) | 0 || 1;
+      Atomics.store(w.control, SEQ, w.seq);
+      Atomics.notify(w.control, SEQ);
+      return w;
+    });
+    this.runHere(mine!);
+    let failed = false;
+    for (const w of started) {
+      const deadline = Date.now() + WORKER_TIMEOUT_MS;
+      for (;;) {
+        const done = Atomics.load(w.control, DONE);
+        if (done === w.seq) break;
+        if (Date.now() > deadline) {
+          Atomics.store(w.control, READY, 0);
+          throw new Error(`A matrix product worker gave no answer in ${WORKER_TIMEOUT_MS / 1000} s`);
+        }
+        Atomics.wait(w.control, DONE, done, 100);
+      }
+      failed ||= Atomics.load(w.control, FAILED) === 1;
+    }
+    if (failed) throw new Error('The wasm matrix product failed on a worker thread');
+  }
+
+  dispose(): void {
+    for (const w of this.workers) void w.worker.terminate();
+    this.workers.length = 0;
+  }
+}
