@@ -68,26 +68,36 @@ describe('multi-threaded wasm in Node', () => {
     expect(threadPoolAddress(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]))).toBeNull();
   });
 
-  it('loads the threaded build with 2 pool threads, computes like cpu, and lets the process exit', () => {
+  it('loads the threaded build with 2 pool threads, computes like cpu (products split across threads too), and lets the process exit', () => {
     // Its own process: the wasm build is fixed once a process has initialised wasm.
     const script = `
       import * as tf from './training/tf.ts';
       import { setupBackend } from './training/backend.ts';
       import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
       import { withThreadPool } from './training/kernels/threads.ts';
+      import { gemmThreads } from './training/kernels/wasm.ts';
+      // Small products (one thread), a 2²²-multiply-add product (split by rows) and batched
+      // attention-shaped products (split by slices), with their gradients.
       const f = () => tf.tidy(() => {
         const a = tf.randomNormal([3, 40, 24], 0, 1, 'float32', 1);
         const b = tf.randomNormal([3, 40, 16], 0, 1, 'float32', 2);
         const g = tf.grads((x, y) => tf.sigmoid(tf.matMul(x, y, true, false)))([a, b]);
-        return [...g.map((t) => Array.from(t.dataSync())), Array.from(tf.sum(tf.transpose(a, [0, 2, 1]), 0).dataSync())];
+        const w = tf.randomNormal([256, 128], 0, 1, 'float32', 3);
+        const v = tf.randomNormal([128, 128], 0, 1, 'float32', 4);
+        const q = tf.randomNormal([16, 4, 64, 32], 0, 1, 'float32', 5);
+        const k = tf.randomNormal([16, 4, 64, 32], 0, 1, 'float32', 6);
+        const h = tf.grads((x, y) => tf.sin(tf.matMul(x, y)))([w, v]);
+        const s = tf.grads((x, y) => tf.sin(tf.matMul(x, y, false, true)))([q, k]);
+        return [...g, tf.sum(tf.transpose(a, [0, 2, 1]), 0), tf.matMul(w, v), ...h, ...s].map((t) => Array.from(t.dataSync()));
       });
       const ref = f();
       const chosen = await setupBackend('wasm', { threads: 2 });
+      for (let i = 0; i < 100 && gemmThreads(tf.backend()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
       const got = f();
-      const worst = Math.max(...got.flatMap((xs, i) => xs.map((v, j) => Math.abs(v - ref[i][j]))));
+      const worst = got.flatMap((xs, i) => xs.map((v, j) => Math.abs(v - ref[i][j]) / (1 + Math.abs(ref[i][j])))).reduce((p, q) => Math.max(p, q), 0);
       const module = tf.backend().wasm.tfjs;
       const poolThreads = { outside: module.getThreadsCount(), inside: withThreadPool(tf.backend(), () => module.getThreadsCount()) };
-      console.log(JSON.stringify({ chosen, threads: getThreadsCount(), poolThreads, worst }));
+      console.log(JSON.stringify({ chosen, threads: getThreadsCount(), poolThreads, gemmThreads: gemmThreads(tf.backend()), worst }));
     `;
     const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: path.resolve(import.meta.dirname, '..', '..'),
@@ -96,7 +106,7 @@ describe('multi-threaded wasm in Node', () => {
     });
     expect(res.status, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
-    expect(out).toMatchObject({ chosen: 'wasm', threads: 2 });
+    expect(out).toMatchObject({ chosen: 'wasm', threads: 2, gemmThreads: 2 });
     // The pool is off (pthreadpool reports -1 threads for none) except inside withThreadPool.
     expect(out.poolThreads.inside).toBe(2);
     expect(out.poolThreads.outside).not.toBe(2);

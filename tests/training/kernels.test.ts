@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
-import { hasExpectedInternals, installWasmKernels, kernelOverridesEnabled, setKernelOverrides } from '../../training/kernels/wasm.js';
+import { gemmThreads, hasExpectedInternals, installWasmKernels, kernelOverridesEnabled, setKernelOverrides } from '../../training/kernels/wasm.js';
 import { matMul, useTransposingMatMul } from '../../training/kernels/matmul.js';
 import { crossEntropy } from '../../training/objective.js';
 
@@ -81,6 +81,12 @@ const MATMUL_CASES: {
   { name: 'attention gradient, small a transposed', a: [2, 3, 12, 5], b: [2, 3, 12, 30], transposeA: true },
   { name: 'batch of 1 on the left broadcast over the right', a: [1, 6, 8], b: [4, 8, 5], grads: false },
   { name: 'broadcast batch shapes left to the stock kernel', a: [2, 1, 6, 8], b: [1, 3, 8, 5], grads: false },
+  // Shapes of whole 4×8 blocks, which run on the SIMD kernel (the cases above mostly do not).
+  { name: 'SIMD kernel: attention scores q·kᵀ', a: [2, 3, 16, 8], b: [2, 3, 16, 8], transposeB: true },
+  { name: 'SIMD kernel: attention gradient attᵀ·dy', a: [2, 3, 16, 16], b: [2, 3, 16, 8], transposeA: true },
+  { name: 'SIMD kernel: weight gradient over more than one chunk of k', a: [300, 12], b: [300, 16], transposeA: true },
+  { name: 'SIMD kernel: rank-3 against a shared weight, folded into rows', a: [3, 12, 16], b: [16, 8], grads: false },
+  { name: 'SIMD kernel: batch of 1 on the left broadcast over the right', a: [1, 8, 8], b: [4, 8, 16], grads: false },
 ];
 
 describe('wasm kernel overrides against the cpu backend', () => {
@@ -97,6 +103,7 @@ describe('wasm kernel overrides against the cpu backend', () => {
     expect(hasExpectedInternals({})).toBe(false);
     expect(hasExpectedInternals(null)).toBe(false);
     expect(kernelOverridesEnabled()).toBe(true);
+    expect(gemmThreads(tf.findBackend('wasm'))).toBe(1); // the SIMD kernel, on this thread
   });
 
   it('reports no overrides for a backend whose internals differ, so the caller takes the fallback', () => {

@@ -46,6 +46,13 @@ interface ThreadPoolSlot {
 }
 
 const pools = new WeakMap<object, ThreadPoolSlot>();
+/** Pool threads of each threaded backend. */
+const threadCounts = new WeakMap<object, number>();
+
+/** The threads a backend from registerThreadedWasm runs with; 1 for any other backend. */
+export function wasmThreads(backend: unknown): number {
+  return threadCounts.get(backend as object) ?? 1;
+}
 
 /** Points the module's `threadpool` at `pointer` (0: none) while fn runs, then back at none. */
 function withPointer<T>(slot: ThreadPoolSlot, pointer: number, fn: () => T): T {
@@ -222,6 +229,7 @@ export function registerThreadedWasm(threads: number): void {
         dispose: module.cwrap('dispose', null, []),
       };
       const backend = new tfwasm.BackendWasm(module as never);
+      threadCounts.set(backend, threads);
       const address = threadPoolAddress(readFileSync(path.join(wasmDir, 'tfjs-backend-wasm-threaded-simd.wasm')));
       const memory = module.wasmMemory as { buffer: ArrayBufferLike } | undefined;
       if (address !== null && memory) {

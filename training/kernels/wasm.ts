@@ -7,7 +7,9 @@
  * customGrad matmul (./matmul.ts) instead.
  */
 import * as tf from '../tf.js';
-import { leaveThreadPoolOn, withThreadPool } from './threads.js';
+import { leaveThreadPoolOn, wasmThreads, withThreadPool } from './threads.js';
+import { gemmFits, isShared, isWasmMemory, type WasmMemory } from './gemm.js';
+import { GemmPool } from './gemm-pool.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -15,9 +17,9 @@ export interface WasmBackendInternals {
     cwrap: (name: string, ret: null, args: string[]) => (...args: unknown[]) => void;
     HEAPF32: Float32Array;
     /** The threaded build's (shared) memory. */
-    wasmMemory?: { buffer: ArrayBufferLike };
+    wasmMemory?: WasmMemory;
     /** The single-threaded build's exports, memory among them. */
-    asm?: { memory?: { buffer: ArrayBufferLike } };
+    asm?: { memory?: WasmMemory };
     tfjs: {
       registerTensor(id: number, size: number, memoryOffset: number): void;
       disposeData(id: number): void;
@@ -141,26 +143,108 @@ function transposeLast(backend: WasmBackendInternals, x: tf.TensorInfo): tf.Tens
 }
 
 /**
- * BatchMatMul that always lands on XNNPACK: transposed operands are transposed physically first
- * (cheap next to the product), a shared right operand folds the batch into rows (one product),
- * and a batched right operand runs one XNNPACK product per batch slice over heap views.
+ * BatchMatMul on our wasm SIMD kernel (./gemm.ts) when the shapes fit it (rows a multiple of 4,
+ * columns of 8: every product of training), otherwise on XNNPACK. A transposed left operand is
+ * read in place by the kernel; a transposed right operand is transposed physically first (cheap
+ * next to the product: it is a weight matrix or one head's keys/values). Full broadcasting
+ * between different batch shapes is left to the stock kernel.
  */
 function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const batchA = tf.util.sizeFromShape(args.inputs.a!.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(args.inputs.b!.shape.slice(0, -2));
     const float = args.inputs.a!.dtype === 'float32' && args.inputs.b!.dtype === 'float32';
-    // Full broadcasting between different batch shapes is left to the stock kernel.
     const sameBatch = batchB === 1 || batchA === 1 || arraysEqual(args.inputs.a!.shape.slice(0, -2), args.inputs.b!.shape.slice(0, -2));
-    return float && sameBatch ? batchMatMul(args as never) : stock(args);
+    if (!float || !sameBatch) return stock(args);
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const pool = gemmPools.get(backend);
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const a = args.inputs.a!;
+    const b = args.inputs.b!;
+    const dims = {
+      m: transposeA ? a.shape.at(-1)! : a.shape.at(-2)!,
+      k: transposeA ? a.shape.at(-2)! : a.shape.at(-1)!,
+      n: transposeB ? b.shape.at(-2)! : b.shape.at(-1)!,
+    };
+    if (pool && Math.min(batchA, batchB) > 0 && gemmFits(dims)) {
+      const right = transposeB ? transposeLast(backend, b) : b;
+      try {
+        return simdMatMul(backend, pool, { a, b: right, transposeA, ...dims });
+      } finally {
+        if (transposeB) backend.disposeData(right.dataId);
+      }
+    }
+    return xnnpackBatchMatMul(args as never);
   };
+}
+
+/** A wasm SIMD kernel per backend, or null where it could not be set up (see installWasmKernels). */
+const gemmPools = new WeakMap<object, GemmPool | null>();
+
+/**
+ * Threads the SIMD matrix kernel of `backend` runs products on now (0: no kernel). Workers start
+ * in the background: until they are ready, products run on this thread alone.
+ */
+export function gemmThreads(backend: unknown): number {
+  return gemmPools.get(backend as object)?.threads ?? 0;
+}
+
+/**
+ * op(a) [..., M, K] · b [..., K, N] on the SIMD kernel, op(a) = a or aᵀ (read in place). Batch
+ * shapes equal, or either of size 1. Products of POOL_MIN_PRODUCT multiply-adds or more are
+ * split across the kernel's threads.
+ */
+function simdMatMul(
+  backend: WasmBackendInternals,
+  pool: GemmPool,
+  o: { a: tf.TensorInfo; b: tf.TensorInfo; transposeA: boolean; m: number; k: number; n: number },
+): tf.TensorInfo {
+  const { a, b, m, k, n } = o;
+  if (b.shape.at(-2) !== k) {
+    throw new Error(`BatchMatMul inner dimensions differ: ${a.shape}${o.transposeA ? 'ᵀ' : ''} and ${b.shape}`);
+  }
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  const outBatch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = backend.makeOutput([...outBatch, m, n], 'float32');
+  // Every slice of an untransposed a meeting the same b is one product of batchA·M rows.
+  const foldRows = batchB === 1 && !o.transposeA;
+  const rows = foldRows ? batchA * m : m;
+  const count = foldRows ? 1 : Math.max(batchA, batchB);
+  const call = {
+    a: heapInfo(backend, a).offset,
+    b: heapInfo(backend, b).offset,
+    c: heapInfo(backend, out).offset,
+    m: rows,
+    k,
+    n,
+    count,
+    strideA: batchA === 1 ? 0 : m * k * 4,
+    strideB: batchB === 1 ? 0 : k * n * 4,
+    strideC: m * n * 4,
+    aRow: o.transposeA ? 4 : k * 4,
+    aStep: o.transposeA ? m * 4 : 4,
+  };
+  try {
+    if (rows * k * n * count >= POOL_MIN_PRODUCT) pool.run(call);
+    else pool.runHere(call);
+  } catch (error) {
+    backend.disposeData(out.dataId);
+    throw error;
+  }
+  return out;
 }
 
 function arraysEqual(x: number[], y: number[]): boolean {
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
-function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+/**
+ * BatchMatMul on XNNPACK, for shapes the SIMD kernel does not take: transposed operands are
+ * transposed physically first, a shared right operand folds the batch into rows (one product),
+ * and a batched right operand runs one XNNPACK product per batch slice over heap views.
+ */
+function xnnpackBatchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = args.backend as WasmBackendInternals;
   const a = args.inputs.a!;
   const b = args.inputs.b!;
@@ -191,9 +275,10 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
 }
 
 /**
- * Multiply-adds from which a product runs on the wasm pool threads (threaded build): 2²² is
- * ~0.1 ms on one thread, where a wake-up of the pool stops costing more than it saves. Every
- * [B·T, D]-row product of training is above it, a decoding step's few rows are below.
+ * Multiply-adds from which a product is split across threads (threaded build: the SIMD kernel's
+ * workers, or XNNPACK's pool for other shapes): 2²² is 0.1–0.2 ms on one thread, where waking
+ * another thread stops costing more than it saves. Every [B·T, D]-row product of training and
+ * every attention product of a training batch is above it, a decoding step's few rows are below.
  */
 const POOL_MIN_PRODUCT = 2 ** 22;
 
@@ -560,6 +645,16 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 }
 
 /**
+ * The SIMD matrix kernel over the backend's heap, with as many threads as the backend has
+ * (the threaded build's memory is shared). Null when the heap is not a WebAssembly.Memory.
+ */
+function startGemmPool(backend: WasmBackendInternals): GemmPool | null {
+  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  if (!isWasmMemory(memory)) return null;
+  return new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1);
+}
+
+/**
  * Registers the wasm kernels. Call after the wasm backend is initialised (it needs the
  * backend instance to check internals). Idempotent.
  */
@@ -572,6 +667,9 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
   if (stockKernels.size === 0) {
     for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
   }
+  if (!gemmPools.has(backend)) gemmPools.set(backend, startGemmPool(backend));
   setKernelOverrides(true);
-  return { overrides: true, detail: 'UnsortedSegmentSum + overrides (BatchMatMul on XNNPACK, Sum, GatherV2, Transpose, Identity, Slice, Cast, Equal)' };
+  const pool = gemmPools.get(backend);
+  const matMul = pool ? `BatchMatMul on our SIMD kernel (${wasmThreads(backend)} thread${wasmThreads(backend) === 1 ? '' : 's'}) or XNNPACK` : 'BatchMatMul on XNNPACK';
+  return { overrides: true, detail: `UnsortedSegmentSum + overrides (${matMul}, Sum, GatherV2, Transpose, Identity, Slice, Cast, Equal)` };
 }
