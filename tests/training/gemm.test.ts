@@ -5,7 +5,8 @@
  * Tolerance: |kernel − exact| ≤ 1e-5 · (1 + Σ|a·b|) — float32 sums.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { gemmFits, gemmModuleBytes, instantiateGemm, Wasm, GEMM_KC, type WasmMemory } from '../../training/kernels/gemm.js';
+import { gemmFits, gemmModuleBytes, instantiateGemm, GEMM_KC } from '../../training/kernels/gemm.js';
+import { Wasm, type WasmMemory } from '../../training/kernels/wasm-emit.js';
 import { GemmPool, splitCall, type GemmCall } from '../../training/kernels/gemm-pool.js';
 
 /** Deterministic values in [-1, 1). */

@@ -134,6 +134,9 @@ describe('wasm kernel overrides against the cpu backend', () => {
   it.each([
     { name: 'leading axis of a matrix', shape: [50, 9], axis: [0], keepDims: false },
     { name: 'all leading axes of a rank-3 tensor, kept dims', shape: [4, 6, 9], axis: [0, 1], keepDims: true },
+    { name: 'leading axis, SIMD column sums (48 columns: three strips)', shape: [37, 48], axis: [0], keepDims: false },
+    { name: 'leading axes of a rank-3 tensor, SIMD column sums, kept dims', shape: [3, 5, 16], axis: [0, 1], keepDims: true },
+    { name: 'leading axis of a single row, SIMD column sums', shape: [1, 32], axis: [0], keepDims: false },
     { name: 'last axis (stock kernel)', shape: [6, 9], axis: [1], keepDims: false },
     { name: 'every axis (stock kernel)', shape: [6, 9], axis: [0, 1], keepDims: false },
     { name: 'middle axis (stock kernel)', shape: [4, 6, 9], axis: [1], keepDims: false },
@@ -221,6 +224,36 @@ describe('wasm kernel overrides against the cpu backend', () => {
       { shape: [11, 6], seed: 7 },
       { shape: [3, 5], seed: 8, dtype: 'int32', max: 11 },
     ]);
+  });
+
+  it('UnsortedSegmentSum on the heap: float and int32 rows, empty segments zero', async () => {
+    const inputs: Inputs = [{ shape: [7, 5], seed: 22 }, { shape: [7], seed: 23, dtype: 'int32', max: 4 }];
+    await expectWasmMatchesCpu((x, ids) => tf.unsortedSegmentSum(x!, ids as tf.Tensor1D, 9), inputs);
+    await expectWasmMatchesCpu(
+      (x, ids) => tf.unsortedSegmentSum(tf.cast(tf.mul(x!, 100), 'int32'), ids as tf.Tensor1D, 9),
+      inputs,
+      false,
+    );
+  });
+
+  it('UnsortedSegmentSum through the public backend interface (internals unknown), out-of-range ids dropped', () => {
+    const data = new Map<object, Float32Array | Int32Array>();
+    const tensor = (values: Float32Array | Int32Array, shape: number[]): tf.TensorInfo => {
+      const dataId = {};
+      data.set(dataId, values);
+      return { dataId, shape, dtype: values instanceof Int32Array ? 'int32' : 'float32' };
+    };
+    const backend = {
+      readSync: (dataId: object) => data.get(dataId)!,
+      write: (values: Float32Array | Int32Array) => tensor(values, []).dataId,
+    };
+    const out = tf.getKernel('UnsortedSegmentSum', 'wasm')!.kernelFunc({
+      inputs: { x: tensor(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]), [4, 2]), segmentIds: tensor(new Int32Array([2, 0, 2, 5]), [4]) },
+      backend: backend as unknown as tf.KernelBackend,
+      attrs: { numSegments: 3 },
+    }) as tf.TensorInfo;
+    expect(out.shape).toEqual([3, 2]);
+    expect(Array.from(data.get(out.dataId)!)).toEqual([3, 4, 0, 0, 6, 8]);
   });
 
   it('GatherV2 along another axis falls back to the stock kernel', async () => {

@@ -12,7 +12,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Worker as WorkerType } from 'node:worker_threads';
-import { gemmModule, instantiateGemm, isShared, GEMM_KC, GEMM_ROWS, type GemmFunction, type WasmMemory } from './gemm.js';
+import { gemmModule, instantiateGemm, GEMM_KC, GEMM_ROWS, type GemmFunction } from './gemm.js';
+import { isShared, type WasmMemory } from './wasm-emit.js';
 
 const require = createRequire(import.meta.url);
 const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');

@@ -6,8 +6,7 @@
  * straight from the tfjs heap (it imports the backend's memory), and a caller can split the work
  * between threads that share that memory (./gemm-pool.ts).
  *
- * The module is emitted here byte by byte (no toolchain needed) and is small: one exported
- * function,
+ * The module (written with ./wasm-emit.ts) is small: one exported function,
  *   gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc)
  * which for s in [0, count) sets C_s[m, n] = A_s[m, k] · B_s[k, n], float32, with A_s at byte
  * address a + s·strideA (and likewise B_s, C_s). B and C are row-major; A's element (i, p) is at
@@ -21,96 +20,8 @@
  * 8 multiplies and 8 adds on f32x4 (no fused multiply-add without relaxed SIMD), which two
  * multiply and two add pipes retire in about 4 cycles: ~48 GFLOPS at 3 GHz is the ceiling.
  */
+import { compileOnce, instantiate, isShared, moduleBytes, op, I32, V128, type FunctionDef, type WasmMemory, type WasmModule } from './wasm-emit.js';
 
-/** The parts of the WebAssembly JS API used here (a Node global the project's type libraries omit). */
-export interface WasmMemory {
-  readonly buffer: ArrayBufferLike;
-}
-export interface WasmModule {
-  readonly __wasmModule: unique symbol;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
-}
-export const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-export function isWasmMemory(value: unknown): value is WasmMemory {
-  return value instanceof Wasm.Memory;
-}
-
-/** True when `memory` is shared between threads (the threaded tfjs build's heap). */
-export function isShared(memory: WasmMemory): boolean {
-  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-}
-
-/** Unsigned LEB128, as the binary format writes sizes and indices. */
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-/** Signed LEB128 (i32.const immediates). */
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = value & 0x7f;
-    value >>= 7;
-    const done = (value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function name(text: string): number[] {
-  const bytes = [...new TextEncoder().encode(text)];
-  return [...uleb(bytes.length), ...bytes];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-/** The instructions the kernel uses, as byte sequences. */
-const op = {
-  get: (local: number) => [0x20, ...uleb(local)],
-  set: (local: number) => [0x21, ...uleb(local)],
-  tee: (local: number) => [0x22, ...uleb(local)],
-  i32: (value: number) => [0x41, ...sleb(value)],
-  add: [0x6a],
-  sub: [0x6b],
-  mul: [0x6c],
-  ltU: [0x49],
-  /** A loop whose body branches back with `br_if 0`. */
-  loop: (body: number[]) => [0x03, 0x40, ...body, 0x0b],
-  brIf: (depth: number) => [0x0d, ...uleb(depth)],
-  ifElse: (then: number[], otherwise: number[]) => [0x04, 0x40, ...then, 0x05, ...otherwise, 0x0b],
-  call: (func: number) => [0x10, ...uleb(func)],
-  select: [0x1b],
-  gtU: [0x4b],
-  /** memarg: alignment hint (log2 bytes) and constant offset. */
-  v128Load: (offset = 0) => [0xfd, ...uleb(0x00), 2, ...uleb(offset)],
-  v128Store: (offset = 0) => [0xfd, ...uleb(0x0b), 2, ...uleb(offset)],
-  v128Zero: [0xfd, ...uleb(0x0c), ...new Array<number>(16).fill(0)],
-  /** One float from memory into every lane (a single broadcast load on x86). */
-  v128Load32Splat: (offset = 0) => [0xfd, ...uleb(0x09), 2, ...uleb(offset)],
-  f32x4Add: [0xfd, ...uleb(0xe4)],
-  f32x4Mul: [0xfd, ...uleb(0xe6)],
-};
 
 /** Rows and columns of the block of C held in registers. */
 export const GEMM_ROWS = 4;
@@ -121,8 +32,8 @@ export const GEMM_COLS = 8;
  */
 export const GEMM_KC = 256;
 
-/** The body of `gemm` (locals and code). */
-function gemmBody(): number[] {
+/** The inner function: gemm's arguments with `accumulate` last instead of kc. */
+function gemmBlocks(): FunctionDef {
   // Parameters 0–12, then locals.
   const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const [s, i, j, kk, ap, bp, cp, n4, aRow2, aRow3] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
@@ -196,13 +107,8 @@ function gemmBody(): number[] {
     ...op.get(n), ...op.i32(4), ...op.mul, ...op.set(n4),
     ...op.i32(0), ...op.set(s),
     ...op.loop(slices),
-    0x0b, // end of function
   ];
-  const locals = vec([
-    [...uleb(10), I32],
-    [...uleb(11), V128],
-  ]);
-  return [...locals, ...code];
+  return { params: 13, locals: [[10, I32], [11, V128]], code };
 }
 
 /**
@@ -211,7 +117,7 @@ function gemmBody(): number[] {
  * of rows reads it (long k, as in weight gradients, would otherwise stream B from memory once
  * per block of rows).
  */
-function chunkedBody(): number[] {
+function gemmChunks(): FunctionDef {
   const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const [k0, rest] = [13, 14];
   const chunk = [
@@ -225,27 +131,12 @@ function chunkedBody(): number[] {
     ...op.call(0),
     ...op.get(k0), ...op.get(kc), ...op.add, ...op.tee(k0), ...op.get(k), ...op.ltU, ...op.brIf(0),
   ];
-  return [...vec([[...uleb(2), I32]]), ...op.i32(0), ...op.set(k0), ...op.loop(chunk), 0x0b];
+  return { params: 13, locals: [[2, I32]], code: [...op.i32(0), ...op.set(k0), ...op.loop(chunk)], export: 'gemm' };
 }
 
-/**
- * The module's bytes. `shared`: import a shared memory (the threaded tfjs build's), which must
- * declare a maximum; otherwise an ordinary one.
- */
+/** The module's bytes, over a shared memory or an ordinary one. */
 export function gemmModuleBytes(opts: { shared: boolean }): Uint8Array {
-  // Both functions take 13 i32s: the inner one ends with `accumulate`, the exported one with kc.
-  const signature = [0x60, ...vec(new Array<number[]>(13).fill([I32])), ...vec([])];
-  const limits = opts.shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
-  const bodies = [gemmBody(), chunkedBody()];
-  const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([signature])),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, ...limits]])),
-    ...section(3, vec([uleb(0), uleb(0)])),
-    ...section(7, vec([[...name('gemm'), 0x00, ...uleb(1)]])),
-    ...section(10, vec(bodies.map((body) => [...uleb(body.length), ...body]))),
-  ];
-  return new Uint8Array(bytes);
+  return moduleBytes({ shared: opts.shared, functions: [gemmBlocks(), gemmChunks()] });
 }
 
 /** gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc), addresses and strides in bytes. */
@@ -259,20 +150,11 @@ export function gemmFits(dims: { m: number; k: number; n: number }): boolean {
   return dims.m % GEMM_ROWS === 0 && dims.n % GEMM_COLS === 0 && dims.m > 0 && dims.n > 0 && dims.k > 0;
 }
 
-/** Compiled modules, one per kind of memory. */
-const modules = new Map<boolean, WasmModule>();
-
 export function gemmModule(opts: { shared: boolean }): WasmModule {
-  let module = modules.get(opts.shared);
-  if (!module) {
-    module = new Wasm.Module(gemmModuleBytes(opts));
-    modules.set(opts.shared, module);
-  }
-  return module;
+  return compileOnce('gemm', opts.shared, (shared) => gemmModuleBytes({ shared }));
 }
 
 /** The kernel over `memory` (shared or not). */
 export function instantiateGemm(memory: WasmMemory): GemmFunction {
-  const instance = new Wasm.Instance(gemmModule({ shared: isShared(memory) }), { env: { memory } });
-  return instance.exports.gemm as GemmFunction;
+  return instantiate(gemmModule({ shared: isShared(memory) }), memory).gemm as GemmFunction;
 }

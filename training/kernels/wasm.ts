@@ -8,8 +8,10 @@
  */
 import * as tf from '../tf.js';
 import { leaveThreadPoolOn, wasmThreads, withThreadPool } from './threads.js';
-import { gemmFits, isShared, isWasmMemory, type WasmMemory } from './gemm.js';
+import { gemmFits } from './gemm.js';
+import { isShared, isWasmMemory, type WasmMemory } from './wasm-emit.js';
 import { GemmPool } from './gemm-pool.js';
+import { colsumFits, instantiateColsum, type ColsumFunction } from './colsum.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -52,8 +54,9 @@ export function hasExpectedInternals(backend: unknown): backend is WasmBackendIn
 
 /**
  * UnsortedSegmentSum (needed by the gradient of tf.gather, i.e. the embedding) — missing from
- * the wasm backend. Written against the public KernelBackend interface (readSync / write), so it
- * works whatever the internals; it runs once per step on a small [V, D] result.
+ * the wasm backend. With the internals the overrides rely on, it sums straight on the heap;
+ * otherwise through the public KernelBackend interface (readSync / write: two copies of x, which
+ * cost ~2 ms a training step), so it works whatever the internals.
  */
 function unsortedSegmentSum(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -66,18 +69,40 @@ function unsortedSegmentSum(args: {
   const numSegments = args.attrs!.numSegments as number;
   const innerShape = x.shape.slice(segmentIds.shape.length);
   const inner = tf.util.sizeFromShape(innerShape);
-  const xVals = backend.readSync(x.dataId) as Float32Array | Int32Array;
-  const ids = backend.readSync(segmentIds.dataId) as Int32Array;
+  const shape = [numSegments, ...innerShape];
+  if (hasExpectedInternals(backend)) {
+    const out = backend.makeOutput(shape, x.dtype);
+    const buffer = heapBuffer(backend) as ArrayBuffer; // after makeOutput, which may grow the heap
+    const view = (t: tf.TensorInfo, ints: boolean): Float32Array | Int32Array => {
+      const [offset, size] = [heapInfo(backend, t).offset, tf.util.sizeFromShape(t.shape)];
+      return ints ? new Int32Array(buffer, offset, size) : new Float32Array(buffer, offset, size);
+    };
+    const ints = x.dtype === 'int32';
+    const outVals = view(out, ints).fill(0);
+    addSegments({ x: view(x, ints), ids: view(segmentIds, true) as Int32Array, out: outVals, inner, numSegments });
+    return out;
+  }
   const outVals = x.dtype === 'int32' ? new Int32Array(numSegments * inner) : new Float32Array(numSegments * inner);
+  addSegments({
+    x: backend.readSync(x.dataId) as Float32Array | Int32Array,
+    ids: backend.readSync(segmentIds.dataId) as Int32Array,
+    out: outVals,
+    inner,
+    numSegments,
+  });
+  return { dataId: backend.write(outVals, shape, x.dtype), shape, dtype: x.dtype };
+}
+
+/** out[ids[i]] += x[i] over rows of `inner` values; out-of-range ids are dropped (tf semantics). */
+function addSegments(o: { x: Float32Array | Int32Array; ids: Int32Array; out: Float32Array | Int32Array; inner: number; numSegments: number }): void {
+  const { x, ids, out, inner } = o;
   for (let i = 0; i < ids.length; i++) {
     const s = ids[i]!;
-    if (s < 0 || s >= numSegments) continue; // tf semantics: out-of-range ids are dropped
+    if (s < 0 || s >= o.numSegments) continue;
     const src = i * inner;
     const dst = s * inner;
-    for (let j = 0; j < inner; j++) outVals[dst + j]! += xVals[src + j]!;
+    for (let j = 0; j < inner; j++) out[dst + j]! += x[src + j]!;
   }
-  const shape = [numSegments, ...innerShape];
-  return { dataId: backend.write(outVals, shape, x.dtype), shape, dtype: x.dtype };
 }
 
 /**
@@ -157,7 +182,7 @@ function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
     const sameBatch = batchB === 1 || batchA === 1 || arraysEqual(args.inputs.a!.shape.slice(0, -2), args.inputs.b!.shape.slice(0, -2));
     if (!float || !sameBatch) return stock(args);
     const backend = args.backend as unknown as WasmBackendInternals;
-    const pool = gemmPools.get(backend);
+    const pool = simdKernels.get(backend)?.gemm;
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
     const a = args.inputs.a!;
     const b = args.inputs.b!;
@@ -178,15 +203,21 @@ function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/** A wasm SIMD kernel per backend, or null where it could not be set up (see installWasmKernels). */
-const gemmPools = new WeakMap<object, GemmPool | null>();
+/** Our wasm SIMD kernels over a backend's heap. */
+interface SimdKernels {
+  gemm: GemmPool;
+  colsum: ColsumFunction;
+}
+
+/** Per backend, or null where they could not be set up (see installWasmKernels). */
+const simdKernels = new WeakMap<object, SimdKernels | null>();
 
 /**
  * Threads the SIMD matrix kernel of `backend` runs products on now (0: no kernel). Workers start
  * in the background: until they are ready, products run on this thread alone.
  */
 export function gemmThreads(backend: unknown): number {
-  return gemmPools.get(backend as object)?.threads ?? 0;
+  return simdKernels.get(backend as object)?.gemm.threads ?? 0;
 }
 
 /**
@@ -325,9 +356,10 @@ function plainMatMul(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.Tens
 
 /**
  * Sum over leading axes (bias and LayerNorm gradients: [B·T, D] → [D]) as one pass over the
- * rows in JS. The stock kernel first transposes x to reduce along the last axis (~7× slower), and
- * an XNNPACK product ones·x would repack x as weights on every call (slower still).
- * Every other reduction goes to the stock kernel.
+ * rows: our SIMD column sums (./colsum.ts) when D is a multiple of 16, else a loop in JS. The
+ * stock kernel first transposes x to reduce along the last axis (~7× slower), and an XNNPACK
+ * product ones·x would repack x as weights on every call (slower still). Every other
+ * reduction goes to the stock kernel.
  */
 function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -341,6 +373,11 @@ function makeSum(stock: tf.KernelFunc): tf.KernelFunc {
     const n = x.shape[rank - 1]!;
     const rows = tf.util.sizeFromShape(x.shape) / n;
     const out = backend.makeOutput(keepDims ? [...x.shape.slice(0, -1).map(() => 1), n] : [n], 'float32');
+    const colsum = simdKernels.get(backend)?.colsum;
+    if (colsum && colsumFits({ rows, n })) {
+      colsum(heapInfo(backend, x).offset, rows, n, heapInfo(backend, out).offset);
+      return out;
+    }
     const heap = new Float32Array(heapBuffer(backend)); // after makeOutput, which may grow the heap
     const src = heapInfo(backend, x).offset / 4;
     heap.set(sumRows(heap, { src, rows, n }), heapInfo(backend, out).offset / 4);
@@ -645,13 +682,14 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 }
 
 /**
- * The SIMD matrix kernel over the backend's heap, with as many threads as the backend has
- * (the threaded build's memory is shared). Null when the heap is not a WebAssembly.Memory.
+ * Our SIMD kernels over the backend's heap, the matrix product with as many threads as the
+ * backend has (the threaded build's memory is shared). Null when the heap is not a
+ * WebAssembly.Memory.
  */
-function startGemmPool(backend: WasmBackendInternals): GemmPool | null {
+function startSimdKernels(backend: WasmBackendInternals): SimdKernels | null {
   const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
   if (!isWasmMemory(memory)) return null;
-  return new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1);
+  return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1), colsum: instantiateColsum(memory) };
 }
 
 /**
@@ -667,9 +705,9 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
   if (stockKernels.size === 0) {
     for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
   }
-  if (!gemmPools.has(backend)) gemmPools.set(backend, startGemmPool(backend));
+  if (!simdKernels.has(backend)) simdKernels.set(backend, startSimdKernels(backend));
   setKernelOverrides(true);
-  const pool = gemmPools.get(backend);
+  const pool = simdKernels.get(backend)?.gemm;
   const matMul = pool ? `BatchMatMul on our SIMD kernel (${wasmThreads(backend)} thread${wasmThreads(backend) === 1 ? '' : 's'}) or XNNPACK` : 'BatchMatMul on XNNPACK';
   return { overrides: true, detail: `UnsortedSegmentSum + overrides (${matMul}, Sum, GatherV2, Transpose, Identity, Slice, Cast, Equal)` };
 }
