@@ -102,7 +102,12 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)', positiveInt('--checkpoint-every'))
     .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
     .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm, cpu (default auto: node-gpu, node, wasm, cpu)')
-    .option('--threads <n>', 'wasm threads (default: the backend default)', positiveInt('--threads'))
+    .option(
+      '--threads <n>',
+      'wasm threads (default 1): more split the matrix products across cores, with the same losses; ' +
+        'slower when other work holds the cores',
+      positiveInt('--threads'),
+    )
     .option(
       '--diff [mode]',
       'diff-encode states against the previous line of the same call: cwm (the default) writes ".." for unchanged ' +

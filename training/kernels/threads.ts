@@ -14,7 +14,9 @@
  * nothing on a softmax, and it costs ten times the work when another process holds a core.
  * So the pool stays off (the C side reads its global `threadpool` pointer on every call, and
  * pthreadpool runs a null pool's work on the calling thread) except around the large matrix
- * products, which `withThreadPool` runs with the pool: two threads made those up to 1.7× faster.
+ * products left to XNNPACK, which `withThreadPool` runs with the pool. The products of training
+ * run on our own SIMD kernel instead, whose workers share the module's memory (./gemm-pool.ts);
+ * `wasmThreads` tells it how many threads the backend was loaded with.
  */
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
