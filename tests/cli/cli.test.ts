@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, runCli } from '../helpers.js';
@@ -17,6 +18,16 @@ describe('execwm CLI', () => {
     const res = runCli([]);
     expect(res.status).toBe(0);
     expect(res.stdout).toContain('Usage: execwm');
+  });
+
+  it('stops quietly with exit 0 when the reader of its output goes away (`| head`)', () => {
+    // `true` exits before node has started, so every write of the help meets a closed pipe.
+    const res = spawnSync('bash', ['-c', `"${process.execPath}" bin/execwm.js train --help | true; echo "status \${PIPESTATUS[0]}"`], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(res.stdout.trim()).toBe('status 0');
+    expect(res.stderr).toBe('');
   });
 
   it('prints the package version', () => {
