@@ -193,6 +193,17 @@ describe('the matrix product on two threads', () => {
     expect(worstError(memory, good)).toBeLessThanOrEqual(1);
   });
 
+  it("waits for the workers when this thread's part fails, then rethrows its error", async () => {
+    await ready();
+    // Slice 0 (this thread's) lies past the end of memory, slice 1 (the worker's) at address 0.
+    const good = layout(memory, { m: 4, k: 3, n: 8, count: 2 });
+    const call = { ...good, a: 8 << 20, strideA: -(8 << 20) };
+    expect(() => pool.run(call)).toThrow(/out of bounds/);
+    const next = layout(memory, { m: 8, k: 5, n: 16, count: 3 });
+    pool.run(next);
+    expect(worstError(memory, next)).toBeLessThanOrEqual(1);
+  });
+
   it('needs shared memory for more than one thread', () => {
     expect(() => new GemmPool(new Wasm.Memory({ initial: 1 }), 2)).toThrow(/shared memory/);
   });

@@ -141,7 +141,14 @@ export class GemmPool {
       Atomics.notify(w.control, SEQ);
       return w;
     });
-    this.runHere(mine!);
+    // Wait for the workers even when this part fails: the next call must not hand them new work
+    // while they still read this one.
+    let failedHere: unknown = null;
+    try {
+      this.runHere(mine!);
+    } catch (error) {
+      failedHere = error;
+    }
     let failed = false;
     for (const w of started) {
       const deadline = Date.now() + WORKER_TIMEOUT_MS;
@@ -156,6 +163,7 @@ export class GemmPool {
       }
       failed ||= Atomics.load(w.control, FAILED) === 1;
     }
+    if (failedHere !== null) throw failedHere;
     if (failed) throw new Error('The wasm matrix product failed on a worker thread');
   }
 
