@@ -5,6 +5,8 @@
  * Tolerance: |kernel − exact| ≤ 1e-5 · (1 + Σ|a·b|) — float32 sums.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { REPO_ROOT } from '../helpers.js';
 import { gemmFits, gemmModuleBytes, instantiateGemm, GEMM_KC } from '../../training/kernels/gemm.js';
 import { Wasm, type WasmMemory } from '../../training/kernels/wasm-emit.js';
 import { GemmPool, splitCall, type GemmCall } from '../../training/kernels/gemm-pool.js';
@@ -202,6 +204,29 @@ describe('the matrix product on two threads', () => {
     const next = layout(memory, { m: 8, k: 5, n: 16, count: 3 });
     pool.run(next);
     expect(worstError(memory, next)).toBeLessThanOrEqual(1);
+  });
+
+  it('runs on this thread alone where workers are not allowed (Node permission model)', () => {
+    // The built modules: a loader such as tsx needs workers of its own.
+    const script = `
+      const { GemmPool } = await import('./dist/training/kernels/gemm-pool.js');
+      const { Wasm } = await import('./dist/training/kernels/wasm-emit.js');
+      const memory = new Wasm.Memory({ initial: 1, maximum: 1, shared: true });
+      const heap = new Float32Array(memory.buffer);
+      heap.set([1, 2, 3, 4], 0); // a: 4×1
+      heap.set([1, 1, 1, 1, 1, 1, 1, 1], 4); // b: 1×8
+      const pool = new GemmPool(memory, 2);
+      pool.run({ a: 0, b: 16, c: 48, m: 4, k: 1, n: 8, count: 1, strideA: 0, strideB: 0, strideC: 0, aRow: 4, aStep: 16 });
+      console.log(JSON.stringify({ threads: pool.threads, c: Array.from(heap.subarray(12, 44)) }));
+    `;
+    const res = spawnSync(process.execPath, ['--experimental-permission', '--allow-fs-read=*', '--no-warnings', '--input-type=module', '-e', script], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(res.status, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout) as { threads: number; c: number[] };
+    expect(out.threads).toBe(1);
+    expect(out.c).toEqual([1, 2, 3, 4].flatMap((v) => new Array<number>(8).fill(v)));
   });
 
   it('needs shared memory for more than one thread', () => {

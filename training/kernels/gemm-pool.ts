@@ -108,11 +108,16 @@ export class GemmPool {
     if (threads > 1 && !isShared(memory)) throw new Error('A GemmPool with more than one thread needs a shared memory');
     for (let t = 1; t < threads; t++) {
       const control = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        execArgv: [],
-        workerData: { module: gemmModule({ shared: true }), memory, control: control.buffer },
-      });
+      let worker: WorkerType;
+      try {
+        worker = new Worker(WORKER_SOURCE, {
+          eval: true,
+          execArgv: [],
+          workerData: { module: gemmModule({ shared: true }), memory, control: control.buffer },
+        });
+      } catch {
+        break; // workers not allowed here (e.g. Node's permission model): this thread does it all
+      }
       worker.unref(); // idle between calls; must not keep the process alive
       worker.on('error', () => Atomics.store(control, READY, 0)); // never handed work again
       this.workers.push({ worker, control, seq: 0 });
