@@ -92,6 +92,11 @@ const PRODUCTS: (Product & { name: string; kc?: number })[] = [
   { name: 'k in chunks, the last one short (the first overwrites C, filled with NaN)', m: 8, k: 13, n: 8, count: 2, kc: 5 },
   { name: 'k in chunks with a transposed', m: 8, k: 11, n: 16, count: 1, transposeA: true, kc: 4 },
   { name: 'k longer than GEMM_KC', m: 4, k: GEMM_KC + 37, n: 8, count: 1 },
+  { name: 'rows left over (m mod 4) in single-row blocks', m: 7, k: 5, n: 16, count: 2 },
+  { name: 'columns left over (n mod 8) in 4-column blocks', m: 8, k: 6, n: 12, count: 2 },
+  { name: 'both left over, a transposed, k in chunks', m: 6, k: 9, n: 20, count: 3, transposeA: true, kc: 4 },
+  { name: 'fewer rows and columns than one block (a decoding step)', m: 1, k: 7, n: 4, count: 5 },
+  { name: 'one row against a shared a', m: 3, k: 4, n: 4, count: 2, sharedA: true },
 ];
 
 describe('wasm SIMD matrix product', () => {
@@ -100,11 +105,11 @@ describe('wasm SIMD matrix product', () => {
     expect(() => new Wasm.Module(gemmModuleBytes({ shared: true }))).not.toThrow();
   });
 
-  it('takes only shapes made of whole 4×8 blocks', () => {
+  it('takes any non-empty shape whose columns are a multiple of 4', () => {
     expect(gemmFits({ m: 128, k: 32, n: 128 })).toBe(true);
-    expect(gemmFits({ m: 4, k: 1, n: 8 })).toBe(true);
-    expect(gemmFits({ m: 6, k: 32, n: 128 })).toBe(false);
-    expect(gemmFits({ m: 128, k: 32, n: 12 })).toBe(false);
+    expect(gemmFits({ m: 1, k: 1, n: 4 })).toBe(true);
+    expect(gemmFits({ m: 6, k: 32, n: 12 })).toBe(true);
+    expect(gemmFits({ m: 128, k: 32, n: 6 })).toBe(false);
     expect(gemmFits({ m: 128, k: 0, n: 128 })).toBe(false);
     expect(gemmFits({ m: 0, k: 3, n: 8 })).toBe(false);
   });
@@ -150,6 +155,12 @@ describe('splitting a product into parts', () => {
     expect(parts[1]).toMatchObject({ a: 1000 + 8 * 20, b: 50_000, c: 90_000 + 8 * 8 * 4, count: 1 });
   });
 
+  it('gives the rows left over to the last part', () => {
+    expect(splitCall({ ...base, count: 1, m: 10 }, 2).map((p) => p.m)).toEqual([8, 2]);
+    expect(splitCall({ ...base, count: 1, m: 14 }, 2).map((p) => p.m)).toEqual([8, 6]);
+    expect(splitCall({ ...base, count: 1, m: 3 }, 2).map((p) => p.m)).toEqual([3]);
+  });
+
   it('never makes more parts than there are slices or row blocks', () => {
     expect(splitCall({ ...base, count: 2 }, 4)).toHaveLength(2);
     expect(splitCall({ ...base, count: 1, m: 4 }, 2)).toHaveLength(1);
@@ -170,6 +181,7 @@ describe('the matrix product on two threads', () => {
   for (const p of [
     { name: 'split by slices', m: 16, k: 9, n: 16, count: 7 },
     { name: 'split by rows, a transposed', m: 20, k: 300, n: 24, count: 1, transposeA: true },
+    { name: 'split by rows, rows and columns left over', m: 23, k: 17, n: 28, count: 1 },
   ]) {
     it(`gives the same bits as one thread: ${p.name}`, async () => {
       await ready();

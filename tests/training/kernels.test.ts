@@ -81,8 +81,12 @@ const MATMUL_CASES: {
   { name: 'attention gradient, small a transposed', a: [2, 3, 12, 5], b: [2, 3, 12, 30], transposeA: true },
   { name: 'batch of 1 on the left broadcast over the right', a: [1, 6, 8], b: [4, 8, 5], grads: false },
   { name: 'broadcast batch shapes left to the stock kernel', a: [2, 1, 6, 8], b: [1, 3, 8, 5], grads: false },
-  // Shapes of whole 4×8 blocks, which run on the SIMD kernel (the cases above mostly do not).
+  // Products with a multiple of 4 columns run on the SIMD kernel (whole 4×8 blocks, and rows or
+  // columns left over), the others on XNNPACK.
   { name: 'SIMD kernel: attention scores q·kᵀ', a: [2, 3, 16, 8], b: [2, 3, 16, 8], transposeB: true },
+  { name: 'SIMD kernel: a decoding step, one query row per head', a: [2, 3, 1, 8], b: [2, 3, 12, 8], transposeB: true },
+  { name: 'SIMD kernel: rows and columns left over, a transposed', a: [11, 7], b: [11, 20], transposeA: true },
+  { name: 'XNNPACK: columns not a multiple of 4', a: [6, 8], b: [8, 7] },
   { name: 'SIMD kernel: attention gradient attᵀ·dy', a: [2, 3, 16, 16], b: [2, 3, 16, 8], transposeA: true },
   { name: 'SIMD kernel: weight gradient over more than one chunk of k', a: [300, 12], b: [300, 16], transposeA: true },
   { name: 'SIMD kernel: rank-3 against a shared weight, folded into rows', a: [3, 12, 16], b: [16, 8], grads: false },

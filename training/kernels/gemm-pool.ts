@@ -72,11 +72,11 @@ function callArgs(call: GemmCall): number[] {
 
 /**
  * Splits a call into at most `parts` calls: by whole slices when it has several, otherwise by
- * blocks of rows.
+ * blocks of 4 rows (the last part takes the rows left over).
  */
 export function splitCall(call: GemmCall, parts: number): GemmCall[] {
   const bySlices = call.count > 1;
-  const units = bySlices ? call.count : call.m / GEMM_ROWS;
+  const units = bySlices ? call.count : Math.ceil(call.m / GEMM_ROWS);
   const n = Math.min(parts, units);
   const calls: GemmCall[] = [];
   for (let p = 0, first = 0; p < n; p++) {
@@ -85,7 +85,7 @@ export function splitCall(call: GemmCall, parts: number): GemmCall[] {
       calls.push({ ...call, a: call.a + first * call.strideA, b: call.b + first * call.strideB, c: call.c + first * call.strideC, count: size });
     } else {
       const row = first * GEMM_ROWS;
-      calls.push({ ...call, a: call.a + row * call.aRow, c: call.c + row * call.n * 4, m: size * GEMM_ROWS });
+      calls.push({ ...call, a: call.a + row * call.aRow, c: call.c + row * call.n * 4, m: Math.min(size * GEMM_ROWS, call.m - row) });
     }
     first += size;
   }

@@ -11,9 +11,10 @@
  * which for s in [0, count) sets C_s[m, n] = A_s[m, k] · B_s[k, n], float32, with A_s at byte
  * address a + s·strideA (and likewise B_s, C_s). B and C are row-major; A's element (i, p) is at
  * A_s + i·aRow + p·aStep, so A is read row-major (aRow = 4k, aStep = 4) or transposed, stored
- * [k, m] (aRow = 4, aStep = 4m), with no copy. m must be a multiple of 4 and n of 8: the inner
- * loop keeps a 4×8 block of C in eight f32x4 registers and walks k, splatting one value of A per
- * row and loading one row of B as two vectors. k is walked in chunks of kc (see GEMM_KC).
+ * [k, m] (aRow = 4, aStep = 4m), with no copy. n must be a multiple of 4. The inner loop keeps
+ * a 4×8 block of C in eight f32x4 registers and walks k, splatting one value of A per row and
+ * loading one row of B as two vectors; the rows and columns left over (m mod 4, n mod 8) go to
+ * blocks of one row or four columns. k is walked in chunks of kc (see GEMM_KC).
  *
  * One thread, on the products of the reference training config: 39–48 GFLOPS, where XNNPACK
  * reached 14–20 on the per-head slices and 21–34 on the rest. Per step of k the block costs
@@ -32,26 +33,32 @@ export const GEMM_COLS = 8;
  */
 export const GEMM_KC = 256;
 
-/** The inner function: gemm's arguments with `accumulate` last instead of kc. */
-function gemmBlocks(): FunctionDef {
-  // Parameters 0–12, then locals.
-  const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const [s, i, j, kk, ap, bp, cp, n4, aRow2, aRow3] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
-  const acc = [23, 24, 25, 26, 27, 28, 29, 30]; // acc[2r], acc[2r+1]: row r, columns 0–3 and 4–7
-  const [b0, b1, x] = [31, 32, 33];
+/**
+ * An inner function: C[:, 0:cols] of the product for m rows (a multiple of `rows`) and cols
+ * columns (a multiple of `cols`), with B and C rows n floats apart. Its parameters are gemm's
+ * with `accumulate` (add to C instead of writing it) in place of kc, then `cols`.
+ */
+function gemmBlocks(shape: { rows: number; cols: number }): FunctionDef {
+  const vectors = shape.cols / 4; // per row of the block
+  // Parameters 0–13, then locals.
+  const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, accumulate, cols] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const [s, i, j, kk, ap, bp, cp, n4, aRow2, aRow3] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+  const firstVector = 24;
+  // acc[r·vectors + v]: row r, columns 4v to 4v + 3 of the block; then B's vectors, then A's splat.
+  const acc = Array.from({ length: shape.rows * vectors }, (_, q) => firstVector + q);
+  const bv = Array.from({ length: vectors }, (_, v) => firstVector + acc.length + v);
+  const x = firstVector + acc.length + vectors;
 
   const rowAddress = (r: number): number[] =>
     r === 0 ? op.get(ap) : [...op.get(ap), ...op.get([0, aRow, aRow2, aRow3][r]!), ...op.add];
-  const kStep: number[] = [
-    ...op.get(bp), ...op.v128Load(0), ...op.set(b0),
-    ...op.get(bp), ...op.v128Load(16), ...op.set(b1),
-  ];
-  for (let r = 0; r < GEMM_ROWS; r++) {
+  const kStep: number[] = [];
+  bv.forEach((local, v) => kStep.push(...op.get(bp), ...op.v128Load(16 * v), ...op.set(local)));
+  for (let r = 0; r < shape.rows; r++) {
     kStep.push(...rowAddress(r), ...op.v128Load32Splat(), ...op.set(x));
-    for (const [half, bv] of [[0, b0], [1, b1]] as const) {
-      const target = acc[2 * r + half]!;
-      kStep.push(...op.get(target), ...op.get(x), ...op.get(bv), ...op.f32x4Mul, ...op.f32x4Add, ...op.set(target));
-    }
+    bv.forEach((local, v) => {
+      const target = acc[r * vectors + v]!;
+      kStep.push(...op.get(target), ...op.get(x), ...op.get(local), ...op.f32x4Mul, ...op.f32x4Add, ...op.set(target));
+    });
   }
   kStep.push(
     ...op.get(ap), ...op.get(aStep), ...op.add, ...op.set(ap),
@@ -66,11 +73,11 @@ function gemmBlocks(): FunctionDef {
   // Start from C's values (accumulate) or from zero.
   const loadBlock: number[] = [];
   const zeroBlock: number[] = [];
-  for (let r = 0; r < GEMM_ROWS; r++) {
-    for (const half of [0, 1]) {
+  for (let r = 0; r < shape.rows; r++) {
+    for (let v = 0; v < vectors; v++) {
       const address = [...op.get(cp), ...(r > 0 ? [...op.i32(r), ...op.get(n4), ...op.mul, ...op.add] : [])];
-      loadBlock.push(...address, ...op.v128Load(16 * half), ...op.set(acc[2 * r + half]!));
-      zeroBlock.push(...op.v128Zero, ...op.set(acc[2 * r + half]!));
+      loadBlock.push(...address, ...op.v128Load(16 * v), ...op.set(acc[r * vectors + v]!));
+      zeroBlock.push(...op.v128Zero, ...op.set(acc[r * vectors + v]!));
     }
   }
   block.push(
@@ -81,17 +88,16 @@ function gemmBlocks(): FunctionDef {
     ...op.get(k), ...op.set(kk),
     ...op.loop(kStep),
   );
-  for (let r = 0; r < GEMM_ROWS; r++) {
+  for (let r = 0; r < shape.rows; r++) {
     if (r > 0) block.push(...op.get(cp), ...op.get(n4), ...op.add, ...op.set(cp));
-    block.push(...op.get(cp), ...op.get(acc[2 * r]!), ...op.v128Store(0));
-    block.push(...op.get(cp), ...op.get(acc[2 * r + 1]!), ...op.v128Store(16));
+    for (let v = 0; v < vectors; v++) block.push(...op.get(cp), ...op.get(acc[r * vectors + v]!), ...op.v128Store(16 * v));
   }
-  block.push(...op.get(j), ...op.i32(GEMM_COLS), ...op.add, ...op.tee(j), ...op.get(n), ...op.ltU, ...op.brIf(0));
+  block.push(...op.get(j), ...op.i32(shape.cols), ...op.add, ...op.tee(j), ...op.get(cols), ...op.ltU, ...op.brIf(0));
 
   const rowBlocks = [
     ...op.i32(0), ...op.set(j),
     ...op.loop(block),
-    ...op.get(i), ...op.i32(GEMM_ROWS), ...op.add, ...op.tee(i), ...op.get(m), ...op.ltU, ...op.brIf(0),
+    ...op.get(i), ...op.i32(shape.rows), ...op.add, ...op.tee(i), ...op.get(m), ...op.ltU, ...op.brIf(0),
   ];
   const slices = [
     ...op.i32(0), ...op.set(i),
@@ -108,35 +114,73 @@ function gemmBlocks(): FunctionDef {
     ...op.i32(0), ...op.set(s),
     ...op.loop(slices),
   ];
-  return { params: 13, locals: [[10, I32], [11, V128]], code };
+  return { params: 14, locals: [[10, I32], [acc.length + vectors + 1, V128]], code };
 }
+
+/** The inner functions, by index in the module: full blocks first, then the tails. */
+const BLOCK_SHAPES = [
+  { rows: GEMM_ROWS, cols: GEMM_COLS },
+  { rows: GEMM_ROWS, cols: 4 },
+  { rows: 1, cols: GEMM_COLS },
+  { rows: 1, cols: 4 },
+];
 
 /**
  * The body of the exported function: gemm over chunks of kc steps of k, the first chunk
  * writing C and the others adding to it, so that a chunk of B stays in cache while every block
  * of rows reads it (long k, as in weight gradients, would otherwise stream B from memory once
- * per block of rows).
+ * per block of rows). In each chunk the 4×8 blocks cover all but the last m mod 4 rows and
+ * n mod 8 columns; blocks of 4 columns and of single rows cover those.
  */
 function gemmChunks(): FunctionDef {
   const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const [k0, rest] = [13, 14];
-  const chunk = [
-    ...op.get(k), ...op.get(k0), ...op.sub, ...op.set(rest),
+  const [k0, len, m4, n8] = [13, 14, 15, 16];
+  // One inner call: rows from `row` (m4 or 0), columns from `col` (n8 or 0).
+  const call = (func: number, o: { row: boolean; col: boolean }): number[] => [
+    // a + k0·aStep (+ m4·aRow)
     ...op.get(a), ...op.get(k0), ...op.get(aStep), ...op.mul, ...op.add,
+    ...(o.row ? [...op.get(m4), ...op.get(aRow), ...op.mul, ...op.add] : []),
+    // b + k0·n·4 (+ n8·4)
     ...op.get(b), ...op.get(k0), ...op.get(n), ...op.mul, ...op.i32(4), ...op.mul, ...op.add,
-    ...op.get(c), ...op.get(m),
-    ...op.get(kc), ...op.get(rest), ...op.get(rest), ...op.get(kc), ...op.gtU, ...op.select, // min(kc, rest)
-    ...op.get(n), ...op.get(count), ...op.get(strideA), ...op.get(strideB), ...op.get(strideC), ...op.get(aRow), ...op.get(aStep),
-    ...op.get(k0), // accumulate after the first chunk
-    ...op.call(0),
+    ...(o.col ? [...op.get(n8), ...op.i32(4), ...op.mul, ...op.add] : []),
+    // c (+ m4·n·4) (+ n8·4)
+    ...op.get(c),
+    ...(o.row ? [...op.get(m4), ...op.get(n), ...op.mul, ...op.i32(4), ...op.mul, ...op.add] : []),
+    ...(o.col ? [...op.get(n8), ...op.i32(4), ...op.mul, ...op.add] : []),
+    // rows, k, n, count, strides, aRow, aStep, accumulate, cols
+    ...(o.row ? [...op.get(m), ...op.get(m4), ...op.sub] : op.get(m4)),
+    ...op.get(len), ...op.get(n), ...op.get(count), ...op.get(strideA), ...op.get(strideB), ...op.get(strideC), ...op.get(aRow), ...op.get(aStep),
+    ...op.get(k0),
+    ...(o.col ? [...op.get(n), ...op.get(n8), ...op.sub] : op.get(n8)),
+    ...op.call(func),
+  ];
+  // if (cond) { code }
+  const when = (cond: number[], code: number[]): number[] => [...cond, 0x04, 0x40, ...code, 0x0b];
+  const nonzero = (local: number): number[] => op.get(local);
+  const differs = (x: number, y: number): number[] => [...op.get(x), ...op.get(y), ...op.sub];
+  const both = (p: number[], q: number[]): number[] => [...p, ...q, 0x71]; // i32.and of 0/1
+  const isSet = (code: number[]): number[] => [...code, ...op.i32(0), 0x47]; // i32.ne 0 → 0/1
+  const chunk = [
+    ...op.get(k), ...op.get(k0), ...op.sub, ...op.set(len),
+    ...op.get(kc), ...op.get(len), ...op.get(len), ...op.get(kc), ...op.gtU, ...op.select, ...op.set(len), // min(kc, k − k0)
+    ...when(both(isSet(nonzero(m4)), isSet(nonzero(n8))), call(0, { row: false, col: false })),
+    ...when(both(isSet(nonzero(m4)), isSet(differs(n, n8))), call(1, { row: false, col: true })),
+    ...when(both(isSet(differs(m, m4)), isSet(nonzero(n8))), call(2, { row: true, col: false })),
+    ...when(both(isSet(differs(m, m4)), isSet(differs(n, n8))), call(3, { row: true, col: true })),
     ...op.get(k0), ...op.get(kc), ...op.add, ...op.tee(k0), ...op.get(k), ...op.ltU, ...op.brIf(0),
   ];
-  return { params: 13, locals: [[2, I32]], code: [...op.i32(0), ...op.set(k0), ...op.loop(chunk)], export: 'gemm' };
+  const code = [
+    ...op.get(m), ...op.i32(-GEMM_ROWS), 0x71, ...op.set(m4), // m rounded down to a multiple of 4
+    ...op.get(n), ...op.i32(-GEMM_COLS), 0x71, ...op.set(n8), // n rounded down to a multiple of 8
+    ...op.i32(0), ...op.set(k0),
+    ...op.loop(chunk),
+  ];
+  return { params: 13, locals: [[4, I32]], code, export: 'gemm' };
 }
 
 /** The module's bytes, over a shared memory or an ordinary one. */
 export function gemmModuleBytes(opts: { shared: boolean }): Uint8Array {
-  return moduleBytes({ shared: opts.shared, functions: [gemmBlocks(), gemmChunks()] });
+  return moduleBytes({ shared: opts.shared, functions: [...BLOCK_SHAPES.map(gemmBlocks), gemmChunks()] });
 }
 
 /** gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc), addresses and strides in bytes. */
@@ -145,9 +189,9 @@ export type GemmFunction = (
   count: number, strideA: number, strideB: number, strideC: number, aRow: number, aStep: number, kc: number,
 ) => void;
 
-/** True when the kernel can take an [m, k]·[k, n] product. */
+/** True when the kernel can take an [m, k]·[k, n] product: any sizes, n a multiple of 4. */
 export function gemmFits(dims: { m: number; k: number; n: number }): boolean {
-  return dims.m % GEMM_ROWS === 0 && dims.n % GEMM_COLS === 0 && dims.m > 0 && dims.n > 0 && dims.k > 0;
+  return dims.m > 0 && dims.k > 0 && dims.n > 0 && dims.n % 4 === 0;
 }
 
 export function gemmModule(opts: { shared: boolean }): WasmModule {

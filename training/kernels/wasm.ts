@@ -168,11 +168,11 @@ function transposeLast(backend: WasmBackendInternals, x: tf.TensorInfo): tf.Tens
 }
 
 /**
- * BatchMatMul on our wasm SIMD kernel (./gemm.ts) when the shapes fit it (rows a multiple of 4,
- * columns of 8: every product of training), otherwise on XNNPACK. A transposed left operand is
- * read in place by the kernel; a transposed right operand is transposed physically first (cheap
- * next to the product: it is a weight matrix or one head's keys/values). Full broadcasting
- * between different batch shapes is left to the stock kernel.
+ * BatchMatMul on our wasm SIMD kernel (./gemm.ts) when the shapes fit it (columns a multiple
+ * of 4: every product of training and decoding with the presets), otherwise on XNNPACK. A
+ * transposed left operand is read in place by the kernel; a transposed right operand is
+ * transposed physically first (cheap next to the product: it is a weight matrix or one head's
+ * keys/values). Full broadcasting between different batch shapes is left to the stock kernel.
  */
 function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
