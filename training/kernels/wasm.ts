@@ -684,12 +684,16 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 /**
  * Our SIMD kernels over the backend's heap, the matrix product with as many threads as the
  * backend has (the threaded build's memory is shared). Null when the heap is not a
- * WebAssembly.Memory.
+ * WebAssembly.Memory or the kernels cannot be compiled.
  */
 function startSimdKernels(backend: WasmBackendInternals): SimdKernels | null {
   const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
   if (!isWasmMemory(memory)) return null;
-  return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1), colsum: instantiateColsum(memory) };
+  try {
+    return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1), colsum: instantiateColsum(memory) };
+  } catch {
+    return null; // a runtime without wasm SIMD: the XNNPACK and JS paths remain
+  }
 }
 
 /**
