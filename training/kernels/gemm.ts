@@ -117,7 +117,7 @@ function gemmBlocks(shape: { rows: number; cols: number }): FunctionDef {
   return { params: 14, locals: [[10, I32], [acc.length + vectors + 1, V128]], code };
 }
 
-/** The inner functions, by index in the module: full blocks first, then the tails. */
+/** The inner functions, by index in the module: whole blocks, then the rows and columns left over. */
 const BLOCK_SHAPES = [
   { rows: GEMM_ROWS, cols: GEMM_COLS },
   { rows: GEMM_ROWS, cols: 4 },
@@ -134,8 +134,9 @@ const BLOCK_SHAPES = [
  */
 function gemmChunks(): FunctionDef {
   const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const [k0, len, m4, n8] = [13, 14, 15, 16];
-  // One inner call: rows from `row` (m4 or 0), columns from `col` (n8 or 0).
+  // m4, n8: m and n rounded down to whole blocks; mt, nt: the rows and columns left over.
+  const [k0, len, m4, n8, mt, nt] = [13, 14, 15, 16, 17, 18];
+  /** The inner function `func` over the left-over rows (`row`) or columns (`col`), or the whole blocks. */
   const call = (func: number, o: { row: boolean; col: boolean }): number[] => [
     // a + k0·aStep (+ m4·aRow)
     ...op.get(a), ...op.get(k0), ...op.get(aStep), ...op.mul, ...op.add,
@@ -147,35 +148,32 @@ function gemmChunks(): FunctionDef {
     ...op.get(c),
     ...(o.row ? [...op.get(m4), ...op.get(n), ...op.mul, ...op.i32(4), ...op.mul, ...op.add] : []),
     ...(o.col ? [...op.get(n8), ...op.i32(4), ...op.mul, ...op.add] : []),
-    // rows, k, n, count, strides, aRow, aStep, accumulate, cols
-    ...(o.row ? [...op.get(m), ...op.get(m4), ...op.sub] : op.get(m4)),
+    // rows, k, n, count, strides, aRow, aStep, accumulate (after the first chunk), cols
+    ...op.get(o.row ? mt : m4),
     ...op.get(len), ...op.get(n), ...op.get(count), ...op.get(strideA), ...op.get(strideB), ...op.get(strideC), ...op.get(aRow), ...op.get(aStep),
     ...op.get(k0),
-    ...(o.col ? [...op.get(n), ...op.get(n8), ...op.sub] : op.get(n8)),
+    ...op.get(o.col ? nt : n8),
     ...op.call(func),
   ];
-  // if (cond) { code }
-  const when = (cond: number[], code: number[]): number[] => [...cond, 0x04, 0x40, ...code, 0x0b];
-  const nonzero = (local: number): number[] => op.get(local);
-  const differs = (x: number, y: number): number[] => [...op.get(x), ...op.get(y), ...op.sub];
-  const both = (p: number[], q: number[]): number[] => [...p, ...q, 0x71]; // i32.and of 0/1
-  const isSet = (code: number[]): number[] => [...code, ...op.i32(0), 0x47]; // i32.ne 0 → 0/1
   const chunk = [
     ...op.get(k), ...op.get(k0), ...op.sub, ...op.set(len),
     ...op.get(kc), ...op.get(len), ...op.get(len), ...op.get(kc), ...op.gtU, ...op.select, ...op.set(len), // min(kc, k − k0)
-    ...when(both(isSet(nonzero(m4)), isSet(nonzero(n8))), call(0, { row: false, col: false })),
-    ...when(both(isSet(nonzero(m4)), isSet(differs(n, n8))), call(1, { row: false, col: true })),
-    ...when(both(isSet(differs(m, m4)), isSet(nonzero(n8))), call(2, { row: true, col: false })),
-    ...when(both(isSet(differs(m, m4)), isSet(differs(n, n8))), call(3, { row: true, col: true })),
-    ...op.get(k0), ...op.get(kc), ...op.add, ...op.tee(k0), ...op.get(k), ...op.ltU, ...op.brIf(0),
   ];
+  // Each inner function where its rows and its columns are not empty.
+  BLOCK_SHAPES.forEach((shape, func) => {
+    const o = { row: shape.rows !== GEMM_ROWS, col: shape.cols !== GEMM_COLS };
+    chunk.push(...op.get(o.row ? mt : m4), ...op.when([...op.get(o.col ? nt : n8), ...op.when(call(func, o))]));
+  });
+  chunk.push(...op.get(k0), ...op.get(kc), ...op.add, ...op.tee(k0), ...op.get(k), ...op.ltU, ...op.brIf(0));
   const code = [
-    ...op.get(m), ...op.i32(-GEMM_ROWS), 0x71, ...op.set(m4), // m rounded down to a multiple of 4
-    ...op.get(n), ...op.i32(-GEMM_COLS), 0x71, ...op.set(n8), // n rounded down to a multiple of 8
+    ...op.get(m), ...op.i32(-GEMM_ROWS), ...op.and, ...op.set(m4),
+    ...op.get(n), ...op.i32(-GEMM_COLS), ...op.and, ...op.set(n8),
+    ...op.get(m), ...op.get(m4), ...op.sub, ...op.set(mt),
+    ...op.get(n), ...op.get(n8), ...op.sub, ...op.set(nt),
     ...op.i32(0), ...op.set(k0),
     ...op.loop(chunk),
   ];
-  return { params: 13, locals: [[4, I32]], code, export: 'gemm' };
+  return { params: 13, locals: [[6, I32]], code, export: 'gemm' };
 }
 
 /** The module's bytes, over a shared memory or an ordinary one. */

@@ -77,11 +77,14 @@ export const op = {
   add: [0x6a],
   sub: [0x6b],
   mul: [0x6c],
+  and: [0x71],
   ltU: [0x49],
   /** A loop whose body branches back with `br_if 0`. */
   loop: (body: number[]) => [0x03, 0x40, ...body, 0x0b],
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   ifElse: (then: number[], otherwise: number[]) => [0x04, 0x40, ...then, 0x05, ...otherwise, 0x0b],
+  /** `if` without `else`: runs `then` when the i32 on the stack is not 0. */
+  when: (then: number[]) => [0x04, 0x40, ...then, 0x0b],
   call: (func: number) => [0x10, ...uleb(func)],
   select: [0x1b],
   gtU: [0x4b],
