@@ -105,13 +105,17 @@ function addSegments(o: { x: Float32Array | Int32Array; ids: Int32Array; out: Fl
   }
 }
 
+/** The Memory behind the heap: the threaded build's (shared) or the single-threaded build's export. */
+function heapMemory(backend: WasmBackendInternals): WasmMemory | undefined {
+  return backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+}
+
 /**
  * The wasm heap as it is now. Call after any allocation (makeOutput may grow it). Read from the
  * Memory object because in the threaded build the cached HEAP views are refreshed lazily.
  */
 function heapBuffer(backend: WasmBackendInternals): ArrayBufferLike {
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  return memory ? memory.buffer : backend.wasm.HEAPF32.buffer;
+  return heapMemory(backend)?.buffer ?? backend.wasm.HEAPF32.buffer;
 }
 
 /** Bytes as the C entry points take shapes. */
@@ -687,7 +691,7 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
  * WebAssembly.Memory or the kernels cannot be compiled.
  */
 function startSimdKernels(backend: WasmBackendInternals): SimdKernels | null {
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  const memory = heapMemory(backend);
   if (!isWasmMemory(memory)) return null;
   try {
     return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1), colsum: instantiateColsum(memory) };
