@@ -23,8 +23,10 @@ const SEQ = 0; // bumped by the caller for each job
 const DONE = 1; // set to the job's SEQ by the worker when finished
 const READY = 2; // 1 once the worker waits for jobs
 const FAILED = 3; // 1 when the last job threw
-const ARGS = 4; // the 13 arguments of gemm
-const SLOTS = ARGS + 13;
+const ARGS = 4; // the arguments of gemm, as callArgs lists them
+/** gemm's arguments (see GemmFunction). */
+const ARG_COUNT: Parameters<GemmFunction>['length'] = 13;
+const SLOTS = ARGS + ARG_COUNT;
 /** A part takes milliseconds; a worker silent this long is gone. */
 const WORKER_TIMEOUT_MS = 60_000;
 
@@ -40,7 +42,7 @@ for (;;) {
   Atomics.wait(c, ${SEQ}, seen);
   seen = Atomics.load(c, ${SEQ});
   try {
-    gemm(${Array.from({ length: 13 }, (_, i) => `c[${ARGS + i}]`).join(', ')});
+    gemm(${Array.from({ length: ARG_COUNT }, (_, i) => `c[${ARGS + i}]`).join(', ')});
     Atomics.store(c, ${FAILED}, 0);
   } catch {
     Atomics.store(c, ${FAILED}, 1);
@@ -66,7 +68,7 @@ export interface GemmCall {
   aStep: number;
 }
 
-function callArgs(call: GemmCall): number[] {
+function callArgs(call: GemmCall): Parameters<GemmFunction> {
   return [call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, GEMM_KC];
 }
 
@@ -131,7 +133,7 @@ export class GemmPool {
 
   /** Runs `call` here only. */
   runHere(call: GemmCall): void {
-    this.gemm(...(callArgs(call) as Parameters<GemmFunction>));
+    this.gemm(...callArgs(call));
   }
 
   /** Runs `call` split across this thread and the ready workers. */
