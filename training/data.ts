@@ -17,7 +17,10 @@
  *
  * Short windows are packed into rows (first fit over a few open rows, in a
  * seeded order); the first token of each packed trace is never a target and
- * the padding tail is never one either.
+ * the padding tail is never one either. Each token also records which
+ * document (window) of its row it belongs to and its position within that
+ * document, so the model attends within one document only and numbers its
+ * positions from 0, as it does when it meets the document alone at evaluation.
  */
 import { ROLE_STATE, SPECIAL_TOKENS, type EncodedOutputExample, type EncodedTrace } from './sequence.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -40,6 +43,10 @@ export interface Rows {
   count: number;
   ids: Int32Array;
   kinds: Uint8Array;
+  /** Per token, the document (window) of its row it belongs to: 0, 1, …; the padding tail is one more. */
+  documents: Uint16Array;
+  /** Per token, its position within its document (the padding tail counts on from 0 too). */
+  positions: Uint16Array;
 }
 
 function kindsOf(roles: Uint8Array, from: number, to: number, counted: (i: number) => boolean): Uint8Array {
@@ -119,15 +126,24 @@ export function packWindows(windows: readonly Window[], options: { rowLength: nu
   }
   const ids = new Int32Array(rows.length * rowLength).fill(padId);
   const kinds = new Uint8Array(rows.length * rowLength);
+  const documents = new Uint16Array(rows.length * rowLength);
+  const positions = new Uint16Array(rows.length * rowLength);
+  const number = (from: number, to: number, doc: number) => {
+    documents.fill(doc, from, to);
+    for (let i = from; i < to; i++) positions[i] = i - from;
+  };
   rows.forEach((row, r) => {
+    const end = (r + 1) * rowLength;
     let at = r * rowLength;
-    for (const w of row) {
+    row.forEach((w, doc) => {
       ids.set(w.ids, at);
       kinds.set(w.kinds, at);
+      number(at, at + w.ids.length, doc);
       at += w.ids.length;
-    }
+    });
+    number(at, end, row.length);
   });
-  return { rowLength, count: rows.length, ids, kinds };
+  return { rowLength, count: rows.length, ids, kinds, documents, positions };
 }
 
 /** A batch as flat arrays: inputs, labels (-1 = not a target) and the target kinds. */
@@ -140,6 +156,10 @@ export interface Batch {
   labels: Int32Array;
   /** Target kinds [B*T] ({@link KIND_NEXT}/{@link KIND_STATE}/{@link KIND_NONE}). */
   kinds: Uint8Array;
+  /** Document of each input within its row [B*T] (see {@link Rows}). */
+  documents: Int32Array;
+  /** Position of each input within its document [B*T]. */
+  positions: Int32Array;
 }
 
 /** Assembles the rows `indices` into a batch. */
@@ -149,15 +169,19 @@ export function makeBatch(rows: Rows, indices: readonly number[]): Batch {
   const inputs = new Int32Array(B * T);
   const labels = new Int32Array(B * T);
   const kinds = new Uint8Array(B * T);
+  const documents = new Int32Array(B * T);
+  const positions = new Int32Array(B * T);
   indices.forEach((r, b) => {
     const base = r * rows.rowLength;
     inputs.set(rows.ids.subarray(base, base + T), b * T);
+    documents.set(rows.documents.subarray(base, base + T), b * T);
+    positions.set(rows.positions.subarray(base, base + T), b * T);
     kinds.set(rows.kinds.subarray(base + 1, base + 1 + T), b * T);
     for (let t = 0; t < T; t++) {
       labels[b * T + t] = kinds[b * T + t] === KIND_NONE ? -1 : rows.ids[base + 1 + t]!;
     }
   });
-  return { batchSize: B, blockSize: T, inputs, labels, kinds };
+  return { batchSize: B, blockSize: T, inputs, labels, kinds, documents, positions };
 }
 
 /** Counts of what went into a set of rows. */

@@ -107,12 +107,12 @@ class CausalSelfAttention {
 
   /**
    * x [B·T, D] for B sequences of T new positions → [B·T, D].
-   * `mask` [T, Tk] is added to the scores; `past` (if any) holds keys/values of earlier positions,
+   * `mask` [T, Tk] (or [B, 1, T, Tk], one per row) is added to the scores; `past` (if any) holds keys/values of earlier positions,
    * and the returned `present` holds past + new keys/values (Tk = past length + T).
    */
   apply(
     x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor2D; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
   ): { y: tf.Tensor2D; present: LayerCache } {
     const { nEmbd: d, nHead: nh } = this.config;
     const hs = d / nh;
@@ -203,7 +203,7 @@ class Block {
   /** x [B·T, D] → [B·T, D] plus this layer's keys/values. */
   apply(
     x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor2D; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
   ): { y: tf.Tensor2D; present: LayerCache } {
     const a = this.attn.apply(this.ln1.apply(x), opts);
     const h = tf.add(x, a.y) as tf.Tensor2D; // [B·T, D]
@@ -308,15 +308,34 @@ export class GPT {
     this.dropoutDraws = draws;
   }
 
-  /** Logits for every position: idx [B, T] int32 → [B, T, V]. */
-  forward(idx: tf.Tensor2D, opts: { training?: boolean } = {}): tf.Tensor3D {
+  /**
+   * Logits for every position: idx [B, T] int32 → [B, T, V].
+   *
+   * A row may pack several documents. `documents` [B, T] int32 numbers them within each row:
+   * a position then attends only to earlier positions of its own document (a block-diagonal
+   * causal mask), and `positions` [B, T] int32 gives each token its index within its document,
+   * so every document sees the positions it would see alone — as at evaluation, where each
+   * prompt starts at 0. Without them the row is one document from position 0.
+   */
+  forward(
+    idx: tf.Tensor2D,
+    opts: { training?: boolean; documents?: tf.Tensor2D; positions?: tf.Tensor2D } = {},
+  ): tf.Tensor3D {
     const [b, t] = idx.shape;
     if (t > this.config.blockSize) {
       throw new Error(`Sequence length ${t} exceeds the model's blockSize ${this.config.blockSize}`);
     }
+    if ((opts.documents === undefined) !== (opts.positions === undefined)) {
+      throw new Error('Give `documents` and `positions` together');
+    }
     return tf.tidy(() => {
-      const mask = tf.slice(this.causalMask, [0, 0], [t, t]) as tf.Tensor2D; // [T, T]
-      const { logits } = this.run(idx, { position: 0, mask, training: opts.training ?? false });
+      let mask: tf.Tensor = tf.slice(this.causalMask, [0, 0], [t, t]); // [T, T]
+      if (opts.documents) {
+        // A constant of the batch (no gradient flows into it), so a comparison is fine here.
+        const other = tf.notEqual(tf.reshape(opts.documents, [b, 1, t, 1]), tf.reshape(opts.documents, [b, 1, 1, t])); // [B, 1, T, T]
+        mask = tf.add(mask, tf.mul(tf.cast(other, 'float32'), MASKED)); // [B, 1, T, T]
+      }
+      const { logits } = this.run(idx, { position: opts.positions ?? 0, mask, training: opts.training ?? false });
       return tf.reshape(logits, [b, t, this.config.vocabSize]) as tf.Tensor3D; // [B, T, V]
     });
   }
@@ -363,10 +382,13 @@ export class GPT {
     return result.last;
   }
 
-  /** Shared body of both forwards: logits [B·t, V] and each layer's keys/values. */
+  /**
+   * Shared body of both forwards: logits [B·t, V] and each layer's keys/values. `position` is the
+   * first position of every row, or each token's own position [B, t].
+   */
   private run(
     idx: tf.Tensor2D,
-    opts: { position: number; mask: tf.Tensor2D; training: boolean; past?: LayerCache[] },
+    opts: { position: number | tf.Tensor2D; mask: tf.Tensor; training: boolean; past?: LayerCache[] },
   ): { logits: tf.Tensor2D; presents: LayerCache[] } {
     const [b, t] = idx.shape;
     const d = this.config.nEmbd;
@@ -376,7 +398,10 @@ export class GPT {
         ? (x: tf.Tensor): tf.Tensor => tf.dropout(x, p, undefined, this.seed * 1_000_003 + 1 + this.dropoutDraws++)
         : (x: tf.Tensor): tf.Tensor => x;
     const tok = tf.gather(this.wte, tf.reshape(idx, [b * t])); // [B·t, D]
-    const pos = tf.slice(this.wpe, [opts.position, 0], [t, d]); // [t, D]
+    const pos =
+      typeof opts.position === 'number'
+        ? tf.slice(this.wpe, [opts.position, 0], [t, d]) // [t, D]
+        : tf.reshape(tf.gather(this.wpe, tf.reshape(opts.position, [b * t])), [b, t, d]); // [B, t, D]
     let x = dropout(tf.reshape(tf.add(tf.reshape(tok, [b, t, d]), pos), [b * t, d])) as tf.Tensor2D; // [B·t, D]
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {

@@ -163,8 +163,8 @@ function validate(model: GPT, rows: Rows, config: TrainConfig): { loss: number; 
     const batch = makeBatch(rows, idx);
     const counts = countKinds(batch);
     const [next, state] = tf.tidy(() => {
-      const { x, labels, isState } = batchTensors(batch);
-      const logits = model.forward(x, { training: false });
+      const { x, labels, isState, documents, positions } = batchTensors(batch);
+      const logits = model.forward(x, { training: false, documents, positions });
       const out = cwmObjective({ logits, labels, isState, stateWeight: 0 });
       return [out.next, out.state];
     });
@@ -196,7 +196,13 @@ function countKinds(batch: Batch): { next: number; state: number } {
 }
 
 /** The tensors of a batch (created in the caller's tidy scope). */
-function batchTensors(batch: Batch): { x: tf.Tensor2D; labels: tf.Tensor2D; isState: tf.Tensor2D } {
+function batchTensors(batch: Batch): {
+  x: tf.Tensor2D;
+  labels: tf.Tensor2D;
+  isState: tf.Tensor2D;
+  documents: tf.Tensor2D;
+  positions: tf.Tensor2D;
+} {
   const shape: [number, number] = [batch.batchSize, batch.blockSize];
   const isState = new Float32Array(batch.kinds.length);
   batch.kinds.forEach((k, i) => (isState[i] = k === KIND_STATE ? 1 : 0));
@@ -204,6 +210,8 @@ function batchTensors(batch: Batch): { x: tf.Tensor2D; labels: tf.Tensor2D; isSt
     x: tf.tensor2d(batch.inputs, shape, 'int32'), // [B, T]
     labels: tf.tensor2d(batch.labels, shape, 'int32'), // [B, T]
     isState: tf.tensor2d(isState, shape, 'float32'), // [B, T]
+    documents: tf.tensor2d(batch.documents, shape, 'int32'), // [B, T]
+    positions: tf.tensor2d(batch.positions, shape, 'int32'), // [B, T]
   };
 }
 
@@ -348,10 +356,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const lr = learningRate(config, step);
       const batch = makeBatch(trainRows.rows, sampler.next(config.batchSize));
       const [loss, next, state, gradNorm] = tf.tidy(() => {
-        const { x, labels, isState } = batchTensors(batch);
+        const { x, labels, isState, documents, positions } = batchTensors(batch);
         let parts: tf.Scalar[] = [];
         const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(x, { training: true }); // [B, T, V]
+          const logits = model.forward(x, { training: true, documents, positions }); // [B, T, V]
           const o = cwmObjective({ logits, labels, isState, stateWeight: config.stateWeight });
           // variableGrads disposes everything but its result; keep the two parts for logging.
           parts = [tf.keep(o.next), tf.keep(o.state)];

@@ -100,6 +100,47 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
+  it('keeps packed documents apart: each gives the logits it gives alone, wherever it sits in the row', () => {
+    const model = new GPT(config, { seed: 4 });
+    const docA = [5, 6, 7, 8, 9];
+    const docB = [11, 3, 12, 4, 13, 2, 1];
+    const row = [...docA, ...docB];
+    const packed = tf.tensor2d([row], [1, row.length], 'int32');
+    const documents = tf.tensor2d([row.map((_, i) => (i < docA.length ? 0 : 1))], [1, row.length], 'int32');
+    const positions = tf.tensor2d([row.map((_, i) => (i < docA.length ? i : i - docA.length))], [1, row.length], 'int32');
+    const alone = tf.tensor2d([docB], [1, docB.length], 'int32');
+    const lp = model.forward(packed, { documents, positions }); // [1, 12, V]
+    const la = model.forward(alone); // [1, 7, V]
+    const tail = tf.slice(lp, [0, docA.length, 0], [1, docB.length, -1]);
+    const gap = tf.tidy(() => tf.max(tf.abs(tf.sub(tail, la))));
+    expect(gap.dataSync()[0]).toBeLessThan(1e-5);
+    // Without the document mask and positions the second document sees the first: its logits move.
+    const leaky = model.forward(packed);
+    const leak = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(leaky, [0, docA.length, 0], [1, docB.length, -1]), la))));
+    expect(leak.dataSync()[0]).toBeGreaterThan(1e-4);
+    expect(() => model.forward(packed, { documents })).toThrow(/together/);
+    tf.dispose([packed, documents, positions, alone, lp, la, tail, gap, leaky, leak]);
+    model.dispose();
+  });
+
+  it('trains through per-document positions: the position embedding gets a gradient', () => {
+    const model = new GPT(config, { seed: 6 });
+    const idx = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    const documents = tf.tensor2d([[0, 0, 0, 1, 1, 1]], [1, 6], 'int32');
+    const positions = tf.tensor2d([[0, 1, 2, 0, 1, 2]], [1, 6], 'int32');
+    const { grads } = tf.variableGrads(
+      () => tf.sum(model.forward(idx, { training: true, documents, positions })) as tf.Scalar,
+      [model.wpe],
+    );
+    const g = grads[model.wpe.name]!; // [blockSize, D]
+    const rowNorms = tf.tidy(() => Array.from(tf.sum(tf.abs(g), 1).dataSync()));
+    // Positions 0..2 are used (twice each), 3.. never.
+    expect(rowNorms.slice(0, 3).every((n) => n > 0)).toBe(true);
+    expect(rowNorms.slice(3).every((n) => n === 0)).toBe(true);
+    tf.dispose([idx, documents, positions, ...Object.values(grads)]);
+    model.dispose();
+  });
+
   it('decodes with the key/value cache exactly like the full forward, token for token', () => {
     const model = new GPT(config, { seed: 5 });
     const t = 14;

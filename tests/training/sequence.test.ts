@@ -165,6 +165,36 @@ describe('CWM training sequence', () => {
     expect(stats.stateTokens).toBeGreaterThan(0);
     expect(stats.nextTokens).toBeGreaterThan(0);
   });
+
+  it('numbers each packed document and its positions from 0, so no document sees another', () => {
+    const traces = Array.from({ length: 20 }, (_, i) => loopTrace(i % 4));
+    const { rows } = buildRows(
+      traces.map((t) => encodeTrace(t, tok, { diff: false })),
+      { blockSize: 1024, tokenizer: tok, seed: 1 },
+    );
+    const start = tok.specialId(S.traceContextStart);
+    const pad = tok.specialId(S.pad);
+    let documentsSeen = 0;
+    for (let r = 0; r < rows.count; r++) {
+      const base = r * rows.rowLength;
+      for (let i = base; i < base + rows.rowLength; i++) {
+        const first = i === base || rows.documents[i] !== rows.documents[i - 1];
+        if (first) {
+          // A new document starts at position 0 with the next number, with a trace's first token or the padding.
+          expect(rows.positions[i]).toBe(0);
+          expect(rows.documents[i]).toBe(i === base ? 0 : rows.documents[i - 1]! + 1);
+          expect([start, pad]).toContain(rows.ids[i]);
+          if (rows.ids[i] === start) documentsSeen++;
+        } else {
+          expect(rows.positions[i]).toBe(rows.positions[i - 1]! + 1);
+        }
+      }
+    }
+    expect(documentsSeen).toBe(traces.length);
+    const batch = makeBatch(rows, [0]);
+    expect(Array.from(batch.positions)).toEqual(Array.from(rows.positions.subarray(0, batch.blockSize)));
+    expect(Array.from(batch.documents)).toEqual(Array.from(rows.documents.subarray(0, batch.blockSize)));
+  });
 });
 
 describe('output examples', () => {
