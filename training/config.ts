@@ -14,8 +14,16 @@ export interface TrainConfig {
   preset: PresetName;
   /** Tokenizer vocabulary size: 256 bytes + special tokens + BPE merges; default 512. */
   vocabSize: number;
+  /** How the model sees positions (model.ts `positionEncoding`); default `learned`. Checkpoints from before this field read as `learned`. */
+  positionEncoding: 'learned' | 'rope';
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
+  /**
+   * μ, the weight of the output loss: the mean over the answers of output examples, a term of
+   * its own beside the next-token loss (see objective.ts); default 1. Checkpoints from before
+   * this field read as 0 (their answers counted in the next-token mean).
+   */
+  outputWeight: number;
   /** Write `".."` for locals unchanged since the previous frame; default false. */
   diff: boolean;
   /**
@@ -66,7 +74,9 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   preset: 'small',
   vocabSize: 512,
+  positionEncoding: 'learned',
   stateWeight: 1,
+  outputWeight: 1,
   diff: false,
   changedOnly: false,
   outputExamples: true,
@@ -119,10 +129,13 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
     throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);
   }
+  if (config.positionEncoding !== 'learned' && config.positionEncoding !== 'rope') {
+    throw new Error(`Expected \`positionEncoding\` to be learned or rope, got ${String(config.positionEncoding)}`);
+  }
   if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
   positive('lr', config.lr);
-  for (const key of ['stateWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {
+  for (const key of ['stateWeight', 'outputWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {
     if (!(config[key] >= 0) || !Number.isFinite(config[key])) {
       throw new Error(`Expected \`${key}\` to be a non-negative number, got ${config[key]}`);
     }
@@ -145,6 +158,16 @@ function positiveInt(name: string, value: number): void {
 
 function positive(name: string, value: number): void {
   if (!(value > 0) || !Number.isFinite(value)) throw new Error(`Expected \`${name}\` to be a positive number, got ${value}`);
+}
+
+/**
+ * A train config read from a checkpoint, with the fields older checkpoints lack set to what
+ * those runs did: no changed-only diffs, no output examples, answers counted as next tokens.
+ */
+export function upgradeTrainConfig(
+  saved: Partial<TrainConfig> & Omit<TrainConfig, 'changedOnly' | 'outputExamples' | 'outputWeight' | 'positionEncoding'>,
+): TrainConfig {
+  return { changedOnly: false, outputExamples: false, outputWeight: 0, positionEncoding: 'learned', ...saved };
 }
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to `lr · minLrRatio`. */

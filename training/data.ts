@@ -4,7 +4,8 @@
  * A row holds `blockSize + 1` tokens: inputs are its first `blockSize`, targets
  * the same shifted by one. Each token also carries a *target kind* saying
  * whether predicting it counts and for which objective ({@link KIND_NONE},
- * {@link KIND_NEXT} for code/action tokens, {@link KIND_STATE}).
+ * {@link KIND_NEXT} for code/action tokens, {@link KIND_STATE}, {@link KIND_OUTPUT} for the
+ * answer of an output example).
  *
  * A trace longer than a row is cut into windows on frame boundaries. Every
  * window starts with the trace's context (the source must stay in view), a
@@ -22,13 +23,17 @@
  * document, so the model attends within one document only and numbers its
  * positions from 0, as it does when it meets the document alone at evaluation.
  */
-import { ROLE_STATE, SPECIAL_TOKENS, type EncodedOutputExample, type EncodedTrace } from './sequence.js';
+import { ROLE_OUTPUT, ROLE_STATE, SPECIAL_TOKENS, type EncodedOutputExample, type EncodedTrace } from './sequence.js';
 import type { Tokenizer } from './tokenizer.js';
 import { Rng, type RngState } from './rng.js';
 
 export const KIND_NONE = 0;
 export const KIND_NEXT = 1;
 export const KIND_STATE = 2;
+/** The answer of an output example (its return value). */
+export const KIND_OUTPUT = 3;
+
+const KIND_OF_ROLE: Record<number, number> = { [ROLE_STATE]: KIND_STATE, [ROLE_OUTPUT]: KIND_OUTPUT };
 
 /** A piece of a trace that fits one row. */
 export interface Window {
@@ -52,7 +57,7 @@ export interface Rows {
 function kindsOf(roles: Uint8Array, from: number, to: number, counted: (i: number) => boolean): Uint8Array {
   const out = new Uint8Array(to - from);
   for (let i = from; i < to; i++) {
-    out[i - from] = counted(i) ? (roles[i] === ROLE_STATE ? KIND_STATE : KIND_NEXT) : KIND_NONE;
+    out[i - from] = counted(i) ? (KIND_OF_ROLE[roles[i]!] ?? KIND_NEXT) : KIND_NONE;
   }
   return out;
 }
@@ -154,7 +159,7 @@ export interface Batch {
   inputs: Int32Array;
   /** Target ids [B*T], -1 where the target does not count. */
   labels: Int32Array;
-  /** Target kinds [B*T] ({@link KIND_NEXT}/{@link KIND_STATE}/{@link KIND_NONE}). */
+  /** Target kinds [B*T] ({@link KIND_NEXT}/{@link KIND_STATE}/{@link KIND_OUTPUT}/{@link KIND_NONE}). */
   kinds: Uint8Array;
   /** Document of each input within its row [B*T] (see {@link Rows}). */
   documents: Int32Array;
@@ -196,6 +201,8 @@ export interface RowStats {
   /** Target tokens per kind. */
   nextTokens: number;
   stateTokens: number;
+  /** Answer tokens of the output examples. */
+  outputTokens: number;
 }
 
 /** Windows and packs encoded traces (and any output examples) into rows; reports what was skipped. */
@@ -223,11 +230,13 @@ export function buildRows(
   const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
   let nextTokens = 0;
   let stateTokens = 0;
+  let outputTokens = 0;
   for (const k of rows.kinds) {
     if (k === KIND_NEXT) nextTokens++;
     else if (k === KIND_STATE) stateTokens++;
+    else if (k === KIND_OUTPUT) outputTokens++;
   }
-  return { rows, stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens, stateTokens } };
+  return { rows, stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens, stateTokens, outputTokens } };
 }
 
 /** Saved form of a {@link BatchSampler}. */

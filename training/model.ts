@@ -86,6 +86,67 @@ class LayerNorm {
   }
 }
 
+/**
+ * Rotary position embedding (RoPE, Su et al. 2021, as in GPT-NeoX and Llama): each pair of
+ * channels (i, i + hs/2) of a query or key is rotated by the angle pos · θ_i, so the score of two
+ * positions depends on their distance only. Copying "the value three tokens after the name" is
+ * then the same operation wherever a document sits, which learned absolute positions have to
+ * learn again for every offset.
+ *
+ *   rope(x) = x·cos + rotateHalf(x)·sin,   rotateHalf([x1, x2]) = [−x2, x1]
+ *
+ * rotateHalf is a product with a fixed signed permutation [hs, hs], so the gradient is the
+ * transposed product — no slicing and concatenation in the backward pass.
+ */
+class Rotary {
+  /** cos and sin of pos · θ_i for every position and channel. */
+  private readonly cos: tf.Tensor2D; // [blockSize, hs]
+  private readonly sin: tf.Tensor2D; // [blockSize, hs]
+  /** rotateHalf as a matrix: x · R = [−x2, x1]. */
+  private readonly rotate: tf.Tensor2D; // [hs, hs]
+
+  constructor(blockSize: number, headSize: number) {
+    const half = headSize / 2;
+    const angles = new Float32Array(blockSize * headSize);
+    for (let p = 0; p < blockSize; p++) {
+      for (let i = 0; i < headSize; i++) angles[p * headSize + i] = p * Math.pow(10000, -(i % half) / half);
+    }
+    const r = new Float32Array(headSize * headSize);
+    for (let i = 0; i < half; i++) {
+      r[(i + half) * headSize + i] = -1; // out[i] = −x[i + half]
+      r[i * headSize + i + half] = 1; // out[i + half] = x[i]
+    }
+    [this.cos, this.sin, this.rotate] = tf.tidy(() => {
+      const a = tf.tensor2d(angles, [blockSize, headSize]);
+      return [tf.cos(a), tf.sin(a), tf.tensor2d(r, [headSize, headSize])];
+    }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  }
+
+  /** cos and sin for `positions`: the first of each row's t, or one per token [B, t]. */
+  tables(position: number | tf.Tensor2D, b: number, t: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+    const hs = this.cos.shape[1];
+    const pick = (table: tf.Tensor2D): tf.Tensor4D =>
+      typeof position === 'number'
+        ? (tf.reshape(tf.slice(table, [position, 0], [t, hs]), [1, 1, t, hs]) as tf.Tensor4D) // [1, 1, t, hs]
+        : (tf.reshape(tf.gather(table, tf.reshape(position, [b * t])), [b, 1, t, hs]) as tf.Tensor4D); // [B, 1, t, hs]
+    return { cos: pick(this.cos), sin: pick(this.sin) };
+  }
+
+  /** x [B, nh, t, hs] rotated by the angles in `tables` → [B, nh, t, hs]. */
+  apply(x: tf.Tensor4D, tables: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
+    const [b, nh, t, hs] = x.shape;
+    const turned = tf.reshape(matMul(tf.reshape(x, [b * nh * t, hs]) as tf.Tensor2D, this.rotate), [b, nh, t, hs]); // [B, nh, t, hs]
+    return tf.add(tf.mul(x, tables.cos), tf.mul(turned, tables.sin)) as tf.Tensor4D; // [B, nh, t, hs]
+  }
+
+  dispose(): void {
+    tf.dispose([this.cos, this.sin, this.rotate]);
+  }
+}
+
+/** The rotation and this forward pass's angles, shared by every layer. */
+type RotaryInput = { rope: Rotary; tables: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
+
 /** Keys and values of one layer for the positions seen so far. */
 type LayerCache = {
   k: tf.Tensor4D; // [B, nh, Tc, hs]
@@ -112,7 +173,7 @@ class CausalSelfAttention {
    */
   apply(
     x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor; rotary?: RotaryInput },
   ): { y: tf.Tensor2D; present: LayerCache } {
     const { nEmbd: d, nHead: nh } = this.config;
     const hs = d / nh;
@@ -132,8 +193,13 @@ class CausalSelfAttention {
       const y = tf.add(matMul(x, w), bias); // [B·T, D]
       return tf.transpose(tf.reshape(y, [b, t, nh, hs]), [0, 2, 1, 3]); // [B, nh, T, hs]
     };
-    const q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
+    let q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
     let k = heads(1); // [B, nh, T, hs]
+    if (opts.rotary) {
+      // Keys enter the cache rotated by their own positions, so cached decoding needs nothing more.
+      q = opts.rotary.rope.apply(q, opts.rotary.tables);
+      k = opts.rotary.rope.apply(k, opts.rotary.tables);
+    }
     let v = heads(2); // [B, nh, T, hs]
     if (opts.past) {
       k = tf.concat([opts.past.k, k], 2); // [B, nh, Tk, hs]
@@ -203,7 +269,7 @@ class Block {
   /** x [B·T, D] → [B·T, D] plus this layer's keys/values. */
   apply(
     x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor },
+    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor; rotary?: RotaryInput },
   ): { y: tf.Tensor2D; present: LayerCache } {
     const a = this.attn.apply(this.ln1.apply(x), opts);
     const h = tf.add(x, a.y) as tf.Tensor2D; // [B·T, D]
@@ -225,6 +291,12 @@ export interface ModelConfig {
   nEmbd: number;
   /** Dropout probability used when training (0 turns it off); default 0. */
   dropout: number;
+  /**
+   * How positions enter: `learned` absolute embeddings added to the tokens (GPT-2's `wpe`), or
+   * `rope`, rotary embeddings on queries and keys (no `wpe`). Configs from before this field
+   * read as `learned`.
+   */
+  positionEncoding?: 'learned' | 'rope';
 }
 
 /** Named sizes. `tiny` is for tests, `small` (~0.5M params with a ~500-token vocabulary) for the demo. */
@@ -247,6 +319,13 @@ export function validateModelConfig(config: ModelConfig): void {
   }
   if (!(config.dropout >= 0 && config.dropout < 1)) {
     throw new Error(`Expected \`dropout\` in [0, 1), got ${config.dropout}`);
+  }
+  const encoding = config.positionEncoding ?? 'learned';
+  if (encoding !== 'learned' && encoding !== 'rope') {
+    throw new Error(`Expected \`positionEncoding\` to be learned or rope, got ${String(encoding)}`);
+  }
+  if (encoding === 'rope' && (config.nEmbd / config.nHead) % 2 !== 0) {
+    throw new Error(`Rotary positions need an even head size, got ${config.nEmbd / config.nHead}`);
   }
 }
 
@@ -273,7 +352,9 @@ export class KVCache {
 export class GPT {
   readonly config: ModelConfig;
   readonly wte: tf.Variable; // [V, D], also the output head
-  readonly wpe: tf.Variable; // [blockSize, D]
+  /** Learned positions; null with rotary positions. */
+  readonly wpe: tf.Variable | null; // [blockSize, D]
+  private readonly rope: Rotary | null;
   readonly blocks: Block[];
   readonly lnF: LayerNorm;
   /** Additive causal mask for full sequences: 0 on and below the diagonal, -1e9 above. */
@@ -292,7 +373,11 @@ export class GPT {
     const seeds = new SeedSequence(opts.seed);
     const { vocabSize: v, blockSize: t, nEmbd: d } = config;
     this.wte = tf.variable(tf.randomNormal([v, d], 0, 0.02, 'float32', seeds.take()));
-    this.wpe = tf.variable(tf.randomNormal([t, d], 0, 0.02, 'float32', seeds.take()));
+    // The seed is drawn either way, so both encodings give the blocks the same initial weights.
+    const wpeSeed = seeds.take();
+    const rope = config.positionEncoding === 'rope';
+    this.wpe = rope ? null : tf.variable(tf.randomNormal([t, d], 0, 0.02, 'float32', wpeSeed));
+    this.rope = rope ? new Rotary(t, d / config.nHead) : null;
     this.blocks = Array.from({ length: config.nLayer }, () => new Block(this.config, seeds));
     this.lnF = new LayerNorm(d);
     this.causalMask = tf.tidy(() =>
@@ -397,15 +482,19 @@ export class GPT {
       opts.training && p > 0
         ? (x: tf.Tensor): tf.Tensor => tf.dropout(x, p, undefined, this.seed * 1_000_003 + 1 + this.dropoutDraws++)
         : (x: tf.Tensor): tf.Tensor => x;
-    const tok = tf.gather(this.wte, tf.reshape(idx, [b * t])); // [B·t, D]
-    const pos =
-      typeof opts.position === 'number'
-        ? tf.slice(this.wpe, [opts.position, 0], [t, d]) // [t, D]
-        : tf.reshape(tf.gather(this.wpe, tf.reshape(opts.position, [b * t])), [b, t, d]); // [B, t, D]
-    let x = dropout(tf.reshape(tf.add(tf.reshape(tok, [b, t, d]), pos), [b * t, d])) as tf.Tensor2D; // [B·t, D]
+    let x = tf.gather(this.wte, tf.reshape(idx, [b * t])) as tf.Tensor2D; // [B·t, D]
+    if (this.wpe) {
+      const pos =
+        typeof opts.position === 'number'
+          ? tf.slice(this.wpe, [opts.position, 0], [t, d]) // [t, D]
+          : tf.reshape(tf.gather(this.wpe, tf.reshape(opts.position, [b * t])), [b, t, d]); // [B, t, D]
+      x = tf.reshape(tf.add(tf.reshape(x, [b, t, d]), pos), [b * t, d]) as tf.Tensor2D; // [B·t, D]
+    }
+    x = dropout(x) as tf.Tensor2D;
+    const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary });
       x = out.y;
       presents.push(out.present);
     });
@@ -417,7 +506,7 @@ export class GPT {
   namedWeights(): Map<string, tf.Variable> {
     const named = new Map<string, tf.Variable>();
     named.set('wte.weight', this.wte);
-    named.set('wpe.weight', this.wpe);
+    if (this.wpe) named.set('wpe.weight', this.wpe);
     this.blocks.forEach((block, i) => {
       const add = (name: string, layer: { weight: tf.Variable; bias: tf.Variable }): void => {
         named.set(`h.${i}.${name}.weight`, layer.weight);
@@ -446,6 +535,7 @@ export class GPT {
 
   dispose(): void {
     for (const w of this.trainableVariables()) w.dispose();
+    this.rope?.dispose();
     this.causalMask.dispose();
   }
 }

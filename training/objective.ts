@@ -1,12 +1,15 @@
 /**
  * The training objective (DESIGN.md "Objectives"):
  *
- *   loss = L_next + λ · L_state
+ *   loss = L_next + μ · L_output + λ · L_state
  *
  * `L_next` is the mean cross-entropy over targets that are code or action
- * tokens, `L_state` the mean over state targets (locals, return values). Each is
- * a mean over its own tokens, so λ weighs the two tasks, not their token counts.
- * Targets labelled -1 count for neither. λ = 0 leaves the state term out of the
+ * tokens, `L_output` the mean over the return values of output examples (the
+ * answer of direct output prediction), `L_state` the mean over state targets
+ * (locals, return values of trace frames). Each is a mean over its own tokens,
+ * so μ and λ weigh tasks, not token counts: an output example's few answer
+ * tokens would otherwise be a rounding error beside the code around them.
+ * Targets labelled -1 count for none. A weight of 0 leaves its term out of the
  * loss entirely (it is still computed and logged).
  */
 import * as tf from './tf.js';
@@ -18,15 +21,21 @@ export interface ObjectiveInput {
   labels: tf.Tensor2D;
   /** [B, T] float32: 1 where the target is a state token, 0 otherwise. */
   isState: tf.Tensor2D;
+  /** [B, T] float32: 1 where the target is an output example's answer; absent: none is. */
+  isOutput?: tf.Tensor2D;
   /** λ, the weight of the state loss. */
   stateWeight: number;
+  /** μ, the weight of the output loss; default 0. */
+  outputWeight?: number;
 }
 
 export interface ObjectiveOutput {
-  /** The optimised scalar: next + λ · state. */
+  /** The optimised scalar: next + μ · output + λ · state. */
   loss: tf.Scalar;
   /** Mean cross-entropy over code + action targets (0 when there are none). */
   next: tf.Scalar;
+  /** Mean cross-entropy over output-example answers (0 when there are none). */
+  output: tf.Scalar;
   /** Mean cross-entropy over state targets (0 when there are none). */
   state: tf.Scalar;
 }
@@ -55,7 +64,7 @@ export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tenso
 
 /** Both losses and their weighted sum; call inside a tidy or a gradient scope. */
 export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
-  const { logits, labels, isState, stateWeight } = input;
+  const { logits, labels, isState, isOutput, stateWeight, outputWeight = 0 } = input;
   const [b, t, v] = logits.shape;
   const flat = tf.reshape(logits, [b * t, v]) as tf.Tensor2D; // [N, V]
   const ids = tf.reshape(labels, [b * t]) as tf.Tensor1D; // [N]
@@ -64,10 +73,14 @@ export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
   const targets = tf.cast(tf.oneHot(tf.maximum(ids, tf.scalar(0, 'int32')), v), 'float32') as tf.Tensor2D; // [N, V]
   const ce = crossEntropy(flat, targets); // [N]
   const stateW = tf.mul(valid, tf.reshape(isState, [b * t])); // [N]
-  const nextW = tf.sub(valid, stateW); // [N]
+  const outputW = isOutput ? tf.mul(valid, tf.reshape(isOutput, [b * t])) : tf.zerosLike(valid); // [N]
+  const nextW = tf.sub(tf.sub(valid, stateW), outputW); // [N]
   const mean = (w: tf.Tensor1D): tf.Scalar => tf.div(tf.sum(tf.mul(ce, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
   const next = mean(nextW as tf.Tensor1D);
+  const output = mean(outputW as tf.Tensor1D);
   const state = mean(stateW as tf.Tensor1D);
-  const loss = stateWeight === 0 ? next : (tf.add(next, tf.mul(state, stateWeight)) as tf.Scalar);
-  return { loss, next, state };
+  let loss = next;
+  if (outputWeight !== 0) loss = tf.add(loss, tf.mul(output, outputWeight)) as tf.Scalar;
+  if (stateWeight !== 0) loss = tf.add(loss, tf.mul(state, stateWeight)) as tf.Scalar;
+  return { loss, next, output, state };
 }

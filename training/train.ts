@@ -21,8 +21,8 @@ import { readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
 import * as tf from './tf.js';
 import { setupBackend } from './backend.js';
 import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointFiles } from './checkpoint.js';
-import { learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { BatchSampler, KIND_NEXT, KIND_STATE, buildRows, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
+import { learningRate, resolveTrainConfig, upgradeTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { BatchSampler, KIND_NEXT, KIND_OUTPUT, KIND_STATE, buildRows, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
 import { TrainingError } from './errors.js';
 import { deriveSeed } from './rng.js';
 import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
@@ -68,12 +68,23 @@ export type MetricsLine =
       lr: number;
       loss: number;
       next: number;
+      /** Absent in runs from before the output loss had a term of its own. */
+      output?: number;
       state: number;
       gradNorm: number;
       tokens: number;
       tokensPerSec: number;
     }
-  | { type: 'val'; step: number; loss: number; next: number; state: number };
+  | ({ type: 'val'; step: number } & ValLosses);
+
+/** Validation losses: the objective and each of its terms. */
+export interface ValLosses {
+  loss: number;
+  next: number;
+  /** Absent in runs from before the output loss had a term of its own. */
+  output?: number;
+  state: number;
+}
 
 export interface TrainResult {
   out: string;
@@ -86,7 +97,7 @@ export interface TrainResult {
   /** Train lines of this call, in order. */
   history: Extract<MetricsLine, { type: 'train' }>[];
   /** The last validation losses. */
-  val: { loss: number; next: number; state: number } | null;
+  val: ValLosses | null;
   rowStats: { train: RowStats; val: RowStats };
 }
 
@@ -152,30 +163,27 @@ function configMismatch(saved: TrainConfig, given: TrainConfigInput): string | n
 }
 
 /** Mean losses over a fixed set of validation batches, weighted by their target counts. */
-function validate(model: GPT, rows: Rows, config: TrainConfig): { loss: number; next: number; state: number } {
+function validate(model: GPT, rows: Rows, config: TrainConfig): Required<ValLosses> {
   const n = Math.min(rows.count, config.evalBatches * config.batchSize);
-  let nextSum = 0;
-  let nextCount = 0;
-  let stateSum = 0;
-  let stateCount = 0;
+  const sums = { next: 0, output: 0, state: 0 };
+  const totals = { next: 0, output: 0, state: 0 };
   for (let start = 0; start < n; start += config.batchSize) {
     const idx = Array.from({ length: Math.min(config.batchSize, n - start) }, (_, i) => start + i);
     const batch = makeBatch(rows, idx);
     const counts = countKinds(batch);
-    const [next, state] = tf.tidy(() => {
-      const { x, labels, isState, documents, positions } = batchTensors(batch);
+    const terms = tf.tidy(() => {
+      const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
       const logits = model.forward(x, { training: false, documents, positions });
-      const out = cwmObjective({ logits, labels, isState, stateWeight: 0 });
-      return [out.next, out.state];
+      const out = cwmObjective({ logits, labels, isState, isOutput, stateWeight: 0, outputWeight: 0 });
+      return { next: out.next, output: out.output, state: out.state };
     });
-    nextSum += readScalar(next) * counts.next;
-    stateSum += readScalar(state) * counts.state;
-    nextCount += counts.next;
-    stateCount += counts.state;
+    for (const key of ['next', 'output', 'state'] as const) {
+      sums[key] += readScalar(terms[key]) * counts[key];
+      totals[key] += counts[key];
+    }
   }
-  const next = nextCount > 0 ? nextSum / nextCount : 0;
-  const state = stateCount > 0 ? stateSum / stateCount : 0;
-  return { loss: next + config.stateWeight * state, next, state };
+  const [next, output, state] = (['next', 'output', 'state'] as const).map((k) => (totals[k] > 0 ? sums[k] / totals[k] : 0)) as [number, number, number];
+  return { loss: next + config.outputWeight * output + config.stateWeight * state, next, output, state };
 }
 
 /** Reads a scalar and disposes it. */
@@ -185,14 +193,14 @@ function readScalar(t: tf.Tensor): number {
   return v;
 }
 
-function countKinds(batch: Batch): { next: number; state: number } {
-  let next = 0;
-  let state = 0;
+function countKinds(batch: Batch): { next: number; output: number; state: number } {
+  const counts = { next: 0, output: 0, state: 0 };
   for (const k of batch.kinds) {
-    if (k === KIND_NEXT) next++;
-    else if (k === KIND_STATE) state++;
+    if (k === KIND_NEXT) counts.next++;
+    else if (k === KIND_STATE) counts.state++;
+    else if (k === KIND_OUTPUT) counts.output++;
   }
-  return { next, state };
+  return counts;
 }
 
 /** The tensors of a batch (created in the caller's tidy scope). */
@@ -200,16 +208,22 @@ function batchTensors(batch: Batch): {
   x: tf.Tensor2D;
   labels: tf.Tensor2D;
   isState: tf.Tensor2D;
+  isOutput: tf.Tensor2D;
   documents: tf.Tensor2D;
   positions: tf.Tensor2D;
 } {
   const shape: [number, number] = [batch.batchSize, batch.blockSize];
   const isState = new Float32Array(batch.kinds.length);
-  batch.kinds.forEach((k, i) => (isState[i] = k === KIND_STATE ? 1 : 0));
+  const isOutput = new Float32Array(batch.kinds.length);
+  batch.kinds.forEach((k, i) => {
+    isState[i] = k === KIND_STATE ? 1 : 0;
+    isOutput[i] = k === KIND_OUTPUT ? 1 : 0;
+  });
   return {
     x: tf.tensor2d(batch.inputs, shape, 'int32'), // [B, T]
     labels: tf.tensor2d(batch.labels, shape, 'int32'), // [B, T]
     isState: tf.tensor2d(isState, shape, 'float32'), // [B, T]
+    isOutput: tf.tensor2d(isOutput, shape, 'float32'), // [B, T]
     documents: tf.tensor2d(batch.documents, shape, 'int32'), // [B, T]
     positions: tf.tensor2d(batch.positions, shape, 'int32'), // [B, T]
   };
@@ -253,9 +267,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     if (findCheckpoint(out) !== null) {
       saved = await readCheckpoint(out);
-      const mismatch = configMismatch(saved.meta.trainConfig, given);
+      const savedConfig = upgradeTrainConfig(saved.meta.trainConfig);
+      const mismatch = configMismatch(savedConfig, given);
       if (mismatch) throw new TrainingError(`Cannot resume ${out} with other settings: ${mismatch}`);
-      config = { ...saved.meta.trainConfig, backend: config.backend };
+      config = { ...savedConfig, backend: config.backend };
     }
   } else if (existsSync(out) && (await readdir(out)).length > 0 && !resume) {
     throw new TrainingError(`${out} is not empty and holds no training run; choose an empty or new --out`);
@@ -272,7 +287,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
     trainTokenizer(tokenizerTexts(data.train, encoding), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
-  const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize };
+  const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize, positionEncoding: config.positionEncoding };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, encoding));
   const examplesOf = (traces: readonly Trace[]) =>
     config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];
@@ -343,7 +358,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const lastStep = Math.min(config.steps, options.stopAfterStep ?? config.steps);
   const history: Extract<MetricsLine, { type: 'train' }>[] = [];
-  let val: { loss: number; next: number; state: number } | null = null;
+  let val: ValLosses | null = null;
   const tokensPerStep = config.batchSize * modelConfig.blockSize;
   const started = performance.now();
   let tokensThisRun = 0;
@@ -355,14 +370,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     while (step < lastStep) {
       const lr = learningRate(config, step);
       const batch = makeBatch(trainRows.rows, sampler.next(config.batchSize));
-      const [loss, next, state, gradNorm] = tf.tidy(() => {
-        const { x, labels, isState, documents, positions } = batchTensors(batch);
+      const [loss, next, output, state, gradNorm] = tf.tidy(() => {
+        const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
         let parts: tf.Scalar[] = [];
         const { value, grads } = tf.variableGrads(() => {
           const logits = model.forward(x, { training: true, documents, positions }); // [B, T, V]
-          const o = cwmObjective({ logits, labels, isState, stateWeight: config.stateWeight });
-          // variableGrads disposes everything but its result; keep the two parts for logging.
-          parts = [tf.keep(o.next), tf.keep(o.state)];
+          const o = cwmObjective({ logits, labels, isState, isOutput, stateWeight: config.stateWeight, outputWeight: config.outputWeight });
+          // variableGrads disposes everything but its result; keep the parts for logging.
+          parts = [tf.keep(o.next), tf.keep(o.output), tf.keep(o.state)];
           return o.loss;
         }, vars);
         const byName: Record<string, tf.Tensor> = {};
@@ -370,9 +385,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const norm = optimizer.apply(byName, lr);
         return [value, ...parts, norm];
       });
-      // λ = 0 makes `loss` and `next` one tensor: read all before disposing any.
-      const values = [loss!, next!, state!, gradNorm!].map((t) => t.dataSync()[0]!);
-      for (const t of [loss!, next!, state!, gradNorm!]) t.dispose();
+      // Zero weights make `loss` and `next` one tensor: read all before disposing any.
+      const scalars = [loss!, next!, output!, state!, gradNorm!];
+      const values = scalars.map((t) => t.dataSync()[0]!);
+      for (const t of new Set(scalars)) t.dispose();
       step++;
       tokensSeen += tokensPerStep;
       tokensThisRun += tokensPerStep;
@@ -383,8 +399,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lr,
         loss: values[0]!,
         next: values[1]!,
-        state: values[2]!,
-        gradNorm: values[3]!,
+        output: values[2]!,
+        state: values[3]!,
+        gradNorm: values[4]!,
         tokens: tokensSeen,
         tokensPerSec: secs > 0 ? tokensThisRun / secs : 0,
       };

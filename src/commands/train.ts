@@ -15,6 +15,8 @@ interface TrainFlags {
   out: string;
   preset?: string;
   stateWeight?: number;
+  outputWeight?: number;
+  positions?: string;
   steps?: number;
   tokens?: number;
   batch?: number;
@@ -57,6 +59,8 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
   const input: TrainConfigInput = {
     preset: flags.preset as PresetName | undefined,
     stateWeight: flags.stateWeight,
+    outputWeight: flags.outputWeight,
+    positionEncoding: flags.positions as TrainConfigInput['positionEncoding'],
     steps: flags.steps,
     tokens: flags.tokens,
     batchSize: flags.batch,
@@ -92,6 +96,8 @@ export function registerTrain(program: Command): void {
     .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
     .option('--preset <name>', 'model size: tiny, small, base (default small)')
     .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)', nonNegativeNumber('--state-weight'))
+    .option('--output-weight <μ>', 'weight of the output loss (the answers of output examples, a mean of their own) (default 1)', nonNegativeNumber('--output-weight'))
+    .option('--positions <kind>', 'how the model sees positions: learned (absolute embeddings) or rope (rotary) (default learned)')
     .option('--steps <n>', 'optimizer steps (default 2000)', positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
     .option('--batch <n>', 'sequences per step (default 16)', positiveInt('--batch'))
@@ -168,7 +174,7 @@ export function registerTrain(program: Command): void {
         const skipped = result.rowStats.train.skipped;
         process.stdout.write(
           `trained ${result.step} steps, ${(result.paramCount / 1e6).toFixed(2)}M params on ${result.backend}` +
-            (v ? `: val loss ${v.loss.toFixed(3)} (next ${v.next.toFixed(3)}, state ${v.state.toFixed(3)})` : '') +
+            (v ? `: val loss ${v.loss.toFixed(3)} (next ${v.next.toFixed(3)}, output ${(v.output ?? 0).toFixed(3)}, state ${v.state.toFixed(3)})` : '') +
             (skipped > 0 ? `; ${skipped} train traces too long for the context were skipped` : '') +
             ` → ${result.out}\n`,
         );

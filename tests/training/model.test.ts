@@ -100,8 +100,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it('keeps packed documents apart: each gives the logits it gives alone, wherever it sits in the row', () => {
-    const model = new GPT(config, { seed: 4 });
+  it.each(['learned', 'rope'] as const)('keeps packed documents apart (%s positions): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding) => {
+    const model = new GPT({ ...config, positionEncoding }, { seed: 4 });
     const docA = [5, 6, 7, 8, 9];
     const docB = [11, 3, 12, 4, 13, 2, 1];
     const row = [...docA, ...docB];
@@ -123,6 +123,24 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
+  it('with rotary positions has no position embedding and scores depend on distance only', () => {
+    const model = new GPT({ ...config, positionEncoding: 'rope' }, { seed: 8 });
+    expect(model.wpe).toBeNull();
+    expect([...model.namedWeights().keys()]).not.toContain('wpe.weight');
+    const { nLayer: l, nEmbd: d } = config;
+    expect(model.paramCount()).toBe(12 * l * d * d + 13 * l * d + VOCAB * d + 2 * d);
+    // The same document at positions 0.. and at 5.. of its own numbering gives the same logits.
+    const idx = tf.tensor2d([[3, 9, 4, 1]], [1, 4], 'int32');
+    const documents = tf.zeros([1, 4], 'int32') as tf.Tensor2D;
+    const shifted = tf.tensor2d([[5, 6, 7, 8]], [1, 4], 'int32');
+    const a = model.forward(idx);
+    const b = model.forward(idx, { documents, positions: shifted });
+    const gap = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))));
+    expect(gap.dataSync()[0]).toBeLessThan(1e-4);
+    tf.dispose([idx, documents, shifted, a, b, gap]);
+    model.dispose();
+  });
+
   it('trains through per-document positions: the position embedding gets a gradient', () => {
     const model = new GPT(config, { seed: 6 });
     const idx = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
@@ -130,9 +148,9 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     const positions = tf.tensor2d([[0, 1, 2, 0, 1, 2]], [1, 6], 'int32');
     const { grads } = tf.variableGrads(
       () => tf.sum(model.forward(idx, { training: true, documents, positions })) as tf.Scalar,
-      [model.wpe],
+      [model.wpe!],
     );
-    const g = grads[model.wpe.name]!; // [blockSize, D]
+    const g = grads[model.wpe!.name]!; // [blockSize, D]
     const rowNorms = tf.tidy(() => Array.from(tf.sum(tf.abs(g), 1).dataSync()));
     // Positions 0..2 are used (twice each), 3.. never.
     expect(rowNorms.slice(0, 3).every((n) => n > 0)).toBe(true);
@@ -141,8 +159,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it('decodes with the key/value cache exactly like the full forward, token for token', () => {
-    const model = new GPT(config, { seed: 5 });
+  it.each(['learned', 'rope'] as const)('decodes with the key/value cache exactly like the full forward (%s positions), token for token', (positionEncoding) => {
+    const model = new GPT({ ...config, positionEncoding }, { seed: 5 });
     const t = 14;
     const { idx } = toyBatch(2, t);
     const full = model.forward(idx); // [2, t, V]

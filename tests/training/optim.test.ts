@@ -73,6 +73,24 @@ describe('CWM objective', () => {
     expect(out[0]).toBeCloseTo(1.5 * Math.log(V));
   });
 
+  it('gives output-example answers a mean of their own, weighted by μ, apart from the next-token mean', () => {
+    const V = 4;
+    const out = tf.tidy(() => {
+      // Uniform logits except the answer position, which puts its target far ahead: loss ≈ 0 there.
+      const logits = tf.tensor3d([[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 20, 0], [0, 0, 0, 0]]]);
+      const labels = tf.tensor2d([[1, 3, 2, 0]], [1, 4], 'int32');
+      const isState = tf.tensor2d([[0, 0, 0, 1]]);
+      const isOutput = tf.tensor2d([[0, 0, 1, 0]]);
+      const o = cwmObjective({ logits, labels, isState, isOutput, stateWeight: 1, outputWeight: 3 });
+      return [o.loss, o.next, o.output, o.state].map((t) => t.dataSync()[0]!);
+    });
+    const [loss, next, output, state] = out as [number, number, number, number];
+    expect(next).toBeCloseTo(Math.log(V)); // the two plain targets only, not the answer
+    expect(output).toBeLessThan(1e-6);
+    expect(state).toBeCloseTo(Math.log(V));
+    expect(loss).toBeCloseTo(next + 3 * output + state);
+  });
+
   it('cross-entropy from softmax equals logSumExp − target logit, values and gradients, even for far-apart logits', () => {
     const V = 7;
     // Row 1 puts its target 200 below the max: exp of that difference underflows float32.

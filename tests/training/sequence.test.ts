@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ROLE_ACTION,
   ROLE_CODE,
+  ROLE_OUTPUT,
   ROLE_STATE,
   SPECIAL_TOKEN_LIST,
   SPECIAL_TOKENS,
@@ -11,7 +12,7 @@ import {
   traceToSegments,
   traceToText,
 } from '../../training/sequence.js';
-import { KIND_NEXT, KIND_NONE, KIND_STATE, buildRows, makeBatch, outputExampleWindow, windowTrace } from '../../training/data.js';
+import { KIND_NEXT, KIND_NONE, KIND_OUTPUT, KIND_STATE, buildRows, makeBatch, outputExampleWindow, windowTrace } from '../../training/data.js';
 import { trainTokenizer } from '../../training/tokenizer.js';
 import { traceToCwmText } from '../../corpus/index.js';
 import { cruxevalPseudoTraces, designExample, loopTrace, makeTrace, step, val } from './fixtures.js';
@@ -232,7 +233,7 @@ describe('output examples', () => {
     expect(outputExampleSegments({ ...script, result: val('None') })).toBeNull();
   });
 
-  it('make only the tokens after the prompt targets, the value as next-token loss', () => {
+  it('make only the tokens after the prompt targets, the value as the output loss, the rest as next-token loss', () => {
     const ex = encodeOutputExample(withResult(designExample(), '4'), tok)!;
     expect(ex.ids[ex.promptLength - 1]).toBe(tok.specialId(S.returnSep));
     expect(Array.from(ex.ids.subarray(0, ex.promptLength - 1))).toEqual(
@@ -240,7 +241,11 @@ describe('output examples', () => {
     );
     const w = outputExampleWindow(ex, 1024)!;
     for (let i = 0; i < ex.promptLength; i++) expect(w.kinds[i]).toBe(KIND_NONE);
-    for (let i = ex.promptLength; i < ex.ids.length; i++) expect(w.kinds[i]).toBe(KIND_NEXT);
+    const expected = Array.from(ex.roles.subarray(ex.promptLength), (r) => (r === ROLE_OUTPUT ? KIND_OUTPUT : KIND_NEXT));
+    expect(Array.from(w.kinds.subarray(ex.promptLength))).toEqual(expected);
+    // The answer `"4"` is output loss; the return line, separators and closing tokens next-token loss.
+    expect(expected.filter((k) => k === KIND_OUTPUT).length).toBe(tok.encode('"4"').length);
+    expect(expected.filter((k) => k === KIND_NEXT).length).toBeGreaterThan(3);
     expect(outputExampleWindow(ex, ex.ids.length - 1)).toBeNull();
   });
 
