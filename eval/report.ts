@@ -54,7 +54,10 @@ export interface EvalReport {
   coverage: { frames: number; framesSkipped: number; tracesSkipped: number };
   teacherForced: TeacherForcedResult | null;
   rollout: RolloutSection | null;
+  /** Output prediction: direct (context → value) on a corpus; on CRUXEval, as asked. */
   output: OutputSection | null;
+  /** Output prediction from the rollouts (the return value of the generated trace), with `--rollout`. */
+  rolloutOutput: OutputSection | null;
   /** Every flag of the sections above, in one list. */
   flags: string[];
   timing: { seconds: number; backend: string; generatedTokens: number; tokensPerSecond: number | null };
@@ -126,8 +129,8 @@ export function renderSummary(report: EvalReport): string {
       ]),
     );
   }
-  const o = report.output;
-  if (o) {
+  for (const o of [report.output, report.rolloutOutput]) {
+    if (!o) continue;
     out.push('', `output prediction (${o.mode}), ${o.model.programs} programs`);
     const rows = [['', 'model', ...(o.baseline ? ['most-frequent-output'] : [])]];
     rows.push(['exact', fmt(o.model.exactAccuracy), ...(o.baseline ? [fmt(o.baseline.exactAccuracy)] : [])]);
@@ -192,8 +195,8 @@ function summaryTableHtml(report: EvalReport): string {
     rows.push(`<tr><td>trace exact match</td><td class="num">${fmt(r.summary.traceExactMatch)}</td></tr>`);
     rows.push(`<tr><td>mean first divergence (frame)</td><td class="num">${r.summary.meanFirstDivergence?.toFixed(1) ?? 'n/a'}</td></tr>`);
   }
-  const o = report.output;
-  if (o) {
+  for (const o of [report.output, report.rolloutOutput]) {
+    if (!o) continue;
     rows.push(
       `<tr><th>output prediction, ${o.mode} (${o.model.programs} programs)</th><th>model</th>` +
         `${o.baseline ? '<th>most-frequent-output</th>' : ''}</tr>`,

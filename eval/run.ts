@@ -150,6 +150,7 @@ interface Measured {
   teacherForced: EvalReport['teacherForced'];
   rollout: EvalReport['rollout'];
   output: EvalReport['output'];
+  rolloutOutput: EvalReport['rolloutOutput'];
   /** Tokens the model generated, for the throughput figure. */
   generatedTokens: number;
 }
@@ -157,7 +158,7 @@ interface Measured {
 /** A report of `measured`: format version, model section, every section's flags in one list, timing since `started`. */
 function buildReport(options: EvalOptions, loaded: LoadedModel, started: number, measured: Measured): EvalReport {
   const seconds = (performance.now() - started) / 1000;
-  const { config, corpus, coverage, teacherForced, rollout, output, generatedTokens } = measured;
+  const { config, corpus, coverage, teacherForced, rollout, output, rolloutOutput, generatedTokens } = measured;
   return {
     reportVersion: 1,
     execwm: options.execwmVersion,
@@ -169,7 +170,8 @@ function buildReport(options: EvalOptions, loaded: LoadedModel, started: number,
     teacherForced,
     rollout,
     output,
-    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? [])],
+    rolloutOutput,
+    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? []), ...(rolloutOutput?.flags ?? [])],
     timing: { seconds, backend: loaded.backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
   };
 }
@@ -245,12 +247,12 @@ function untrainedDirectFlags(ckpt: LoadedCheckpoint, mode: 'rollout' | 'direct'
   return ['direct output prediction was not a training task of this model (trained without output examples): expect near 0%'];
 }
 
-function outputFlags(model: OutputSummary, baseline: OutputSummary | null): string[] {
+function outputFlags(model: OutputSummary, baseline: OutputSummary | null, mode: 'direct' | 'rollout'): string[] {
   if (!baseline || model.equalAccuracy === null || baseline.equalAccuracy === null) return [];
   return model.equalAccuracy > baseline.equalAccuracy
     ? []
     : [
-        `model does not beat baseline most-frequent-output on output accuracy (Python ==) ` +
+        `model does not beat baseline most-frequent-output on output accuracy, ${mode} (Python ==) ` +
           `(${pct(model.equalAccuracy)} vs ${pct(baseline.equalAccuracy)})`,
       ];
 }
@@ -342,25 +344,25 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       progress.stop();
     }
 
-    // Output accuracy on traces that returned a value.
+    // Output accuracy on traces that returned a value: always direct (context → value), and from
+    // the rollouts when there are any (CWM's route: the trace first, then its return value).
     const withResult = traces.map((t, i) => ({ t, i })).filter(({ t }) => t.entry !== null && t.status === 'ok' && t.result !== null);
     let output: OutputSection | null = null;
+    let outputByRollout: OutputSection | null = null;
     if (withResult.length > 0) {
-      const mode = rolloutOutputs ? 'rollout' : 'direct';
-      let predicted: (string | null)[];
-      if (rolloutOutputs) predicted = withResult.map(({ i }) => rolloutOutputs![i]!);
-      else {
-        const out = await predictOutputs(ckpt, withResult.map(({ t }) => t), { mode, batchSize, maxRolloutTokens, progress });
-        predicted = out.predicted;
-        generatedTokens += out.tokens;
-      }
       const truths = withResult.map(({ t }) => t.result!.repr);
-      const modelScores = await scoreOutputs(options.runner, truths.map((truth, j) => ({ truth, predicted: predicted[j]! })));
       const baselineScores =
         frequentOutput === null ? null : await scoreOutputs(options.runner, truths.map((truth) => ({ truth, predicted: frequentOutput })));
-      const modelSummary = summarizeOutputs(modelScores);
       const baseline = baselineScores && summarizeOutputs(baselineScores);
-      output = { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline)] };
+      const section = async (mode: 'direct' | 'rollout', predicted: (string | null)[]): Promise<OutputSection> => {
+        const modelScores = await scoreOutputs(options.runner, truths.map((truth, j) => ({ truth, predicted: predicted[j]! })));
+        const modelSummary = summarizeOutputs(modelScores);
+        return { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline, mode)] };
+      };
+      const direct = await predictOutputs(ckpt, withResult.map(({ t }) => t), { mode: 'direct', batchSize, maxRolloutTokens, progress });
+      generatedTokens += direct.tokens;
+      output = await section('direct', direct.predicted);
+      if (rolloutOutputs) outputByRollout = await section('rollout', withResult.map(({ i }) => rolloutOutputs![i]!));
     }
 
     const report = buildReport(options, loaded, started, {
@@ -384,6 +386,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       teacherForced,
       rollout: rolloutScores ? { summary: summarizeRollouts(rolloutScores) } : null,
       output,
+      rolloutOutput: outputByRollout,
       generatedTokens,
     });
     return { report, examples };
@@ -457,6 +460,7 @@ export async function evaluateCruxeval(
       teacherForced: null,
       rollout: null,
       output: { mode, model: summarizeOutputs(scores), baseline: null, flags: untrainedDirectFlags(ckpt, mode) },
+      rolloutOutput: null,
       generatedTokens: tokens,
     });
     return {

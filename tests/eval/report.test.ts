@@ -52,6 +52,7 @@ function buildReport(): { report: EvalReport; examples: ReturnType<TeacherForced
     teacherForced,
     rollout: null,
     output: null,
+    rolloutOutput: null,
     flags: teacherForced.flags,
     timing: { seconds: 1, backend: 'cpu', generatedTokens: 0, tokensPerSecond: null },
   };
