@@ -162,6 +162,7 @@ async function runTrace(flags: TraceFlags): Promise<void> {
       }),
     );
     progress.stop();
+    for (const line of result.repairs) process.stderr.write(`${flags.out}: ${line}\n`);
     const seconds = (performance.now() - started) / 1000;
     const m = result.manifest;
     const byStatus = Object.entries(m.counts.byStatus)
@@ -213,7 +214,10 @@ export function registerTrace(program: Command): void {
       },
       'best-effort',
     )
-    .option('--resume', 'finish an interrupted run in --out (same command); complete shards are kept')
+    .option(
+      '--resume',
+      'finish an interrupted run in --out (same command): shards that verify against run.json are kept, any other is traced again',
+    )
     .option('--overwrite', 'replace an existing corpus in --out')
     .option('--quiet', 'no progress output')
     .addHelpText(
@@ -221,7 +225,11 @@ export function registerTrace(program: Command): void {
       '\nBad input records (malformed JSON, missing fields, non-UTF-8, oversized) go to the\n' +
         'errors table of manifest.json with a reason; the run continues. Splits come from a hash\n' +
         'of the normalized source (mutants follow their parent). Shards appear only when complete,\n' +
-        'so after a crash or kill `--resume` finishes with the same content as an uninterrupted run.\n\n' +
+        'so after a crash or kill `--resume` finishes with the same content as an uninterrupted run.\n' +
+        '--resume first checks the shards as `execwm corpus verify` does (the sha256 recorded in\n' +
+        'run.json when each shard completed, row counts, every step): a damaged, truncated,\n' +
+        'missing, misnumbered or unrecorded shard is removed, named with its cause, and its\n' +
+        'inputs are traced again.\n\n' +
         'Examples:\n' +
         '  execwm trace --synthetic 10000 --seed 1 --out data/c1\n' +
         '  execwm trace --jsonl cruxeval.jsonl --mutate 2 --out data/crux\n' +
