@@ -33,6 +33,8 @@ export interface BuildOptions {
   overwrite?: boolean;
   /** Called after each input is stored or skipped, with the count of inputs done in this partition. */
   onProgress?: (done: number) => void;
+  /** Called once before tracing with the lines of {@link BuildResult.repairs}, when there are any. */
+  onRepairs?: (repairs: readonly string[]) => void;
 }
 
 export interface BuildResult {
@@ -70,6 +72,7 @@ export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
   const { dir, config, tracer, mutate, onProgress } = options;
   const writer = CorpusWriter.open({ dir, config, resume: options.resume, overwrite: options.overwrite });
   const resumedInputs = writer.keptInputs;
+  if (writer.repairs.length > 0) options.onRepairs?.(writer.repairs);
   let done = resumedInputs;
   onProgress?.(done);
 

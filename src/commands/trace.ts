@@ -159,10 +159,13 @@ async function runTrace(flags: TraceFlags): Promise<void> {
         resume: flags.resume,
         overwrite: flags.overwrite,
         onProgress: (done) => progress.update(done),
+        // Printed even with --quiet: the user should know that a kept shard was not what was written.
+        onRepairs: (lines) => {
+          for (const line of lines) process.stderr.write(`${flags.out}: ${line}\n`);
+        },
       }),
     );
     progress.stop();
-    for (const line of result.repairs) process.stderr.write(`${flags.out}: ${line}\n`);
     const seconds = (performance.now() - started) / 1000;
     const m = result.manifest;
     const byStatus = Object.entries(m.counts.byStatus)
