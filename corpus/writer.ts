@@ -134,6 +134,11 @@ export class CorpusWriter {
    * is removed, with a line in {@link repairs}, and its inputs are traced again.
    */
   private keepVerifiedShards(): void {
+    if (!existsSync(join(this.dir, RUN_FILE)) && !existsSync(join(this.dir, MANIFEST_FILE))) {
+      throw new CorpusError(
+        `cannot resume ${this.dir}: it holds shards but neither ${RUN_FILE} nor ${MANIFEST_FILE}, so they cannot be verified; start again with --overwrite`,
+      );
+    }
     const check = checkCorpus(this.dir);
     const mismatch = firstDifference(check.record as unknown as Record<string, unknown>, { ...this.config });
     if (mismatch !== null) {

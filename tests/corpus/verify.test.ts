@@ -144,11 +144,13 @@ describe('resume keeps only shards that are what was written', () => {
     expect(checkCorpus(wholeDir).problems).toEqual([]);
   });
 
-  it('refuses to resume a run whose run.json records no shard hashes', async () => {
+  it('refuses to resume shards it cannot verify: a run.json without shard hashes, or no record at all', async () => {
     const { cut } = await wholeAndCut();
     const { shards: _shards, ...config } = JSON.parse(readFileSync(join(cut, RUN_FILE), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(cut, RUN_FILE), JSON.stringify(config));
     await expect(resume(cut)).rejects.toThrow(/records no shard hashes .* --overwrite/);
+    rmSync(join(cut, RUN_FILE));
+    await expect(resume(cut)).rejects.toThrow(/holds shards but neither run\.json nor manifest\.json, so they cannot be verified/);
     expect(readdirSync(cut).filter((f) => f.endsWith('.arrow'))).toHaveLength(3);
   });
 });
