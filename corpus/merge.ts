@@ -61,9 +61,10 @@ export function mergeCorpora(options: MergeOptions): Manifest {
   const count = partitions[0].count;
   const missing = Array.from({ length: count }, (_, index) => ({ index, count })).filter((p) => !seenPartitions.has(p.index));
   if (missing.length > 0 && !allowPartial) {
+    const many = missing.length > 1;
     throw new CorpusError(
-      `partition${missing.length > 1 ? 's' : ''} ${missing.map((p) => `${p.index}/${p.count}`).join(', ')} ` +
-        `of the ${count} missing: their inputs would be lost (trace them and merge again, or give --allow-partial)`,
+      `partition${many ? 's' : ''} ${missing.map((p) => `${p.index}/${p.count}`).join(', ')} ${many ? 'are' : 'is'} missing: ` +
+        `${many ? 'their' : 'its'} inputs would be lost (trace ${many ? 'them' : 'it'} and merge again, or give --allow-partial)`,
     );
   }
 

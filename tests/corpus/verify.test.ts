@@ -243,7 +243,7 @@ describe('corpus merge and missing partitions', () => {
   it('refuses to merge 2 of 3 partitions, and with allowPartial records and reports the missing one', async () => {
     const [p0, p1, p2] = [await part(0, 3), await part(1, 3), await part(2, 3)];
     const out = tempDir();
-    expect(() => mergeCorpora({ out, parts: [p0, p1] })).toThrow(/partition 2\/3 of the 3 missing: their inputs would be lost .*--allow-partial/);
+    expect(() => mergeCorpora({ out, parts: [p0, p1] })).toThrow(/^partition 2\/3 is missing: its inputs would be lost .*--allow-partial\)$/);
     expect(existsSync(join(out, MANIFEST_FILE))).toBe(false);
     const partial = mergeCorpora({ out, parts: [p0, p1], allowPartial: true });
     expect(partial.missingPartitions).toEqual([{ index: 2, count: 3 }]);
@@ -268,7 +268,7 @@ describe('corpus merge and missing partitions', () => {
       e.mockRestore();
     }
     expect(codes).toEqual([1, 0]);
-    expect(err).toContain('execwm: partition 1/3 of the 3 missing');
+    expect(err).toContain('execwm: partition 1/3 is missing: its inputs would be lost');
     expect(err).toContain(`${out} is partial (--allow-partial): partitions 1/3 are missing and their inputs are not in it`);
   });
 });
