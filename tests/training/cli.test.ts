@@ -118,6 +118,7 @@ describe('execwm train (built CLI)', () => {
     expect(resumed.status).toBe(0);
     const a = metrics(whole);
     const b = metrics(killed);
+    expect(a).toHaveLength(STEPS);
     expect(b.map((l) => l.step)).toEqual(a.map((l) => l.step));
     b.forEach((l, i) => expect(Math.abs(l.loss - a[i]!.loss)).toBeLessThan(1e-6));
   });
