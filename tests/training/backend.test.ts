@@ -103,7 +103,7 @@ describe('multi-threaded wasm in Node', () => {
     const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: path.resolve(import.meta.dirname, '..', '..'),
       encoding: 'utf8',
-      // ~10 s on an idle machine; the margin is for two loaded cores.
+      // ~5 s here; the margin is for two loaded cores.
       timeout: 150_000,
     });
     expect(res.status, res.stderr).toBe(0);
