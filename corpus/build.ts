@@ -1,6 +1,6 @@
 /**
  * Builds a corpus from an input stream: partition (`--shard i/N`), skip what a
- * previous run already stored (`--resume`), expand each program with its
+ * previous run already stored and still verifies (`--resume`), expand each program with its
  * mutants, trace everything through one pipelined pool call, and hand each
  * input's rows to the writer in input order.
  */
@@ -33,12 +33,16 @@ export interface BuildOptions {
   overwrite?: boolean;
   /** Called after each input is stored or skipped, with the count of inputs done in this partition. */
   onProgress?: (done: number) => void;
+  /** Called once before tracing with the lines of {@link BuildResult.repairs}, when there are any. */
+  onRepairs?: (repairs: readonly string[]) => void;
 }
 
 export interface BuildResult {
   manifest: Manifest;
   /** Inputs found complete from an earlier run and not traced again. */
   resumedInputs: number;
+  /** Shards of the earlier run that were not kept, one line each saying why (their inputs were traced again). */
+  repairs: string[];
   /** Milliseconds spent encoding and writing shards. */
   writeMs: number;
 }
@@ -67,7 +71,8 @@ interface PendingInput {
 export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
   const { dir, config, tracer, mutate, onProgress } = options;
   const writer = CorpusWriter.open({ dir, config, resume: options.resume, overwrite: options.overwrite });
-  const resumedInputs = writer.completedInputs;
+  const resumedInputs = writer.keptInputs;
+  if (writer.repairs.length > 0) options.onRepairs?.(writer.repairs);
   let done = resumedInputs;
   onProgress?.(done);
 
@@ -106,7 +111,7 @@ export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
   function* programs(): Generator<Program> {
     let index = 0;
     for (const { position, item } of partitionInputs(options.inputs, config.partition)) {
-      if (index++ < resumedInputs) {
+      if (writer.isKept(index++)) {
         if ('program' in item) mutantsOf(item.program, position, []);
         continue;
       }
@@ -131,7 +136,7 @@ export async function buildCorpus(options: BuildOptions): Promise<BuildResult> {
   flushReady();
   if (queue.length > 0) throw new Error(`buildCorpus: the tracer returned fewer traces than programs`);
   const manifest = writer.close();
-  return { manifest, resumedInputs, writeMs: writer.writeMs };
+  return { manifest, resumedInputs, repairs: writer.repairs, writeMs: writer.writeMs };
 }
 
 /**

@@ -432,11 +432,23 @@ function child(data: Data, name: string): Data {
 
 type Getter<T> = (i: number) => T;
 
+// Offsets and keys are checked before use: bytes that are damaged but still parse as Arrow
+// must fail as a corpus error, not read past a buffer or allocate a string of gigabytes.
+
+function outOfRange(what: string, i: number): CorpusError {
+  return new CorpusError(`${what} ${i} out of range (damaged shard)`);
+}
+
 function utf8(data: Data): Getter<string> {
   const offsets = data.valueOffsets as Int32Array;
   const values = data.values as Uint8Array;
   const buf = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-  return (i) => buf.toString('utf8', offsets[i], offsets[i + 1]);
+  return (i) => {
+    const begin = offsets[i];
+    const end = offsets[i + 1];
+    if (!(begin >= 0 && end >= begin && end <= buf.length)) throw outOfRange('string offset', i);
+    return buf.toString('utf8', begin, end);
+  };
 }
 
 function dictionaryStrings(data: Data): Getter<string> {
@@ -448,7 +460,11 @@ function dictionaryStrings(data: Data): Getter<string> {
     for (let i = 0; i < chunk.length; i++) words.push(get(i));
   }
   const keys = data.values as Int8Array | Int32Array;
-  return (i) => words[keys[i]];
+  return (i) => {
+    const word = words[keys[i]];
+    if (word === undefined) throw outOfRange('dictionary key', keys[i]);
+    return word;
+  };
 }
 
 function nullable<T>(data: Data, get: Getter<T>): Getter<T | null> {
@@ -471,7 +487,13 @@ function bool(data: Data): Getter<boolean> {
 
 function listRange(data: Data): Getter<[number, number]> {
   const offsets = data.valueOffsets as Int32Array;
-  return (i) => [offsets[i], offsets[i + 1]];
+  const items = data.children[0]?.length ?? 0;
+  return (i) => {
+    const begin = offsets[i];
+    const end = offsets[i + 1];
+    if (!(begin >= 0 && end >= begin && end <= items)) throw outOfRange('list offset', i);
+    return [begin, end];
+  };
 }
 
 function valueGetter(data: Data): Getter<Value | null> {
@@ -498,13 +520,51 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
 /** Decides from split and status alone whether a row is decoded at all. */
 export type RowFilter = (split: Split, status: TraceStatus) => boolean;
 
-/** Decodes the rows of one Arrow IPC shard, in order (those `keep` accepts, when given). */
-export function* decodeShard(bytes: Uint8Array, keep?: RowFilter): Generator<CorpusTrace> {
-  const table = tableFromIPC(bytes);
-  for (const batch of table.batches) yield* decodeBatch(batch.data as Data<Struct>, keep);
+export interface DecodeOptions {
+  /** Decides from split and status alone whether a row is decoded at all. Default: every row. */
+  keep?: RowFilter;
+  /** How errors name the shard, e.g. `corpus data/c1: part-00003.arrow`. Default `shard`. */
+  label?: string;
+  /** The row count the shard must have (from the manifest); checked before any row is decoded. */
+  expectedRows?: number;
 }
 
-function decodeBatch(data: Data<Struct>, keep: RowFilter | undefined): Generator<CorpusTrace> {
+/** The message of anything thrown while decoding, for a one-line corpus error. */
+function causeOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Decodes the rows of one Arrow IPC shard, in order (those `keep` accepts). Bytes that do
+ * not decode raise a {@link CorpusError} naming the shard and the row, never an Arrow error.
+ */
+export function* decodeShard(bytes: Uint8Array, options: DecodeOptions = {}): Generator<CorpusTrace> {
+  const { keep, label = 'shard', expectedRows } = options;
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (err) {
+    throw new CorpusError(`${label}: not a readable Arrow IPC file (${causeOf(err)})`);
+  }
+  if (expectedRows !== undefined && table.numRows !== expectedRows) {
+    throw new CorpusError(`${label}: holds ${table.numRows} rows, the manifest says ${expectedRows}`);
+  }
+  let firstRow = 0;
+  for (const batch of table.batches) {
+    yield* decodeBatch(batch.data as Data<Struct>, keep, label, firstRow);
+    firstRow += batch.numRows;
+  }
+}
+
+function decodeBatch(data: Data<Struct>, keep: RowFilter | undefined, label: string, firstRow: number): Generator<CorpusTrace> {
+  try {
+    return decodeRows(data, keep, label, firstRow);
+  } catch (err) {
+    throw new CorpusError(`${label}: ${causeOf(err)}`);
+  }
+}
+
+function decodeRows(data: Data<Struct>, keep: RowFilter | undefined, label: string, firstRow: number): Generator<CorpusTrace> {
   const id = utf8(child(data, 'id'));
   const split = dictionaryStrings(child(data, 'split')) as Getter<Split>;
   const origin = dictionaryStrings(child(data, 'origin'));
@@ -547,7 +607,7 @@ function decodeBatch(data: Data<Struct>, keep: RowFilter | undefined): Generator
         locals = {};
         if (!s.full(k)) {
           const base = frames.get(depth);
-          if (base === undefined) throw new CorpusError(`shard row ${row} step ${k - begin}: delta locals without a previous state`);
+          if (base === undefined) throw new CorpusError(`step ${k - begin}: delta locals without a previous state`);
           const gone = new Set<string>();
           const removed = s.removedRange(k);
           if (removed !== null) for (let r = removed[0]; r < removed[1]; r++) gone.add(removedName(r));
@@ -564,27 +624,36 @@ function decodeBatch(data: Data<Struct>, keep: RowFilter | undefined): Generator
 
   return (function* () {
     for (let row = 0; row < data.length; row++) {
-      if (keep !== undefined && !keep(split(row), status(row))) continue;
-      yield {
-        id: id(row),
-        source: source(row),
-        entry: entry(row),
-        status: status(row),
-        message: message(row),
-        result: result(row),
-        steps: decodeSteps(row),
-        stdout: stdout(row),
-        split: split(row),
-        origin: origin(row),
-      };
+      let trace: CorpusTrace | null;
+      try {
+        trace = keep !== undefined && !keep(split(row), status(row)) ? null : {
+          id: id(row),
+          source: source(row),
+          entry: entry(row),
+          status: status(row),
+          message: message(row),
+          result: result(row),
+          steps: decodeSteps(row),
+          stdout: stdout(row),
+          split: split(row),
+          origin: origin(row),
+        };
+      } catch (err) {
+        throw new CorpusError(`${label} row ${firstRow + row}: ${causeOf(err)}`);
+      }
+      if (trace !== null) yield trace;
     }
   })();
 }
 
 /** The shard's own metadata string (see {@link SHARD_METADATA_KEY}), read without decoding rows. */
 export function shardMetadata(bytes: Uint8Array): string {
-  const reader = RecordBatchReader.from(bytes).open();
-  const meta = reader.schema.metadata.get(SHARD_METADATA_KEY);
+  let meta: string | undefined;
+  try {
+    meta = RecordBatchReader.from(bytes).open().schema.metadata.get(SHARD_METADATA_KEY);
+  } catch (err) {
+    throw new CorpusError(`shard is not a readable Arrow IPC file (${causeOf(err)})`);
+  }
   if (meta === undefined) throw new CorpusError('shard has no execwm metadata');
   return meta;
 }

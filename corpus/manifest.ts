@@ -78,6 +78,23 @@ export interface Manifest extends CorpusConfig {
   errors: CorpusErrorEntry[];
   /** Set on a corpus made by `corpus merge`: the partitions it joins. */
   mergedPartitions?: { index: number; count: number }[];
+  /** Set on a merge made with `--allow-partial`: the partitions it lacks (their inputs are not in it). */
+  missingPartitions?: { index: number; count: number }[];
+}
+
+/**
+ * A shard's own bookkeeping, stored in its Arrow schema metadata: which inputs it
+ * holds and what they produced, so the manifest can be rebuilt from the shards.
+ */
+export interface ShardMeta {
+  /** Position (within the partition) of the shard's first input. */
+  firstInput: number;
+  inputs: number;
+  rows: number;
+  byStatus: Record<TraceStatus, number>;
+  bySplit: Record<Split, number>;
+  mutants: { kept: number; dropped: number };
+  errors: CorpusErrorEntry[];
 }
 
 /** Reads and checks `dir/manifest.json`; throws {@link CorpusError} with a one-line cause. */
@@ -118,5 +135,14 @@ export function readManifest(dir: string): Manifest {
   return m as Manifest;
 }
 
-/** The config of a run in progress, kept beside the shards until the manifest is written. */
+/**
+ * `run.json`: the record of a run in progress, kept beside the shards until the manifest is
+ * written — its config, and the entry (rows, sha256) of each shard as it completed, so a
+ * resumed run keeps only shards that are still what was written.
+ */
 export const RUN_FILE = 'run.json';
+
+export interface RunRecord extends CorpusConfig {
+  /** The shards completed so far, in the order they were written. */
+  shards: ShardEntry[];
+}

@@ -2,10 +2,12 @@
  * Joins corpora built as disjoint partitions (`--shard i/N`) into one: shards
  * copied and renumbered in partition order, counts summed, errors joined.
  * The parts must come from the same command (same config apart from the
- * partition), and no trace id may appear twice.
+ * partition), every partition 0…N−1 must be there exactly once (unless
+ * `allowPartial`, and then the manifest names the missing ones), each shard must
+ * match its manifest entry, and no trace id may appear twice.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { TRACE_STATUSES } from '../src/schema.js';
 import { CorpusError } from './errors.js';
@@ -21,17 +23,21 @@ export interface MergeOptions {
   parts: string[];
   /** Replace an existing corpus at `out`. Default false. */
   overwrite?: boolean;
+  /** Merge even when partitions are missing (recorded in `missingPartitions`). Default false. */
+  allowPartial?: boolean;
 }
 
 /** Config fields that must agree between parts. */
 function sharedConfig(m: Manifest): Omit<CorpusConfig, 'partition'> {
-  const { counts: _c, shards: _s, errors: _e, partition: _p, mergedPartitions: _m, ...config } = m;
+  const { counts: _c, shards: _s, errors: _e, partition: _p, mergedPartitions: _m, missingPartitions: _x, ...config } = m;
   return config;
 }
 
 export function mergeCorpora(options: MergeOptions): Manifest {
-  const { out, parts, overwrite = false } = options;
+  const { out, parts, overwrite = false, allowPartial = false } = options;
   if (parts.length === 0) throw new CorpusError('corpus merge needs at least one part');
+  const sameFolder = parts.findIndex((p, i) => parts.findIndex((q) => resolve(q) === resolve(p)) !== i);
+  if (sameFolder >= 0) throw new CorpusError(`${parts[sameFolder]} is given twice`);
   const manifests = parts.map((dir) => readManifest(dir));
   const reference = JSON.stringify(sharedConfig(manifests[0]));
   manifests.forEach((m, i) => {
@@ -52,6 +58,15 @@ export function mergeCorpora(options: MergeOptions): Manifest {
     if (seenPartitions.has(p.index)) throw new CorpusError(`partition ${p.index}/${p.count} is given twice`);
     seenPartitions.add(p.index);
   }
+  const count = partitions[0].count;
+  const missing = Array.from({ length: count }, (_, index) => ({ index, count })).filter((p) => !seenPartitions.has(p.index));
+  if (missing.length > 0 && !allowPartial) {
+    const many = missing.length > 1;
+    throw new CorpusError(
+      `partition${many ? 's' : ''} ${missing.map((p) => `${p.index}/${p.count}`).join(', ')} ${many ? 'are' : 'is'} missing: ` +
+        `${many ? 'their' : 'its'} inputs would be lost (trace ${many ? 'them' : 'it'} and merge again, or give --allow-partial)`,
+    );
+  }
 
   if (existsSync(out) && readdirSync(out).length > 0) {
     if (!overwrite) throw new CorpusError(`${out} is not empty (use --overwrite to replace it)`);
@@ -59,8 +74,9 @@ export function mergeCorpora(options: MergeOptions): Manifest {
   }
   mkdirSync(out, { recursive: true });
 
+  const { missingPartitions: _missingBefore, ...first } = manifests[0];
   const merged: Manifest = {
-    ...manifests[0],
+    ...first,
     partition: null,
     counts: {
       total: 0,
@@ -74,11 +90,16 @@ export function mergeCorpora(options: MergeOptions): Manifest {
     errors: [],
     mergedPartitions: [...partitions].sort((a, b) => a.index - b.index),
   };
+  if (missing.length > 0) merged.missingPartitions = missing;
   const ids = new Set<string>();
   manifests.forEach((m, i) => {
     for (const shard of m.shards) {
       const bytes = readShardBytes(parts[i], shard);
-      const idColumn = tableFromIPC(bytes).getChild('id');
+      const table = tableFromIPC(bytes);
+      if (table.numRows !== shard.rows) {
+        throw new CorpusError(`corpus ${parts[i]}: ${shard.file} holds ${table.numRows} rows, the manifest says ${shard.rows}`);
+      }
+      const idColumn = table.getChild('id');
       for (const id of idColumn?.toArray() ?? []) {
         if (ids.has(id as string)) throw new CorpusError(`trace id "${String(id)}" appears in two parts (${parts[i]})`);
         ids.add(id as string);

@@ -1,6 +1,8 @@
 /**
  * Streaming reader: one shard in memory at a time, traces in manifest order with
- * their full per-step locals reconstructed from the stored deltas.
+ * their full per-step locals reconstructed from the stored deltas. Whatever is wrong
+ * with a shard (hash, row count, undecodable bytes) is a {@link CorpusError} naming
+ * the corpus, the shard and, for a bad row, the row.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -42,10 +44,10 @@ export async function* readCorpus(dir: string, options: ReadCorpusOptions = {}):
   const wanted = statuses ? new Set<TraceStatus>(statuses) : null;
   let count = 0;
   if (count >= limit) return;
+  const keep = (s: Split, st: TraceStatus) => (split === undefined || s === split) && (wanted === null || wanted.has(st));
   for (const shard of manifest.shards) {
     const bytes = readShardBytes(dir, shard, verify);
-    const keep = (s: Split, st: TraceStatus) => (split === undefined || s === split) && (wanted === null || wanted.has(st));
-    for (const trace of decodeShard(bytes, keep)) {
+    for (const trace of decodeShard(bytes, { keep, label: `corpus ${dir}: ${shard.file}`, expectedRows: shard.rows })) {
       yield trace;
       if (++count >= limit) return;
     }

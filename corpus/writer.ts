@@ -7,26 +7,16 @@
  * [k·inputsPerShard, (k+1)·inputsPerShard), so after a crash the complete shards
  * say exactly which inputs are done, and a resumed run writes the remaining
  * shards with the same boundaries — the same bytes an uninterrupted run writes.
- * Each shard carries its own counts in its Arrow metadata, so nothing but the
- * shards themselves needs to survive a crash.
+ * Each shard carries its own counts in its Arrow metadata, and `run.json` records
+ * each shard's sha256 as it completes: a resumed run first checks every shard it
+ * would keep (corpus/verify.ts) and traces again the inputs of any shard that is
+ * damaged, truncated, missing, misnumbered or unrecorded, saying why.
  */
-import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TRACE_STATUSES, type Trace, type TraceStatus } from '../src/schema.js';
+import { TRACE_STATUSES, type Trace } from '../src/schema.js';
 import { CorpusError } from './errors.js';
-import { encodeShard, shardMetadata, type CorpusTrace } from './format.js';
+import { encodeShard, type CorpusTrace } from './format.js';
 import {
   MANIFEST_FILE,
   RUN_FILE,
@@ -34,9 +24,12 @@ import {
   type CorpusCounts,
   type CorpusErrorEntry,
   type Manifest,
+  type RunRecord,
   type ShardEntry,
+  type ShardMeta,
 } from './manifest.js';
 import { SPLITS, splitOf, type Split } from './splits.js';
+import { checkCorpus, listShardFiles, sha256, shardFileName } from './verify.js';
 
 /** What one input produced. */
 export interface InputResult {
@@ -50,17 +43,6 @@ export interface InputResult {
   mutantsKept?: number;
 }
 
-/** Per-shard bookkeeping stored in the shard's Arrow schema metadata. */
-interface ShardMeta {
-  firstInput: number;
-  inputs: number;
-  rows: number;
-  byStatus: Record<TraceStatus, number>;
-  bySplit: Record<Split, number>;
-  mutants: { kept: number; dropped: number };
-  errors: CorpusErrorEntry[];
-}
-
 export interface CorpusWriterOptions {
   /** The corpus folder (created if missing). */
   dir: string;
@@ -71,15 +53,10 @@ export interface CorpusWriterOptions {
   overwrite?: boolean;
 }
 
-export const shardFileName = (index: number): string => `part-${String(index).padStart(5, '0')}.arrow`;
-const SHARD_FILE_RE = /^part-(\d{5})\.arrow$/;
+export { shardFileName };
 
 function zeroCounts<K extends string>(keys: readonly K[]): Record<K, number> {
   return Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Writes `bytes` to `path` so that `path` only ever holds the complete content. */
@@ -95,26 +72,24 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
   renameSync(tmp, path);
 }
 
-function listShardFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((f) => SHARD_FILE_RE.test(f))
-    .sort();
-}
-
 export class CorpusWriter {
   /** Milliseconds spent encoding and writing shards (for throughput reports). */
   writeMs = 0;
-  private readonly shards: { entry: ShardEntry; meta: ShardMeta }[] = [];
+  /** One line per shard of an interrupted run that was not kept, saying why (its inputs are traced again). */
+  readonly repairs: string[] = [];
+  /** Shards by number; a hole is a shard still to write. */
+  private readonly shards: ({ entry: ShardEntry; meta: ShardMeta } | undefined)[] = [];
+  /** Shards kept from an earlier run: their inputs are not traced again. */
+  private readonly kept = new Set<number>();
+  /** The shard that the pending inputs go to: the first hole. */
+  private current = 0;
   private pending: InputResult[] = [];
-  private nextInput: number;
   private closed = false;
 
   private constructor(
     private readonly dir: string,
     private readonly config: CorpusConfig,
-  ) {
-    this.nextInput = 0;
-  }
+  ) {}
 
   /** Opens `dir` for writing: a fresh corpus, or (with `resume`) the rest of an interrupted one. */
   static open(options: CorpusWriterOptions): CorpusWriter {
@@ -130,44 +105,72 @@ export class CorpusWriter {
     const started = existing.length > 0 || existsSync(runFile) || existsSync(manifestFile);
     for (const f of readdirSync(dir)) if (f.endsWith('.tmp')) rmSync(join(dir, f));
     if (started && resume) {
-      // A finished corpus has no run file; its manifest holds the same config fields.
-      const previous = readFileSync(existsSync(runFile) ? runFile : manifestFile, 'utf8');
-      const mismatch = firstDifference(JSON.parse(previous) as Record<string, unknown>, { ...config });
-      if (mismatch !== null) {
-        throw new CorpusError(`cannot resume ${dir}: ${mismatch} differs from the interrupted run`);
-      }
-      writer.loadExistingShards(existing);
+      writer.keepVerifiedShards();
     } else if (started && !overwrite) {
       throw new CorpusError(`${dir} already holds a corpus (use --resume to finish it, or --overwrite)`);
     } else if (started) {
       for (const f of existing) rmSync(join(dir, f));
       rmSync(manifestFile, { force: true });
     }
-    if (!existsSync(runFile) || !resume) writeFileAtomic(runFile, `${JSON.stringify(config, null, 2)}\n`);
+    writer.writeRunRecord();
     return writer;
   }
 
-  /** Inputs already stored (after a resume): the caller skips that many inputs. */
-  get completedInputs(): number {
-    return this.nextInput + this.pending.length;
+  /** Inputs kept from an earlier run (after a resume); the caller skips them (see {@link isKept}). */
+  get keptInputs(): number {
+    let n = 0;
+    for (const k of this.kept) n += (this.shards[k] as { meta: ShardMeta }).meta.inputs;
+    return n;
   }
 
-  private loadExistingShards(files: string[]): void {
-    files.forEach((file, k) => {
-      if (file !== shardFileName(k)) throw new CorpusError(`cannot resume ${this.dir}: ${shardFileName(k)} is missing`);
-      const bytes = readFileSync(join(this.dir, file));
-      let meta: ShardMeta;
-      try {
-        meta = JSON.parse(shardMetadata(bytes)) as ShardMeta;
-      } catch (err) {
-        throw new CorpusError(`cannot resume ${this.dir}: ${file} is unreadable (${(err as Error).message})`);
+  /** Whether input `position` (within the partition) is stored in a kept shard. */
+  isKept(position: number): boolean {
+    return this.kept.has(Math.floor(position / this.config.inputsPerShard));
+  }
+
+  /**
+   * Resume: checks the folder against its record (run.json, or the manifest of a finished
+   * corpus) and keeps each shard that is exactly what was written; every other shard file
+   * is removed, with a line in {@link repairs}, and its inputs are traced again.
+   */
+  private keepVerifiedShards(): void {
+    if (!existsSync(join(this.dir, RUN_FILE)) && !existsSync(join(this.dir, MANIFEST_FILE))) {
+      throw new CorpusError(
+        `cannot resume ${this.dir}: it holds shards but neither ${RUN_FILE} nor ${MANIFEST_FILE}, so they cannot be verified; start again with --overwrite`,
+      );
+    }
+    const check = checkCorpus(this.dir);
+    const mismatch = firstDifference(check.record as unknown as Record<string, unknown>, { ...this.config });
+    if (mismatch !== null) {
+      throw new CorpusError(`cannot resume ${this.dir}: ${mismatch} differs from the interrupted run`);
+    }
+    for (const s of check.shards) {
+      if (s.problem === null && s.meta !== null && this.shards[s.index] === undefined) {
+        this.shards[s.index] = { entry: s.entry, meta: s.meta };
+        this.kept.add(s.index);
+      } else {
+        this.repairs.push(`${s.problem ?? `${s.entry.file} is listed twice`}; its inputs are traced again`);
+        rmSync(join(this.dir, s.entry.file), { force: true });
       }
-      if (meta.firstInput !== this.nextInput) {
-        throw new CorpusError(`cannot resume ${this.dir}: ${file} starts at input ${meta.firstInput}, expected ${this.nextInput}`);
-      }
-      this.nextInput += meta.inputs;
-      this.shards.push({ entry: { file, rows: meta.rows, sha256: sha256(bytes) }, meta });
-    });
+    }
+    for (const f of check.unrecorded) {
+      this.repairs.push(`${f} was not recorded as complete; its inputs are traced again`);
+      rmSync(join(this.dir, f));
+    }
+    // A manifest that lists a removed shard no longer describes the folder.
+    if (this.repairs.length > 0) rmSync(join(this.dir, MANIFEST_FILE), { force: true });
+    this.advance();
+  }
+
+  /** Moves {@link current} to the first shard still to write. */
+  private advance(): void {
+    while (this.shards[this.current] !== undefined) this.current += 1;
+  }
+
+  /** Records the config and every complete shard's entry in run.json (atomically). */
+  private writeRunRecord(): void {
+    const record: RunRecord = { ...this.config, shards: this.shards.flatMap((s) => (s ? [s.entry] : [])) };
+    writeFileAtomic(join(this.dir, RUN_FILE), `${JSON.stringify(record, null, 2)}\n`);
   }
 
   /** Adds the result of the next input; writes a shard when one is full. */
@@ -188,7 +191,7 @@ export class CorpusWriter {
     const start = performance.now();
     const traces = this.pending.flatMap((r) => r.traces);
     const meta: ShardMeta = {
-      firstInput: this.nextInput,
+      firstInput: this.current * this.config.inputsPerShard,
       inputs: this.pending.length,
       rows: traces.length,
       byStatus: zeroCounts(TRACE_STATUSES),
@@ -206,10 +209,12 @@ export class CorpusWriter {
       meta.errors.push(...(r.errors ?? []));
     }
     const bytes = encodeShard(traces, JSON.stringify(meta));
-    const file = shardFileName(this.shards.length);
+    const file = shardFileName(this.current);
     writeFileAtomic(join(this.dir, file), bytes);
-    this.shards.push({ entry: { file, rows: traces.length, sha256: sha256(bytes) }, meta });
-    this.nextInput += this.pending.length;
+    this.shards[this.current] = { entry: { file, rows: traces.length, sha256: sha256(bytes) }, meta };
+    // A kill between the rename and this record leaves an unrecorded shard, which a resume traces again.
+    this.writeRunRecord();
+    this.advance();
     this.pending = [];
     this.writeMs += performance.now() - start;
   }
@@ -228,7 +233,11 @@ export class CorpusWriter {
       mutants: { kept: 0, dropped: 0 },
     };
     const errors: CorpusErrorEntry[] = [];
-    for (const { meta } of this.shards) {
+    const shards = this.shards.map((s, k) => {
+      if (s === undefined) throw new Error(`CorpusWriter: shard ${k} was never written (inputs were skipped that no kept shard holds)`);
+      return s;
+    });
+    for (const { meta } of shards) {
       counts.total += meta.rows;
       counts.inputs += meta.inputs;
       for (const s of TRACE_STATUSES) counts.byStatus[s] += meta.byStatus[s];
@@ -238,7 +247,7 @@ export class CorpusWriter {
       errors.push(...meta.errors);
     }
     counts.errors = errors.length;
-    const manifest: Manifest = { ...this.config, counts, shards: this.shards.map((s) => s.entry), errors };
+    const manifest: Manifest = { ...this.config, counts, shards: shards.map((s) => s.entry), errors };
     writeFileAtomic(join(this.dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(join(this.dir, RUN_FILE), { force: true });
     return manifest;

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TraceStatus } from '../src/schema.js';
 import { readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
@@ -229,7 +229,10 @@ function batchTensors(batch: Batch): {
   };
 }
 
-/** Keeps the metrics lines up to `step` (those a resumed run will not redo). */
+/**
+ * Keeps the metrics lines up to `step` (those a resumed run will not redo). The file is
+ * replaced by a rename, so a kill during the rewrite cannot lose the lines it keeps.
+ */
 async function truncateMetrics(file: string, step: number): Promise<void> {
   if (!existsSync(file)) return;
   const kept = (await readFile(file, 'utf8'))
@@ -242,7 +245,8 @@ async function truncateMetrics(file: string, step: number): Promise<void> {
         return false; // a line cut by a kill
       }
     });
-  await writeFile(file, kept.map((l) => `${l}\n`).join(''));
+  await writeFile(`${file}.tmp`, kept.map((l) => `${l}\n`).join(''));
+  await rename(`${file}.tmp`, file);
 }
 
 async function readMetrics(file: string): Promise<MetricsLine[]> {

@@ -159,6 +159,10 @@ async function runTrace(flags: TraceFlags): Promise<void> {
         resume: flags.resume,
         overwrite: flags.overwrite,
         onProgress: (done) => progress.update(done),
+        // Printed even with --quiet: the user should know that a kept shard was not what was written.
+        onRepairs: (lines) => {
+          for (const line of lines) process.stderr.write(`${flags.out}: ${line}\n`);
+        },
       }),
     );
     progress.stop();
@@ -213,7 +217,10 @@ export function registerTrace(program: Command): void {
       },
       'best-effort',
     )
-    .option('--resume', 'finish an interrupted run in --out (same command); complete shards are kept')
+    .option(
+      '--resume',
+      'finish an interrupted run in --out (same command): shards that verify against run.json are kept, any other is traced again',
+    )
     .option('--overwrite', 'replace an existing corpus in --out')
     .option('--quiet', 'no progress output')
     .addHelpText(
@@ -221,7 +228,11 @@ export function registerTrace(program: Command): void {
       '\nBad input records (malformed JSON, missing fields, non-UTF-8, oversized) go to the\n' +
         'errors table of manifest.json with a reason; the run continues. Splits come from a hash\n' +
         'of the normalized source (mutants follow their parent). Shards appear only when complete,\n' +
-        'so after a crash or kill `--resume` finishes with the same content as an uninterrupted run.\n\n' +
+        'so after a crash or kill `--resume` finishes with the same content as an uninterrupted run.\n' +
+        '--resume first checks the shards as `execwm corpus verify` does (the sha256 recorded in\n' +
+        'run.json when each shard completed, row counts, every step): a damaged, truncated,\n' +
+        'missing, misnumbered or unrecorded shard is removed, named with its cause, and its\n' +
+        'inputs are traced again.\n\n' +
         'Examples:\n' +
         '  execwm trace --synthetic 10000 --seed 1 --out data/c1\n' +
         '  execwm trace --jsonl cruxeval.jsonl --mutate 2 --out data/crux\n' +

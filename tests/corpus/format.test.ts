@@ -57,7 +57,7 @@ describe('shard encoding', () => {
 
   it('skips decoding rows the filter rejects', () => {
     const traces = [asCorpus(incrementTrace('a'), 'train'), asCorpus(incrementTrace('b'), 'test')];
-    const back = [...decodeShard(encodeShard(traces, '{}'), (split) => split === 'test')];
+    const back = [...decodeShard(encodeShard(traces, '{}'), { keep: (split) => split === 'test' })];
     expect(back.map((t) => t.id)).toEqual(['b']);
   });
 });

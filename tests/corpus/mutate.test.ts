@@ -1,17 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import type { Program } from '../../src/schema.js';
 import { findEdits, mutateProgram, tokenize } from '../../corpus/mutate.js';
 import { generatePrograms, programId } from '../../corpus/synthetic.js';
+import { CRUXEVAL_PATH, cruxevalAvailable, requiredInCi } from '../helpers.js';
 import { pythonAvailable, runInPython } from './synthetic-reference.js';
 
-const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-const CRUXEVAL = resolve(REPO_ROOT, '..', 'shared', 'datasets', 'cruxeval.jsonl');
-const hasCruxeval = existsSync(CRUXEVAL);
-if (!hasCruxeval && process.env.CI === 'true') throw new Error(`CRUXEval dataset missing at ${CRUXEVAL}; CI must provide it`);
-const hasPython = pythonAvailable();
+const CRUXEVAL = CRUXEVAL_PATH;
+const hasCruxeval = cruxevalAvailable();
+const hasPython = requiredInCi(pythonAvailable(), 'python3 (the reference that runs mutants) is not on PATH');
 
 const program = (source: string, entry = 'f(3)'): Program => ({ id: programId(source, entry), source, entry });
 

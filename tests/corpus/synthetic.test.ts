@@ -3,10 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/schema.js';
 import { CorpusError } from '../../corpus/errors.js';
 import { PRESETS, PRESET_NAMES, Rng, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { requiredInCi } from '../helpers.js';
 import { pythonAvailable, runInPython, type ReferenceRun } from './synthetic-reference.js';
 
 const PER_PRESET = 300;
-const hasPython = pythonAvailable();
+const hasPython = requiredInCi(pythonAvailable(), 'python3 (the reference that runs generated programs) is not on PATH');
 
 describe('generatePrograms', () => {
   it('gives identical programs for the same seed and options', () => {

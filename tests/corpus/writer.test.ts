@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorpusError } from '../../corpus/errors.js';
+import { TRACE_STATUSES } from '../../src/schema.js';
 import { readManifest } from '../../corpus/manifest.js';
 import { readCorpus } from '../../corpus/reader.js';
 import { splitOf } from '../../corpus/splits.js';
@@ -26,6 +27,8 @@ describe('corpus writer and reader', () => {
     expect(manifest.counts.inputs).toBe(10);
     const byStatus: Record<string, number> = {};
     for (const t of traces) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
+    expect(Object.keys(manifest.counts.byStatus).sort()).toEqual([...TRACE_STATUSES].sort());
+    expect(Object.keys(byStatus).length).toBeGreaterThan(1); // the fixtures mix statuses
     for (const [s, n] of Object.entries(manifest.counts.byStatus)) expect(n).toBe(byStatus[s] ?? 0);
     expect(Object.values(manifest.counts.bySplit).reduce((a, b) => a + b, 0)).toBe(10);
     expect(readManifest(dir)).toEqual(manifest);
@@ -93,8 +96,8 @@ describe('corpus writer and reader', () => {
       /seeds/,
     );
     const w3 = CorpusWriter.open({ dir: cut, config: testConfig(), resume: true });
-    expect(w3.completedInputs).toBe(8);
-    for (const t of traces.slice(w3.completedInputs)) w3.add(t);
+    expect(w3.keptInputs).toBe(8);
+    for (const t of traces.slice(w3.keptInputs)) w3.add(t);
     const m3 = w3.close();
     expect(m3).toEqual(m1);
     expect(readdirSync(cut).sort()).toEqual(readdirSync(full).sort());

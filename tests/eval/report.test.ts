@@ -7,6 +7,7 @@ import type { Trace } from '../../src/schema.js';
 import { MostFrequentValues } from '../../eval/baselines.js';
 import { renderSummary, writeReport, type EvalReport } from '../../eval/report.js';
 import { TeacherForcedEvaluator } from '../../eval/teacher.js';
+import { requiredInCi } from '../helpers.js';
 import { step, v } from './fixtures.js';
 
 const TRACE: Trace = {
@@ -89,13 +90,9 @@ describe('report files', () => {
 });
 
 const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-const mustRun = process.env.CI === 'true';
-if (!haveChromium && !mustRun) {
-  process.stderr.write(`report browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)\n`);
-}
+const haveChromium = requiredInCi(existsSync(CHROMIUM), `${CHROMIUM} is absent (apt-get install -y chromium)`);
 
-describe.skipIf(!haveChromium && !mustRun)('report.html in headless Chromium', () => {
+describe.skipIf(!haveChromium)('report.html in headless Chromium', () => {
   it('loads without console errors, steps change the highlighted line, mismatches are marked', async () => {
     const { chromium } = await import('playwright-core');
     const dir = mkdtempSync(join(tmpdir(), 'execwm-report-'));

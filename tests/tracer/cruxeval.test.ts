@@ -8,18 +8,17 @@
  *   line attribution inside multi-line generator expressions, key order of 3.11's f_locals).
  * Native python3 is only a reference here; it is never used at runtime.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TracerPool } from '../../tracer/index.js';
 import { DEFAULT_LIMITS, type Program, type Trace } from '../../src/schema.js';
+import { CRUXEVAL_PATH as datasetPath, REPO_ROOT as repoRoot, cruxevalAvailable, python311 } from '../helpers.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
-const datasetPath = resolve(repoRoot, '..', 'shared', 'datasets', 'cruxeval.jsonl');
-const hasDataset = existsSync(datasetPath);
-if (!hasDataset && process.env.CI === 'true') throw new Error(`${datasetPath} is missing`);
-const python = spawnSync('python3', ['--version']).status === 0 ? 'python3' : null;
+// In CI both are required: a missing dataset or a missing (or other) CPython fails the run.
+const hasDataset = cruxevalAvailable();
+const python = python311();
 
 interface Row {
   id: string;
@@ -107,7 +106,7 @@ let pool: TracerPool;
 const traces = new Map<string, Trace>();
 
 beforeAll(async () => {
-  if (!hasDataset) return;
+  if (!hasDataset || !python) return;
   pool = await TracerPool.create({ workers: 2, limits });
   for await (const t of pool.traceAll(programs)) traces.set(t.id, t);
 }, 600_000);

@@ -5,7 +5,8 @@ import type { Trace } from '../../src/schema.js';
 let pool: TracerPool;
 
 beforeAll(async () => {
-  pool = await TracerPool.create({ workers: 2, limits: { timeoutMs: 5000 } });
+  // 7 s: the queued-clock test below needs a limit between one 4 s program and two of them.
+  pool = await TracerPool.create({ workers: 2, limits: { timeoutMs: 7000 } });
 });
 
 afterAll(async () => {
@@ -88,11 +89,16 @@ describe('TracerPool', () => {
   });
 
   it('starts the wall clock of a queued program when the sandbox begins it, not when it is sent', async () => {
-    // Four 3 s programs on two sandboxes: each second one ends 6 s after it was sent (limit 5 s).
-    const sleeper = (i: number) => ({ id: `z${i}`, source: 'import time\ndef f():\n    time.sleep(3)\n    return 1\n', entry: 'f()' });
+    // Each sandbox holds two programs in flight: the second is sent at once and waits behind the
+    // first. Each sleeps 4 s under the 7 s limit: 3 s of slack for a loaded machine, while a clock
+    // started at sending would reach 8 s for each second one (load only makes that later).
+    const sleeper = (i: number) => ({ id: `z${i}`, source: 'import time\ndef f():\n    time.sleep(4)\n    return 1\n', entry: 'f()' });
+    const started = performance.now();
     const traces = await Promise.all([0, 1, 2, 3].map((i) => pool.trace(sleeper(i))));
-    expect(traces.map((t) => t.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
-  });
+    expect(traces.map((t) => `${t.status} ${t.message ?? ''}`)).toEqual(['ok ', 'ok ', 'ok ', 'ok ']);
+    // Four 4 s programs on two sandboxes: some really ran behind another.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(8000);
+  }, 120_000);
 
   it('gives a program that reads fd 0 end of file, never the next program waiting on the sandbox stdin', async () => {
     const reader = { id: 'r', source: 'import os\nprint(os.read(0, 1), open("/dev/stdin").read())\n', entry: null };

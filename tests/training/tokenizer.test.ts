@@ -89,6 +89,7 @@ describe('byte-level BPE tokenizer', () => {
     let n = 0;
     for (const t of many) for (const s of traceToSegments(t, { diff: false })) if (!s.special) n += tok.encode(s.text).length;
     expect(n).toBeGreaterThan(0);
-    expect(performance.now() - t0).toBeLessThan(10_000);
-  });
+    // A guard against a quadratic slip, not a benchmark: ~0.5 s here, so 60 s holds on two loaded cores.
+    expect(performance.now() - t0).toBeLessThan(60_000);
+  }, 90_000);
 });

@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/index.js';
 import * as tf from '../../training/tf.js';
 import { loadCheckpoint, readCheckpoint } from '../../training/checkpoint.js';
+import { MODEL_PRESETS } from '../../training/model.js';
 import { train, type InMemoryCorpus, type MetricsLine, type TrainOptions } from '../../training/train.js';
 import type { TrainConfigInput } from '../../training/config.js';
 import { loopTrace } from './fixtures.js';
@@ -115,6 +116,96 @@ describe('training loop (tiny model, wasm backend)', () => {
       .filter((l) => l.type === 'train')
       .map((l) => l.step);
     expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
+  describe('resume after a kill -9 at an awkward moment (the folder a kill leaves, built by hand)', () => {
+    const config = { ...BASE, steps: 12, checkpointEvery: 4, evalEvery: 4 };
+    const trainSteps = (out: string) =>
+      readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as MetricsLine)
+        .filter((l) => l.type === 'train')
+        .map((l) => l.step);
+    let whole: Awaited<ReturnType<typeof train>>;
+    const expectWholeFrom = (rest: Awaited<ReturnType<typeof train>>, from: number) => {
+      expect(rest.history.map((h) => h.step)).toEqual(Array.from({ length: 12 - from }, (_, i) => from + i + 1));
+      const expected = whole.history.slice(from).map((h) => h.loss);
+      rest.history.forEach((h, i) => expect(Math.abs(h.loss - expected[i]!)).toBeLessThan(1e-6));
+    };
+    beforeAll(async () => {
+      whole = await train({ corpus: corpus(), out: freshDir(), config });
+    });
+
+    it('between the two renames of a save: resumes from checkpoint.prev, redoing the steps after it', async () => {
+      const out = freshDir();
+      await train({ corpus: corpus(), out, config, stopAfterStep: 4 });
+      const step4 = `${out}-step4`;
+      cpSync(path.join(out, 'checkpoint'), step4, { recursive: true });
+      await train({ corpus: corpus(), out, config, stopAfterStep: 8, resume: true });
+      // The save at step 8 was killed after moving step 4 aside and before moving step 8 in.
+      renameSync(path.join(out, 'checkpoint'), path.join(out, 'checkpoint.tmp'));
+      renameSync(step4, path.join(out, 'checkpoint.prev'));
+      expect(trainSteps(out)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      const rest = await train({ corpus: corpus(), out, config, resume: true });
+      expectWholeFrom(rest, 4);
+      expect(trainSteps(out)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(readdirSync(out).filter((f) => f.startsWith('checkpoint')).sort()).toEqual(['checkpoint']);
+      expect((await readCheckpoint(out)).meta.step).toBe(12);
+    });
+
+    it('while writing checkpoint.tmp: keeps checkpoint/ and replaces the half-written one', async () => {
+      const out = freshDir();
+      await train({ corpus: corpus(), out, config, stopAfterStep: 4 });
+      mkdirSync(path.join(out, 'checkpoint.tmp'));
+      writeFileSync(path.join(out, 'checkpoint.tmp', 'weights.bin'), Buffer.alloc(100));
+      const rest = await train({ corpus: corpus(), out, config, resume: true });
+      expectWholeFrom(rest, 4);
+      expect(existsSync(path.join(out, 'checkpoint.tmp'))).toBe(false);
+    });
+
+    it('in the middle of a metrics line: drops the cut line and logs each step once', async () => {
+      const out = freshDir();
+      await train({ corpus: corpus(), out, config, stopAfterStep: 4 });
+      const file = path.join(out, 'metrics.jsonl');
+      const step5 = JSON.stringify(whole.history[4]);
+      writeFileSync(file, `${readFileSync(file, 'utf8')}${step5}\n${step5.replace('"step":5', '"step":6').slice(0, 40)}`);
+      const rest = await train({ corpus: corpus(), out, config, resume: true });
+      expectWholeFrom(rest, 4);
+      expect(trainSteps(out)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    });
+
+    it('before the first checkpoint: starts over, and metrics.jsonl holds one run', async () => {
+      const out = freshDir();
+      mkdirSync(out);
+      // Steps 1-3 logged, the first save (step 4) half-written.
+      writeFileSync(path.join(out, 'metrics.jsonl'), whole.history.slice(0, 3).map((h) => `${JSON.stringify(h)}\n`).join('') + '{"type":"tr');
+      mkdirSync(path.join(out, 'checkpoint.tmp'));
+      writeFileSync(path.join(out, 'checkpoint.tmp', 'weights.bin'), Buffer.alloc(10));
+      await expect(train({ corpus: corpus(), out, config })).rejects.toThrow(/already holds a training run/);
+      const rest = await train({ corpus: corpus(), out, config, resume: true });
+      expectWholeFrom(rest, 0);
+      expect(trainSteps(out)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    });
+
+    it('with dropout > 0: resumes with the same dropout masks', async () => {
+      // The presets small enough for a test train without dropout; this one turns it on.
+      const tiny = MODEL_PRESETS.tiny;
+      MODEL_PRESETS.tiny = { ...tiny, dropout: 0.2 };
+      try {
+        const dropped = await train({ corpus: corpus(), out: freshDir(), config });
+        expect(dropped.modelConfig.dropout).toBe(0.2);
+        // Dropout really changes the run, so equal losses below are not equal by accident.
+        expect(dropped.history[1]!.loss).not.toBeCloseTo(whole.history[1]!.loss, 4);
+        const out = freshDir();
+        await train({ corpus: corpus(), out, config, stopAfterStep: 5 });
+        const rest = await train({ corpus: corpus(), out, config, resume: true });
+        expect(rest.history.map((h) => h.step)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+        rest.history.forEach((h, i) => expect(Math.abs(h.loss - dropped.history[5 + i]!.loss)).toBeLessThan(1e-6));
+      } finally {
+        MODEL_PRESETS.tiny = tiny;
+      }
+    });
   });
 
   it('round-trips a checkpoint: the loaded model holds the saved weights and tokenizer', async () => {
