@@ -33,13 +33,17 @@
  * Arrow table as is, nested lists of structs included, and compresses with
  * zstd; docs/export.md compares it with hyparquet-writer on a real corpus.
  *
- * Memory stays bounded: each split is read in its own pass over the corpus,
- * traces go straight into column buffers, and a file is written and its buffers
- * dropped once they hold about `fileBytes` of uncompressed data. Files are
- * written under a temporary name and renamed to `-NNNNN-of-MMMMM` when the
- * split's file count is known.
+ * Memory stays bounded whatever the corpus and file sizes: each split is read in
+ * its own pass over the corpus (one shard decoded at a time), traces go straight
+ * into column buffers, and the writer pulls one batch of about `rowGroupBytes`
+ * at a time and streams the compressed file out. A new file starts after about
+ * `fileBytes` of uncompressed rows. Files are written under a temporary name and
+ * renamed to `-NNNNN-of-MMMMM` when the split's file count is known.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { join } from 'node:path';
 import { Field, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, tableToIPC, type Data } from 'apache-arrow';
 import type { Locals, Step, Value } from '../src/schema.js';
@@ -55,7 +59,7 @@ export const HUB_SPLIT: Record<Split, string> = { train: 'train', val: 'validati
 /** The Parquet data folder inside the export. */
 export const PARQUET_DATA_DIR = 'data';
 
-const DEFAULT_FILE_BYTES = 128 * 1024 * 1024;
+const DEFAULT_FILE_BYTES = 512 * 1024 * 1024;
 const DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024;
 
 function valueType(): Struct {
@@ -268,9 +272,9 @@ export interface ParquetExportOptions {
    * serializer (training/sequence.ts), which corpus/ does not import.
    */
   text?: (trace: CorpusTrace) => string;
-  /** Start a new file once a file's rows hold about this many uncompressed bytes. Default 128 MiB. */
+  /** Start a new file once a file's rows hold about this many uncompressed bytes. Default 512 MiB. */
   fileBytes?: number;
-  /** Aim for row groups of about this many uncompressed bytes. Default 16 MiB. */
+  /** Row groups (and the batches handed to the writer) of about this many uncompressed bytes. Default 16 MiB. */
   rowGroupBytes?: number;
   /** Replace the Parquet files and card of an earlier export in `out`. Default false. */
   overwrite?: boolean;
@@ -289,7 +293,8 @@ export async function exportParquet(options: ParquetExportOptions): Promise<Parq
   const { corpus, out, text, overwrite = false, onProgress } = options;
   const fileBytes = options.fileBytes ?? DEFAULT_FILE_BYTES;
   const rowGroupBytes = options.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES;
-  if (!(fileBytes > 0)) throw new CorpusError(`Expected fileBytes to be positive, got ${fileBytes}`);
+  if (!(fileBytes > 0)) throw new TypeError(`Expected \`fileBytes\` to be positive, got ${fileBytes}`);
+  if (!(rowGroupBytes > 0)) throw new TypeError(`Expected \`rowGroupBytes\` to be positive, got ${rowGroupBytes}`);
   const manifest = readManifest(corpus);
   const dataDir = join(out, PARQUET_DATA_DIR);
   const earlier = exportFiles(dataDir);
@@ -306,30 +311,52 @@ export async function exportParquet(options: ParquetExportOptions): Promise<Parq
   let done = 0;
 
   for (const split of SPLITS) {
+    const traces = readCorpus(corpus, { split })[Symbol.asyncIterator]();
+    // One trace read ahead, so that a file is started only when it will have rows
+    // (the writer fails on a stream without batches).
+    let next = await traces.next();
     const pending: { tmp: string; rows: number; bytes: number; arrowBytes: number }[] = [];
-    const flush = (buf: RowBuffers) => {
-      const ipc = tableToIPC(new Table(schema, buf.batch()), 'stream');
-      const rowsPerGroup = Math.max(1, Math.ceil((buf.rows * rowGroupBytes) / Math.max(buf.bytes, 1)));
+    while (next.done !== true) {
+      const file = { tmp: join(dataDir, `${HUB_SPLIT[split]}-${String(pending.length).padStart(5, '0')}.parquet.tmp`), rows: 0, bytes: 0, arrowBytes: 0 };
+      let estimated = 0;
+      // The writer pulls one record batch (about one row group) at a time, so memory holds
+      // one batch whatever the size of the file.
+      const batches = new ReadableStream(
+        {
+          pull: async (controller) => {
+            if (next.done === true || estimated >= fileBytes) {
+              controller.close();
+              return;
+            }
+            const buf = new RowBuffers(schema);
+            while (next.done !== true && buf.bytes < rowGroupBytes && estimated + buf.bytes < fileBytes) {
+              buf.push(next.value, text ? text(next.value) : null);
+              onProgress?.(++done, manifest.counts.total);
+              next = await traces.next();
+            }
+            estimated += buf.bytes;
+            file.rows += buf.rows;
+            const ipc = tableToIPC(new Table(schema, buf.batch()), 'stream');
+            file.arrowBytes += ipc.length;
+            const table = pw.Table.fromIPCStream(ipc);
+            const batch = table.recordBatch(0);
+            table.free();
+            controller.enqueue(batch);
+          },
+        },
+        { highWaterMark: 0 },
+      );
       const props = new pw.WriterPropertiesBuilder()
         .setCompression(pw.Compression.ZSTD)
-        .setMaxRowGroupSize(rowsPerGroup)
+        .setMaxRowGroupBytes(rowGroupBytes)
         .setCreatedBy('execwm (parquet-wasm 0.8.0)')
         .build();
-      const bytes = pw.writeParquet(pw.Table.fromIPCStream(ipc), props);
-      const tmp = join(dataDir, `${HUB_SPLIT[split]}-${String(pending.length).padStart(5, '0')}.parquet.tmp`);
-      writeFileSync(tmp, bytes);
-      pending.push({ tmp, rows: buf.rows, bytes: bytes.length, arrowBytes: ipc.length });
-    };
-    let buf = new RowBuffers(schema);
-    for await (const trace of readCorpus(corpus, { split })) {
-      buf.push(trace, text ? text(trace) : null);
-      onProgress?.(++done, manifest.counts.total);
-      if (buf.bytes >= fileBytes) {
-        flush(buf);
-        buf = new RowBuffers(schema);
-      }
+      const bytes = await pw.transformParquetStream(batches, props);
+      const sink = createWriteStream(file.tmp);
+      await pipeline(Readable.fromWeb(bytes as NodeReadableStream<Uint8Array>), sink);
+      file.bytes = sink.bytesWritten;
+      pending.push(file);
     }
-    if (buf.rows > 0) flush(buf);
     pending.forEach((p, k) => {
       const path = `${PARQUET_DATA_DIR}/${HUB_SPLIT[split]}-${String(k).padStart(5, '0')}-of-${String(pending.length).padStart(5, '0')}.parquet`;
       renameSync(p.tmp, join(out, path));

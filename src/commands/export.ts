@@ -249,9 +249,10 @@ async function exportParquetCli(corpus: string, opts: ExportCliOptions, diff: Di
   });
   writeFileSync(join(outDir, 'README.md'), card);
   const bytes = exported.files.reduce((n, f) => n + f.bytes, 0);
+  const size = bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   process.stderr.write(
-    `wrote ${exported.files.reduce((n, f) => n + f.rows, 0)} traces in ${exported.files.length} Parquet files ` +
-      `(${(bytes / 2 ** 20).toFixed(1)} MiB) and a dataset card to ${outDir}\n`,
+    `wrote ${exported.files.reduce((n, f) => n + f.rows, 0)} traces in ${exported.files.length} Parquet files (${size}) ` +
+      `and a dataset card to ${outDir}\n`,
   );
 }
 
@@ -283,7 +284,7 @@ export function registerExport(program: Command): void {
     .option('-o, --out <path>', 'the file to write instead of stdout; for parquet, the export folder')
     .option('--text', 'parquet: add a text column with the CWM text in the --diff encoding')
     .option('--license <id>', 'parquet: the license the card states (default: mit for synthetic programs, other for imports)')
-    .option('--file-mb <n>', 'parquet: start a new file after about n MiB of uncompressed rows (default 128)', positiveInt('--file-mb'))
+    .option('--file-mb <n>', 'parquet: start a new file after about n MiB of uncompressed rows (default 512; memory does not depend on it)', positiveInt('--file-mb'))
     .option('--overwrite', 'parquet: replace an earlier export in --out')
     .option('--quiet', 'no progress output')
     .addHelpText(

@@ -130,7 +130,7 @@ describe('export --format parquet', () => {
     const { dir, traces } = await corpus();
     const out = join(tempDir('execwm-parquet-'), 'hub');
     const { code, err } = await run(['export', dir, '--format', 'parquet', '--out', out, '--text', '--diff', 'changed', '--license', 'cc-by-4.0', '--quiet']);
-    expect(err).toMatch(/^wrote 15 traces in \d+ Parquet files \([\d.]+ MiB\) and a dataset card to /);
+    expect(err).toMatch(/^wrote 15 traces in \d+ Parquet files \([\d.]+ KiB\) and a dataset card to /);
     expect(code).toBe(0);
     const card = readFileSync(join(out, 'README.md'), 'utf8');
     expect(card).toMatch(/^---\nlicense: cc-by-4.0\n/);

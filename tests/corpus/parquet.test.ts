@@ -79,8 +79,8 @@ describe('Parquet export (Hugging Face layout)', () => {
   it('writes every trace with full states, read back by nodejs-polars exactly as readCorpus gives them', async () => {
     const corpus = await corpusOf(40);
     const out = tempDir('execwm-parquet-');
-    // A tiny file budget forces several files per split, as a corpus larger than memory would.
-    const result = await exportParquet({ corpus, out, fileBytes: 4000, text: (t) => `text of ${t.id}` });
+    // Tiny budgets force several batches per file and several files per split, as a large corpus would.
+    const result = await exportParquet({ corpus, out, fileBytes: 6000, rowGroupBytes: 1500, text: (t) => `text of ${t.id}` });
     const files = readdirSync(join(out, 'data')).sort();
     expect(files.every((f) => /^(train|validation|test)-\d{5}-of-\d{5}\.parquet$/.test(f))).toBe(true);
     expect(result.files.length).toBe(files.length);
@@ -146,6 +146,20 @@ describe('Parquet export (Hugging Face layout)', () => {
     const again = await exportParquet({ corpus, out, overwrite: true, fileBytes: 1000 });
     expect(readdirSync(join(out, 'data')).sort()).toEqual(again.files.map((f) => f.path.slice('data/'.length)).sort());
     expect(readdirSync(join(out, 'data')).some((f) => f.endsWith('.tmp'))).toBe(false);
+  });
+
+  it('writes no file for an empty split, and the card lists only the splits there are', async () => {
+    const dir = tempDir();
+    const traces = Array.from({ length: 5 }, (_, i): CorpusTrace => ({ ...randomTrace(700 + i), split: 'test', origin: 'synthetic:easy' }));
+    await writeCorpus({ dir, config: testConfig(), traces });
+    const out = tempDir('execwm-parquet-');
+    const exported = await exportParquet({ corpus: dir, out });
+    expect(readdirSync(join(out, 'data'))).toEqual(['test-00000-of-00001.parquet']);
+    expect(pl.readParquet(join(out, 'data', 'test-00000-of-00001.parquet')).getColumn('difficulty').toArray()).toEqual(Array(5).fill('easy'));
+    const card = datasetCard({ exported, schema: parquetSchema(false) });
+    expect(card).toContain('  - split: test\n');
+    expect(card).not.toContain('split: train');
+    expect(card).toContain('"test": "data/test-*.parquet"');
   });
 });
 
