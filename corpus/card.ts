@@ -173,7 +173,7 @@ export function datasetCard(options: CardOptions): string {
     `- Splits by a hash of the normalized source (ratios train ${m.splitRatios.train}, validation ${m.splitRatios.val}, ` +
       `test ${m.splitRatios.test}), so one program never lands in two splits.`,
     m.mergedPartitions
-      ? `- Traced on ${m.mergedPartitions.length} machines or jobs (\`--shard i/${m.mergedPartitions[0]?.count ?? '?'}\`) and merged.`
+      ? `- Traced as ${m.mergedPartitions.length} partitions (\`--shard i/${m.mergedPartitions[0]?.count ?? '?'}\`, on separate machines or jobs) and merged.`
       : '- Traced in one run.',
     `- ${fmt(m.counts.inputs)} input records; ${fmt(m.counts.errors)} could not become programs (listed in the corpus manifest).`,
     '- Traces are deterministic: the same program, limits and versions give the same trace.',
@@ -221,13 +221,15 @@ export function datasetCard(options: CardOptions): string {
     'from datasets import load_dataset',
     `ds = load_dataset("parquet", data_files={${splits.map((s) => `"${HUB_SPLIT[s]}": "${PARQUET_DATA_DIR}/${HUB_SPLIT[s]}-*.parquet"`).join(', ')}})`,
     '# ds = load_dataset("USER/REPO")   # once pushed: the configs above name the files',
-    'print(ds["train"][0]["steps"][1]["locals"])',
+    'row = ds["train"][0]',
+    'print(row["source"], row["entry"], row["result"])',
+    'print(row["steps"])   # a list of dicts, or a dict of lists in older versions of datasets',
     '',
-    '# pandas (pyarrow engine): steps is a column of lists of dicts',
+    '# pandas (pyarrow engine), all splits: steps is a column of arrays of dicts',
     'import pandas as pd',
     `df = pd.read_parquet("${PARQUET_DATA_DIR}/")`,
     '',
-    '# polars: one row per step, then one per local',
+    '# polars: one row per step',
     'import polars as pl',
     `steps = pl.read_parquet("${PARQUET_DATA_DIR}/*.parquet").explode("steps").unnest("steps")`,
     '```',
