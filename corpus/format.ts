@@ -161,9 +161,10 @@ function localsDelta(locals: Locals, base: Locals | undefined): { names: string[
 }
 
 // ---- encoding: columns filled directly, then wrapped as Arrow data ----
-// (apache-arrow's generic builders cost ~60 µs per step; this path is several times faster)
+// (apache-arrow's generic builders cost ~60 µs per step; this path is several times faster;
+// the Parquet export builds its columns with the same classes)
 
-class Int32s {
+export class Int32s {
   private buf = new Int32Array(256);
   length = 0;
   push(v: number): void {
@@ -180,7 +181,7 @@ class Int32s {
 }
 
 /** A bit per slot (validity, or Bool values). */
-class Bits {
+export class Bits {
   private buf = new Uint8Array(64);
   length = 0;
   zeros = 0;
@@ -203,7 +204,7 @@ class Bits {
   }
 }
 
-class Utf8s {
+export class Utf8s {
   private buf = Buffer.allocUnsafe(1 << 14);
   private pos = 0;
   private readonly offsets = new Int32s();
@@ -259,7 +260,7 @@ class Words {
   }
 }
 
-class Ints {
+export class Ints {
   private readonly values = new Int32s();
   readonly valid = new Bits();
   push(v: number | null): void {
@@ -298,7 +299,7 @@ class Values {
 }
 
 /** List offsets plus validity. */
-class Lists {
+export class Lists {
   private readonly offsets = new Int32s();
   readonly valid = new Bits();
   private end = 0;

@@ -1,7 +1,8 @@
 /**
  * The corpus stage's public API: Arrow trace corpora (write, read, manifest),
- * splits, and the CWM text format. Program sources live beside it
- * (`synthetic.ts`, `mutate.ts`, `sources.ts`) and the build pipeline in `build.ts`.
+ * splits, the Parquet export and its dataset card, and the CWM special tokens.
+ * Program sources live beside it (`synthetic.ts`, `mutate.ts`, `sources.ts`) and
+ * the build pipeline in `build.ts`.
  */
 export { CorpusError } from './errors.js';
 export { SPLITS, DEFAULT_SPLIT_RATIOS, splitOf, normalizeSource, type Split, type SplitRatios } from './splits.js';
@@ -19,4 +20,6 @@ export {
 } from './manifest.js';
 export { readCorpus, type ReadCorpusOptions } from './reader.js';
 export { CorpusWriter, writeCorpus, type CorpusWriterOptions, type InputResult } from './writer.js';
-export { traceToCwmText, CWM_TOKENS, type CwmTextOptions } from './cwm.js';
+export { CWM_TOKENS } from './cwm.js';
+export { exportParquet, parquetSchema, HUB_SPLIT, type ParquetExport, type ParquetExportOptions, type ParquetFileEntry } from './parquet.js';
+export { datasetCard, licenseOf, sizeCategory, type CardOptions } from './card.js';

@@ -22,8 +22,7 @@
  *   call, or a nested call's return): a `line` frame is diffed against the
  *   closest earlier `line` frame at its depth only when no call or return lies
  *   between, so the first line after a call, and the line after a nested call
- *   returns, spell every value in full. corpus/cwm.ts writes the same text for
- *   export (without `<|trace_end|>`); a test holds the two together.
+ *   returns, spell every value in full. `execwm export` writes this same text.
  *
  * Roles: `code` for the context (its start token, the text and its
  * `<|frame_sep|>`), `state` for locals and the return/exception value, `action`

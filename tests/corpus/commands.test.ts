@@ -1,11 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
-import { traceToCwmText } from '../../corpus/cwm.js';
 import { writeCorpus } from '../../corpus/writer.js';
 import { main } from '../../src/cli.js';
-import { exportLine } from '../../src/commands/export.js';
+import { exportLines } from '../../src/commands/export.js';
 import { formatTrace } from '../../src/commands/show.js';
 import { corpusStats, formatStats } from '../../src/commands/stats.js';
 import { TRUNCATION_MARKER } from '../../src/schema.js';
+import { traceToText } from '../../training/sequence.js';
 import { incrementTrace, v } from './fixtures.js';
 import { tempDir, testConfig } from './helpers.js';
 
@@ -33,25 +33,6 @@ async function smallCorpus(): Promise<string> {
   return dir;
 }
 
-describe('CWM text', () => {
-  it('matches the DESIGN.md example exactly', () => {
-    expect(traceToCwmText(incrementTrace())).toBe(
-      '<|trace_context_start|>def f(x):\n    y = x + 1\n    return y\nf(3)<|frame_sep|>' +
-        '<|call_sep|>{"x": "3"}<|action_sep|>def f(x):<|frame_sep|>' +
-        '<|line_sep|>{"x": "3"}<|action_sep|>    y = x + 1<|frame_sep|>' +
-        '<|line_sep|>{"x": "3", "y": "4"}<|action_sep|>    return y<|frame_sep|>' +
-        '<|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|>',
-    );
-  });
-
-  it('writes ".." for unchanged values only after a line frame of the same call', () => {
-    const text = traceToCwmText(incrementTrace(), { diff: true });
-    expect(text).toContain('<|call_sep|>{"x": "3"}');
-    expect(text).toContain('<|line_sep|>{"x": "3"}<|action_sep|>    y = x + 1'); // first line after the call: full
-    expect(text).toContain('<|line_sep|>{"x": "..", "y": "4"}');
-  });
-});
-
 describe('show, stats and export', () => {
   it('show marks the current line and prints changed locals and the return value', async () => {
     const text = formatTrace({ ...incrementTrace(), split: 'train', origin: 'synthetic:easy' }, { context: 0 });
@@ -74,14 +55,22 @@ describe('show, stats and export', () => {
     expect(formatStats(dir, s)).toContain('steps per trace (histogram):');
   });
 
-  it('export writes one JSON line per trace with the CWM text', async () => {
+  it('export writes one JSON line per trace with the trainer\'s CWM text', async () => {
     const dir = await smallCorpus();
     const { code, out } = await run(['export', dir, '--format', 'cwm', '--ok-only']);
     expect(code).toBe(0);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { id: string; text: string });
     expect(lines.map((l) => l.id)).toEqual(['a', 'cut']);
-    expect(lines[0].text).toBe(traceToCwmText(incrementTrace()));
-    expect(JSON.parse(exportLine({ ...incrementTrace(), split: 'val', origin: '' }, 'jsonl', false)).steps).toHaveLength(4);
+    expect(lines[0].text).toBe(
+      '<|trace_context_start|>def f(x):\n    y = x + 1\n    return y\nf(3)<|frame_sep|>' +
+        '<|call_sep|>{"x": "3"}<|action_sep|>def f(x):<|frame_sep|>' +
+        '<|line_sep|>{"x": "3"}<|action_sep|>    y = x + 1<|frame_sep|>' +
+        '<|line_sep|>{"x": "3", "y": "4"}<|action_sep|>    return y<|frame_sep|>' +
+        '<|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|><|trace_end|>',
+    );
+    expect(lines[0].text).toBe(traceToText(incrementTrace(), { diff: false }));
+    const [jsonl] = exportLines({ ...incrementTrace(), split: 'val', origin: '' }, { format: 'jsonl', diff: 'none', outputExamples: false, tasks: [] });
+    expect(JSON.parse(jsonl!).steps).toHaveLength(4);
   });
 
   it('reports a missing corpus or an unknown id in one line with exit code 1', async () => {

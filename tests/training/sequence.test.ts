@@ -14,8 +14,7 @@ import {
 } from '../../training/sequence.js';
 import { KIND_NEXT, KIND_NONE, KIND_OUTPUT, KIND_STATE, buildRows, makeBatch, outputExampleWindow, windowTrace } from '../../training/data.js';
 import { trainTokenizer } from '../../training/tokenizer.js';
-import { traceToCwmText } from '../../corpus/index.js';
-import { cruxevalPseudoTraces, designExample, loopTrace, makeTrace, step, val } from './fixtures.js';
+import { designExample, loopTrace, makeTrace, step, val } from './fixtures.js';
 
 const S = SPECIAL_TOKENS;
 const texts = [designExample(), loopTrace(5), loopTrace(12)].flatMap((t) =>
@@ -80,13 +79,6 @@ describe('CWM training sequence', () => {
     expect(text).toContain(`${S.exceptionSep}${S.actionSep}        1 / 0${S.argSep}"ZeroDivisionError: division by zero"${S.frameSep}`);
     expect(text).toContain(`${S.lineSep}{"x": ".."}${S.actionSep}    except ZeroDivisionError:`);
     expect(text).toContain(`${S.lineSep}{"x": "2"}${S.actionSep}    return x`);
-  });
-
-  it('writes the same text as the corpus export (corpus/cwm.ts) plus <|trace_end|>', () => {
-    const traces = [designExample(), loopTrace(4), makeTrace({ source: 'x = 1\n', entry: null, steps: [step('line', 1, { func: '<module>' })] }), ...cruxevalPseudoTraces(100)];
-    for (const t of traces) {
-      for (const diff of [false, true]) expect(traceToText(t, { diff })).toBe(traceToCwmText(t, { diff }) + S.traceEnd);
-    }
   });
 
   it('gives roles code to the context, state to locals and values, action to the rest', () => {
