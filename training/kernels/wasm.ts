@@ -26,6 +26,9 @@ export interface WasmBackendInternals {
       registerTensor(id: number, size: number, memoryOffset: number): void;
       disposeData(id: number): void;
     };
+    /** The module's allocator (tfjs allocates tensors with it). */
+    _malloc?: (bytes: number) => number;
+    _free?: (address: number) => void;
   };
   dataIdNextNumber: number;
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } | undefined };
@@ -222,6 +225,11 @@ const simdKernels = new WeakMap<object, SimdKernels | null>();
  */
 export function gemmThreads(backend: unknown): number {
   return simdKernels.get(backend as object)?.gemm.threads ?? 0;
+}
+
+/** True when the SIMD matrix kernel of `backend` multiplies and adds with relaxed_madd. */
+export function gemmFma(backend: unknown): boolean {
+  return simdKernels.get(backend as object)?.gemm.fma ?? false;
 }
 
 /**
@@ -676,6 +684,8 @@ export function kernelOverridesEnabled(): boolean {
 export interface WasmKernelReport {
   /** True when the internals-based overrides are registered. */
   overrides: boolean;
+  /** True when our SIMD matrix kernel multiplies and adds with relaxed_madd (fused multiply-add). */
+  fma: boolean;
   /** Human-readable summary for `execwm doctor` and logs. */
   detail: string;
 }
@@ -693,8 +703,11 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 function startSimdKernels(backend: WasmBackendInternals): SimdKernels | null {
   const memory = heapMemory(backend);
   if (!isWasmMemory(memory)) return null;
+  const { _malloc: malloc, _free: free } = backend.wasm;
+  // The module's own allocator, so packing space never overlaps a tensor.
+  const heap = typeof malloc === 'function' && typeof free === 'function' ? { allocate: (bytes: number) => malloc(bytes) >>> 0, free } : undefined;
   try {
-    return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1), colsum: instantiateColsum(memory) };
+    return { gemm: new GemmPool(memory, isShared(memory) ? wasmThreads(backend) : 1, { heap }), colsum: instantiateColsum(memory) };
   } catch {
     return null; // a runtime without wasm SIMD: the XNNPACK and JS paths remain
   }
@@ -708,7 +721,7 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
   register('UnsortedSegmentSum', unsortedSegmentSum as unknown as tf.KernelFunc);
   if (!hasExpectedInternals(backend)) {
     leaveThreadPoolOn(backend); // no BatchMatMul override here to turn it on around products
-    return { overrides: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
+    return { overrides: false, fma: false, detail: 'UnsortedSegmentSum; internals differ from tfjs 4.22.0, customGrad matmul' };
   }
   if (stockKernels.size === 0) {
     for (const name of ['BatchMatMul', 'Sum', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal']) stockKernels.set(name, tf.getKernel(name, 'wasm')!);
@@ -716,6 +729,7 @@ export function installWasmKernels(backend: unknown): WasmKernelReport {
   if (!simdKernels.has(backend)) simdKernels.set(backend, startSimdKernels(backend));
   setKernelOverrides(true);
   const pool = simdKernels.get(backend)?.gemm;
-  const matMul = pool ? `BatchMatMul on our SIMD kernel (${wasmThreads(backend)} thread${wasmThreads(backend) === 1 ? '' : 's'}) or XNNPACK` : 'BatchMatMul on XNNPACK';
-  return { overrides: true, detail: `UnsortedSegmentSum + overrides (${matMul}, Sum, GatherV2, Transpose, Identity, Slice, Cast, Equal)` };
+  const threads = `${wasmThreads(backend)} thread${wasmThreads(backend) === 1 ? '' : 's'}`;
+  const matMul = pool ? `BatchMatMul on our SIMD kernel (${pool.fma ? 'fused multiply-add' : 'multiply and add'}, ${threads}) or XNNPACK` : 'BatchMatMul on XNNPACK';
+  return { overrides: true, fma: pool?.fma ?? false, detail: `UnsortedSegmentSum + overrides (${matMul}, Sum, GatherV2, Transpose, Identity, Slice, Cast, Equal)` };
 }
