@@ -96,7 +96,12 @@ export const op = {
   /** One float from memory into every lane (a single broadcast load on x86). */
   v128Load32Splat: (offset = 0) => [0xfd, ...uleb(0x09), 2, ...uleb(offset)],
   f32x4Add: [0xfd, ...uleb(0xe4)],
+  f32x4Sub: [0xfd, ...uleb(0xe5)],
   f32x4Mul: [0xfd, ...uleb(0xe6)],
+  f32x4Div: [0xfd, ...uleb(0xe7)],
+  f32x4ExtractLane: (lane: number) => [0xfd, ...uleb(0x1f), lane],
+  f32Add: [0x92],
+  f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   /** a·b + c, fused or not (relaxed SIMD; see ./relaxed-simd.ts): operands a, b, c in stack order. */
   f32x4RelaxedMadd: [0xfd, ...uleb(0x105)],
 };
