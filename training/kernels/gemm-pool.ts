@@ -9,6 +9,11 @@
  * part and stores the sequence number back as "done". A worker takes work only after it has
  * said it is ready, so a worker that fails to start never blocks a caller (this thread then
  * does that part itself), and a worker whose part throws hands the error back.
+ *
+ * Every thread runs the same compiled module (with relaxed_madd or without, decided once), so
+ * a split product gives the bits of one thread. Products with PACK_MIN_COLS columns or more
+ * pack B's strips first, each thread into its own region of the heap, taken from the allocator
+ * given (the wasm module's malloc) and kept for later calls.
  */
 import { createRequire } from 'node:module';
 import type { Worker as WorkerType } from 'node:worker_threads';
