@@ -3,15 +3,16 @@
  * slowly in training (CPU time per call, one thread, reference config):
  *
  * - a binary op between [..., N] and a per-row column [..., 1] (LayerNorm's x̂ = (x − μ)·rstd
- *   and its gradient): the stock Multiply takes a generic broadcasting path, 2.4 ns a value
- *   against 0.4 for same-shape operands, ~15 calls a step;
+ *   and its gradient, ~25 calls a step): the stock kernels take a generic broadcasting path,
+ *   0.067 ms on [2048, 128] where this takes 0.039;
  *   columnOp_<op>(x, col, out, rows, n) sets out[r, j] = x[r, j] op col[r], and
  *   columnOp_<op>_reversed the same with col[r] op x[r, j];
- * - swapping two axes above whole rows ([B, T, nh, hs] ↔ [B, nh, T, hs], the attention heads):
- *   swapAxes(src, dst, outer, p, q, rowBytes) copies src [outer, p, q, row] to dst
- *   [outer, q, p, row], where our JS copy took 2.8 ns a value;
- * - sums along the last axis (LayerNorm's means, the softmax gradient's row sums), where the
- *   stock Sum and Mean cost ~70 ns a row: rowSum(src, rows, n, dst) writes dst[r] = Σ_j src[r, j].
+ * - swapping two axes above whole rows ([B, T, nh, hs] ↔ [B, nh, T, hs], the attention heads,
+ *   8 calls a step): swapAxes(src, dst, outer, p, q, rowBytes) copies src [outer, p, q, row] to
+ *   dst [outer, q, p, row], 0.057 ms on [16, 128, 4, 32] where our JS row copies took 0.231;
+ * - sums along the last axis (LayerNorm's means, 20 a step, and the softmax gradient's row
+ *   sums): rowSum(src, rows, n, dst) writes dst[r] = Σ_j src[r, j]; Mean [2048, 128] 0.148 ms
+ *   on the stock kernel, 0.042 here; Sum [16, 4, 128, 128] 0.536 and 0.117.
  *
  * Addresses in bytes; n a multiple of 4 and rowBytes of 16. Each result is a pure function of
  * its inputs, so runs repeat bit for bit.

@@ -410,7 +410,7 @@ function lastAxisOnly(axes: number[], rank: number): boolean {
 
 /**
  * Sums of x [..., n] along its last axis on our SIMD kernel (n a multiple of 4), or null when
- * it does not apply. The stock Sum and Mean take ~70 ns a row on LayerNorm's [B·T, D].
+ * it does not apply. The stock Sum and Mean take ~70 ns a row on LayerNorm's [B·T, D], ours 15–20.
  */
 function sumLastAxis(backend: WasmBackendInternals, x: tf.TensorInfo, keepDims: boolean): tf.TensorInfo | null {
   const elementwise = simdKernels.get(backend)?.elementwise;
@@ -442,8 +442,9 @@ function makeMean(stock: tf.KernelFunc): tf.KernelFunc {
 /**
  * Add, Sub, Multiply and RealDiv of float32 x [..., n] and a per-row column [..., 1] (either
  * side) on our SIMD kernel, n a multiple of 4: LayerNorm's (x − μ)·rstd and its gradient. The
- * stock kernel's broadcasting path costs 2.4 ns a value there, ours ~0.1. Anything else goes
- * to the stock kernel. Each value is one IEEE operation either way, so the results are the same.
+ * stock kernel's broadcasting path takes 0.26 ns a value there, ours 0.15 (CPU time, [2048, 128]).
+ * Anything else goes to the stock kernel. Each value is one IEEE operation either way, so the
+ * results are the same.
  */
 function makeColumnOp(columnOp: ColumnOp, stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
