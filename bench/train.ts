@@ -412,7 +412,7 @@ const figures = {
     },
     {
       figure: `matrix products on the large shapes, GFLOPS on CPU time (${variants[0]}, median of ${largeGflops.length})`,
-      value: largeGflops.length ? median(largeGflops) : 'n/a',
+      value: largeGflops.length ? round(median(largeGflops), 1) : 'n/a',
       goal: '>= 70',
       met: largeGflops.length > 0 && median(largeGflops) >= 70,
     },
