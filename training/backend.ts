@@ -22,6 +22,8 @@ export interface BackendProbe {
   usable: boolean;
   /** Why not, or what it runs with, e.g. 'simd, 1 thread' or 'package not installed'. */
   detail: string;
+  /** wasm only: true when our matrix kernel runs on fused multiply-add (relaxed SIMD). */
+  fma?: boolean;
 }
 
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
@@ -58,11 +60,11 @@ function wasmFolder(): string {
   return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
 }
 
-let wasmReport: { detail: string; overrides: boolean } | undefined;
+let wasmReport: { detail: string; overrides: boolean; fma: boolean } | undefined;
 
 /** Initialises the wasm backend once (without switching to it) and installs our kernels. */
-async function initWasm(threads: number | undefined): Promise<{ ok: boolean; detail: string }> {
-  if (wasmReport) return { ok: true, detail: wasmReport.detail };
+async function initWasm(threads: number | undefined): Promise<{ ok: boolean; detail: string; fma?: boolean }> {
+  if (wasmReport) return { ok: true, detail: wasmReport.detail, fma: wasmReport.fma };
   try {
     tfwasm.setWasmPaths(wasmFolder());
     // The stock single-threaded SIMD build unless more threads are asked for (see ./kernels/threads.ts).
@@ -86,9 +88,9 @@ async function initWasm(threads: number | undefined): Promise<{ ok: boolean; det
     const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
     const n = tfwasm.getThreadsCount();
     const detail = `${simd ? 'simd' : 'no simd'}, ${n} thread${n === 1 ? '' : 's'}; ${kernels.detail}`;
-    wasmReport = { detail, overrides: kernels.overrides };
+    wasmReport = { detail, overrides: kernels.overrides, fma: kernels.fma };
     if (previous && previous !== 'wasm') await tf.setBackend(previous);
-    return { ok: true, detail };
+    return { ok: true, detail, fma: kernels.fma };
   } catch (err) {
     return { ok: false, detail: `wasm backend failed to initialise: ${(err as Error).message ?? String(err)}` };
   }
@@ -102,7 +104,7 @@ export async function probeBackends(): Promise<BackendProbe[]> {
     probes.push({ name, usable: load.ok, detail: load.detail });
   }
   const wasm = await initWasm(undefined);
-  probes.push({ name: 'wasm', usable: wasm.ok, detail: wasm.detail });
+  probes.push({ name: 'wasm', usable: wasm.ok, detail: wasm.detail, ...(wasm.ok ? { fma: wasm.fma ?? false } : {}) });
   probes.push({ name: 'cpu', usable: true, detail: 'pure JavaScript (slow)' });
   return probes;
 }

@@ -25,6 +25,8 @@ export interface DoctorReport {
   pyodide: { version: string | null; python: string | null; loadsOffline: boolean; loadMs: number | null; error: string | null };
   /** Each tfjs backend: usable here or why not. */
   backends: BackendProbe[];
+  /** True when the wasm backend's matrix kernel runs on fused multiply-add (relaxed SIMD). */
+  fmaKernels: boolean;
   /** Each sandbox isolation layer: offered by this machine, applied by the pool. */
   isolation: IsolationLayer[];
   checks: DoctorCheck[];
@@ -75,6 +77,17 @@ export async function runDoctor(): Promise<DoctorReport> {
   for (const b of backends) {
     checks.push({ name: `tfjs ${b.name}`, status: b.usable ? 'ok' : 'warn', detail: b.usable ? `usable: ${b.detail}` : `unusable: ${b.detail}` });
   }
+  const wasm = backends.find((b) => b.name === 'wasm');
+  const fmaKernels = wasm?.fma === true;
+  if (wasm?.usable) {
+    checks.push({
+      name: 'wasm kernels',
+      status: fmaKernels ? 'ok' : 'warn',
+      detail: fmaKernels
+        ? 'matrix products on fused multiply-add (wasm relaxed SIMD)'
+        : 'matrix products on separate multiply and add (this runtime does not validate wasm relaxed SIMD): training runs slower',
+    });
+  }
   // Training can always fall back to the pure-JS backend, but below wasm it is too slow to be useful.
   if (!backends.some((b) => b.usable && b.name !== 'cpu')) {
     checks.push({ name: 'training', status: 'fail', detail: 'no fast tfjs backend (node-gpu, node or wasm) is usable' });
@@ -95,6 +108,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     pyodide,
     backends,
+    fmaKernels,
     isolation,
     checks,
     ready: reasons.length === 0,

@@ -9,7 +9,8 @@ interface Report {
   cores: number;
   pyodide: { version: string; loadsOffline: boolean; loadMs: number };
   checks: { name: string; status: string; detail: string }[];
-  backends: { name: string; usable: boolean; detail: string }[];
+  backends: { name: string; usable: boolean; detail: string; fma?: boolean }[];
+  fmaKernels: boolean;
   isolation: { name: string; available: boolean; active: boolean; detail: string }[];
   ready: boolean;
   reasons: string[];
@@ -52,6 +53,15 @@ describe('execwm doctor', () => {
     expect(wasm?.usable).toBe(true);
     expect(wasm?.detail).toMatch(/simd/);
     expect(wasm?.detail).toMatch(/thread/);
+  });
+
+  it('says whether the wasm matrix kernel runs on fused multiply-add, as execwm sets the V8 flag itself', () => {
+    // Node 20 validates relaxed SIMD only behind a V8 flag, which the CLI sets at start: the
+    // child here gets no flag from us. Node 22+ validates it without one.
+    expect(report.fmaKernels).toBe(true);
+    expect(report.backends.find((b) => b.name === 'wasm')?.fma).toBe(true);
+    const check = report.checks.find((c) => c.name === 'wasm kernels');
+    expect(check).toMatchObject({ status: 'ok', detail: expect.stringMatching(/fused multiply-add/) });
   });
 
   it('treats the optional native tfjs packages as absent when they are not installed', () => {

@@ -1,15 +1,18 @@
 /**
- * The wasm SIMD matrix product (training/kernels/gemm.ts) against a float64 product in JS, and
- * its thread pool (training/kernels/gemm-pool.ts): the split into parts, and parts run on a
- * worker over shared memory giving the same bits as one thread.
+ * The wasm SIMD matrix product (training/kernels/gemm.ts) against a float64 product in JS, built
+ * with multiply and add and with relaxed_madd (fused or not, as the runtime likes: both meet the
+ * tolerance), B read in place and packed; and its thread pool (training/kernels/gemm-pool.ts):
+ * the split into parts, and parts run on a worker over shared memory giving the same bits as
+ * one thread.
  * Tolerance: |kernel − exact| ≤ 1e-5 · (1 + Σ|a·b|) — float32 sums.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from '../helpers.js';
-import { gemmFits, gemmModuleBytes, instantiateGemm, GEMM_KC } from '../../training/kernels/gemm.js';
+import { gemmFits, gemmModuleBytes, gemmOver, gemmPackBytes, GEMM_KC, type GemmFunction } from '../../training/kernels/gemm.js';
 import { Wasm, type WasmMemory } from '../../training/kernels/wasm-emit.js';
-import { GemmPool, splitCall, type GemmCall } from '../../training/kernels/gemm-pool.js';
+import { GemmPool, PACK_MIN_COLS, splitCall, type GemmCall, type HeapAllocator } from '../../training/kernels/gemm-pool.js';
+import { relaxedSimd } from '../../training/kernels/relaxed-simd.js';
 
 /** Deterministic values in [-1, 1). */
 function fill(heap: Float32Array, start: number, size: number, seed: number): void {
@@ -79,8 +82,25 @@ function worstError(memory: WasmMemory, call: GemmCall): number {
   return worst;
 }
 
-function run(gemm: ReturnType<typeof instantiateGemm>, call: GemmCall, kc = GEMM_KC): void {
-  gemm(call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, kc);
+function run(gemm: GemmFunction, call: GemmCall, opts: { kc?: number; pack?: number } = {}): void {
+  gemm(call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, opts.kc ?? GEMM_KC, opts.pack ?? 0);
+}
+
+/** Bytes from the top of `memory` down, one region after another (a stand-in for the module's malloc). */
+function topDownHeap(memory: WasmMemory): HeapAllocator & { live: Set<number> } {
+  let top = memory.buffer.byteLength;
+  const live = new Set<number>();
+  return {
+    live,
+    allocate(bytes) {
+      top -= bytes;
+      live.add(top);
+      return top;
+    },
+    free(address) {
+      live.delete(address);
+    },
+  };
 }
 
 const PRODUCTS: (Product & { name: string; kc?: number })[] = [
@@ -97,12 +117,16 @@ const PRODUCTS: (Product & { name: string; kc?: number })[] = [
   { name: 'both left over, a transposed, k in chunks', m: 6, k: 9, n: 20, count: 3, transposeA: true, kc: 4 },
   { name: 'fewer rows and columns than one block (a decoding step)', m: 1, k: 7, n: 4, count: 5 },
   { name: 'one row against a shared a', m: 3, k: 4, n: 4, count: 2, sharedA: true },
+  { name: 'many columns (B packed where asked), columns left over', m: 9, k: 7, n: 36, count: 2 },
 ];
 
 describe('wasm SIMD matrix product', () => {
-  it('builds a valid module for shared and unshared memory', () => {
-    expect(() => new Wasm.Module(gemmModuleBytes({ shared: false }))).not.toThrow();
-    expect(() => new Wasm.Module(gemmModuleBytes({ shared: true }))).not.toThrow();
+  it('builds a valid module for shared and unshared memory, with and without relaxed_madd', () => {
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: false, fma: false }))).not.toThrow();
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: true, fma: false }))).not.toThrow();
+    expect(relaxedSimd()).toBe(true); // Node >= 20, with the flag the test setup sets as the CLI does
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: false, fma: true }))).not.toThrow();
+    expect(() => new Wasm.Module(gemmModuleBytes({ shared: true, fma: true }))).not.toThrow();
   });
 
   it('takes any non-empty shape whose columns are a multiple of 4', () => {
@@ -115,19 +139,38 @@ describe('wasm SIMD matrix product', () => {
   });
 
   for (const memoryKind of ['unshared', 'shared'] as const) {
-    describe(`over ${memoryKind} memory`, () => {
-      const memory =
-        memoryKind === 'shared' ? new Wasm.Memory({ initial: 16, maximum: 16, shared: true }) : new Wasm.Memory({ initial: 16 });
-      const gemm = instantiateGemm(memory);
-      for (const p of PRODUCTS) {
-        it(p.name, () => {
-          const call = layout(memory, p);
-          run(gemm, call, p.kc);
-          expect(worstError(memory, call)).toBeLessThanOrEqual(1);
+    for (const fma of [false, true]) {
+      for (const packed of [false, true]) {
+        describe(`over ${memoryKind} memory, ${fma ? 'relaxed_madd' : 'multiply and add'}, B ${packed ? 'packed' : 'in place'}`, () => {
+          const memory =
+            memoryKind === 'shared' ? new Wasm.Memory({ initial: 16, maximum: 16, shared: true }) : new Wasm.Memory({ initial: 16 });
+          const gemm = gemmOver(memory, { fma });
+          // Packing space at 512 KiB, past every product's operands; NaN so stale values would show.
+          const pack = packed ? 512 * 1024 : 0;
+          for (const p of PRODUCTS) {
+            it(p.name, () => {
+              const call = layout(memory, p);
+              if (packed) new Float32Array(memory.buffer).fill(Number.NaN, pack / 4, (pack + gemmPackBytes(p.n)) / 4);
+              run(gemm, call, { kc: p.kc, pack });
+              expect(worstError(memory, call)).toBeLessThanOrEqual(1);
+            });
+          }
         });
       }
-    });
+    }
   }
+
+  it('gives the same bits with B packed as read in place', () => {
+    const memory = new Wasm.Memory({ initial: 16 });
+    const gemm = gemmOver(memory);
+    const call = layout(memory, { m: 13, k: 300, n: 44, count: 2, transposeA: true });
+    const heap = new Float32Array(memory.buffer);
+    const cSize = call.m * call.n * call.count;
+    run(gemm, call, { pack: 512 * 1024 });
+    const packed = heap.slice(call.c / 4, call.c / 4 + cSize);
+    run(gemm, call);
+    expect(heap.slice(call.c / 4, call.c / 4 + cSize)).toEqual(packed);
+  });
 
   it('writes C only inside its slices', () => {
     const memory = new Wasm.Memory({ initial: 1 });
@@ -135,7 +178,7 @@ describe('wasm SIMD matrix product', () => {
     const heap = new Float32Array(memory.buffer);
     const end = (call.c + 2 * call.strideC) / 4;
     heap.fill(7, end, end + 64);
-    run(instantiateGemm(memory), call);
+    run(gemmOver(memory), call);
     expect(Array.from(heap.subarray(end, end + 64)).every((v) => v === 7)).toBe(true);
   });
 });
@@ -170,7 +213,8 @@ describe('splitting a product into parts', () => {
 
 describe('the matrix product on two threads', () => {
   const memory = new Wasm.Memory({ initial: 64, maximum: 64, shared: true });
-  const pool = new GemmPool(memory, 2);
+  const heap = topDownHeap(memory);
+  const pool = new GemmPool(memory, 2, { heap });
   afterAll(() => pool.dispose());
 
   // Workers start in well under a second on an idle machine; the deadline is for a loaded one.
@@ -184,6 +228,8 @@ describe('the matrix product on two threads', () => {
     { name: 'split by slices', m: 16, k: 9, n: 16, count: 7 },
     { name: 'split by rows, a transposed', m: 20, k: 300, n: 24, count: 1, transposeA: true },
     { name: 'split by rows, rows and columns left over', m: 23, k: 17, n: 28, count: 1 },
+    { name: 'split by rows, B packed by each thread', m: 21, k: 300, n: PACK_MIN_COLS + 4, count: 1 },
+    { name: 'split by slices, B packed by each thread, a transposed', m: 9, k: 33, n: PACK_MIN_COLS, count: 3, transposeA: true },
   ]) {
     it(`gives the same bits as one thread: ${p.name}`, async () => {
       await ready();
@@ -241,6 +287,21 @@ describe('the matrix product on two threads', () => {
     const out = JSON.parse(res.stdout) as { threads: number; c: number[] };
     expect(out.threads).toBe(1);
     expect(out.c).toEqual([1, 2, 3, 4].flatMap((v) => new Array<number>(8).fill(v)));
+  });
+
+  it('takes one packing region per thread from the heap for wide products, and gives them back', async () => {
+    await ready();
+    const own = topDownHeap(memory);
+    const wide = new GemmPool(memory, 2, { heap: own });
+    for (let i = 0; i < 200 && wide.threads < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    wide.run(layout(memory, { m: 8, k: 5, n: 16, count: 2 }));
+    expect(own.live.size).toBe(0); // narrow: B read in place
+    const call = layout(memory, { m: 16, k: 5, n: PACK_MIN_COLS, count: 2 });
+    wide.run(call);
+    expect(worstError(memory, call)).toBeLessThanOrEqual(1);
+    expect(own.live.size).toBe(wide.threads);
+    wide.dispose();
+    expect(own.live.size).toBe(0);
   });
 
   it('needs shared memory for more than one thread', () => {

@@ -141,7 +141,9 @@ describe('wasm kernel overrides against the cpu backend', () => {
     { name: 'leading axis, SIMD column sums (48 columns: three strips)', shape: [37, 48], axis: [0], keepDims: false },
     { name: 'leading axes of a rank-3 tensor, SIMD column sums, kept dims', shape: [3, 5, 16], axis: [0, 1], keepDims: true },
     { name: 'leading axis of a single row, SIMD column sums', shape: [1, 32], axis: [0], keepDims: false },
-    { name: 'last axis (stock kernel)', shape: [6, 9], axis: [1], keepDims: false },
+    { name: 'last axis, columns not a multiple of 4 (stock kernel)', shape: [6, 9], axis: [1], keepDims: false },
+    { name: 'last axis, SIMD row sums', shape: [6, 12], axis: [1], keepDims: false },
+    { name: 'last axis of a rank-4 tensor, SIMD row sums, kept dims (softmax gradient)', shape: [2, 3, 5, 16], axis: [-1], keepDims: true },
     { name: 'every axis (stock kernel)', shape: [6, 9], axis: [0, 1], keepDims: false },
     { name: 'middle axis (stock kernel)', shape: [4, 6, 9], axis: [1], keepDims: false },
   ])('Sum: $name', async ({ shape, axis, keepDims }) => {
@@ -153,10 +155,40 @@ describe('wasm kernel overrides against the cpu backend', () => {
     { name: 'last two axes of a batch', shape: [3, 10, 7], perm: [0, 2, 1] },
     { name: 'a matrix wider than one 32-column strip, rows not a multiple of 8', shape: [19, 70], perm: [1, 0] },
     { name: 'last two axes of a rank-4 tensor', shape: [2, 3, 12, 8], perm: [0, 1, 3, 2] },
-    { name: 'attention heads [B, T, nh, hs] → [B, nh, T, hs]', shape: [2, 5, 3, 4], perm: [0, 2, 1, 3] },
+    { name: 'attention heads [B, T, nh, hs] → [B, nh, T, hs] (SIMD rows)', shape: [2, 5, 3, 4], perm: [0, 2, 1, 3] },
+    { name: 'attention heads, rows not a multiple of 4 floats (JS rows)', shape: [2, 5, 3, 6], perm: [0, 2, 1, 3] },
+    { name: 'two leading axes swapped above whole rows', shape: [3, 4, 8], perm: [1, 0, 2] },
+    { name: 'a rotation that keeps the last axis (JS rows)', shape: [2, 3, 4, 8], perm: [1, 2, 0, 3] },
     { name: 'a rotation that moves the last axis (stock kernel)', shape: [2, 3, 4], perm: [2, 0, 1] },
   ])('Transpose: $name', async ({ shape, perm }) => {
     await expectWasmMatchesCpu((x) => tf.transpose(x!, perm), [{ shape, seed: 11 }]);
+  });
+
+  it.each([
+    { name: 'Mean along the last axis, kept dims (LayerNorm)', fn: (x: tf.Tensor) => tf.mean(x, -1, true), shape: [9, 16] },
+    { name: 'Mean along the last axis of a rank-3 tensor', fn: (x: tf.Tensor) => tf.mean(x, 2), shape: [2, 5, 8] },
+    { name: 'Mean along the leading axis (stock kernel)', fn: (x: tf.Tensor) => tf.mean(x, 0), shape: [9, 16] },
+    { name: 'LayerNorm-style centring and scaling by a per-row column', fn: (x: tf.Tensor) => tf.mul(tf.sub(x, tf.mean(x, -1, true)), tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), shape: [7, 12] },
+  ])('$name', async ({ fn, shape }) => {
+    await expectWasmMatchesCpu(fn, [{ shape, seed: 21 }]);
+  });
+
+  it.each([
+    { name: 'Add', fn: tf.add },
+    { name: 'Sub', fn: tf.sub },
+    { name: 'Multiply', fn: tf.mul },
+    { name: 'RealDiv', fn: tf.div },
+  ])('$name of a matrix and a per-row column, either side, values and gradients; other shapes on the stock kernel', async ({ fn }) => {
+    const positive = (t: tf.Tensor): tf.Tensor => tf.add(tf.abs(t), 0.5); // away from 0, for RealDiv
+    for (const [x, col] of [
+      [[6, 8], [6, 1]],
+      [[2, 3, 12], [2, 3, 1]],
+      [[6, 6], [6, 1]], // 6 columns: not a multiple of 4, stock kernel
+      [[6, 8], [1, 8]], // a row, not a column: stock kernel
+    ]) {
+      await expectWasmMatchesCpu((a, b) => fn(a!, positive(b!)), [{ shape: x!, seed: 22 }, { shape: col!, seed: 23 }]);
+      await expectWasmMatchesCpu((a, b) => fn(positive(b!), a!), [{ shape: x!, seed: 24 }, { shape: col!, seed: 25 }]);
+    }
   });
 
   it('Transpose of int32 values copies them bit for bit (negative ints look like NaN floats)', async () => {

@@ -77,6 +77,7 @@ export const op = {
   add: [0x6a],
   sub: [0x6b],
   mul: [0x6c],
+  divU: [0x6e],
   and: [0x71],
   ltU: [0x49],
   /** A loop whose body branches back with `br_if 0`. */
@@ -95,7 +96,14 @@ export const op = {
   /** One float from memory into every lane (a single broadcast load on x86). */
   v128Load32Splat: (offset = 0) => [0xfd, ...uleb(0x09), 2, ...uleb(offset)],
   f32x4Add: [0xfd, ...uleb(0xe4)],
+  f32x4Sub: [0xfd, ...uleb(0xe5)],
   f32x4Mul: [0xfd, ...uleb(0xe6)],
+  f32x4Div: [0xfd, ...uleb(0xe7)],
+  f32x4ExtractLane: (lane: number) => [0xfd, ...uleb(0x1f), lane],
+  f32Add: [0x92],
+  f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
+  /** a·b + c, fused or not (relaxed SIMD; see ./relaxed-simd.ts): operands a, b, c in stack order. */
+  f32x4RelaxedMadd: [0xfd, ...uleb(0x105)],
 };
 
 /** A function of the module: `params` i32 parameters, no results. */
