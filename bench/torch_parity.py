@@ -80,7 +80,7 @@ def forward(p, cfg, batch):
     x = p["wte.weight"][idx] + p["wpe.weight"][pos]  # [B, T, D]
     causal = torch.ones(t, t, dtype=torch.bool).tril()
     allowed = causal & (docs[:, :, None] == docs[:, None, :])  # [B, T, T]
-    mask = torch.zeros(b, 1, t, t).masked_fill(~allowed[:, None], -1e9)  # [B, 1, T, T]
+    mask = torch.zeros(b, 1, t, t, dtype=x.dtype).masked_fill(~allowed[:, None], -1e9)  # [B, 1, T, T]
     ln = lambda z, name: F.layer_norm(z, (d,), p[f"{name}.weight"], p[f"{name}.bias"], eps=1e-5)
     lin = lambda z, name: z @ p[f"{name}.weight"] + p[f"{name}.bias"]  # weights [in, out]
     heads = lambda z: z.view(b, t, nh, hs).transpose(1, 2)  # [B, nh, T, hs]
@@ -119,6 +119,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dump", help="folder written by bench/parity.ts (header.json + binaries)")
     parser.add_argument("--out", required=True, help="JSON log to write")
+    parser.add_argument("--perturb", type=float, default=0.0,
+                        help="scale every initial weight by (1 + PERTURB · N(0, 1)): a run that differs from the "
+                             "unperturbed one by rounding-sized noise only, to measure how far such noise alone "
+                             "carries two runs apart")
+    parser.add_argument("--perturb-seed", type=int, default=1, help="seed of the perturbation")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="float64 trains the same run with far less rounding: how far it lands from the "
+                             "float32 run is what rounding alone does")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with open(os.path.join(args.dump, "header.json")) as f:
@@ -129,7 +137,11 @@ def main():
     if cfg["dropout"] != 0:
         sys.exit("torch_parity: dropout > 0 draws different masks in the two paths; use a preset without dropout")
     train_rows, val_rows, batches, weights = load(args.dump, header)
-    p = {name: torch.nn.Parameter(w) for name, w in weights.items()}
+    if args.perturb > 0:
+        gen = torch.Generator().manual_seed(args.perturb_seed)
+        weights = {name: w * (1 + args.perturb * torch.randn(w.shape, generator=gen)) for name, w in weights.items()}
+    dtype = getattr(torch, args.dtype)
+    p = {name: torch.nn.Parameter(w.to(dtype)) for name, w in weights.items()}
     decay = [w for w in p.values() if w.dim() >= 2]
     no_decay = [w for w in p.values() if w.dim() < 2]
     opt = torch.optim.AdamW(
@@ -150,7 +162,8 @@ def main():
         state = sums[2] / sums[3] if sums[3] else 0.0
         return {"loss": nxt + lam * state, "next": nxt, "state": state}
 
-    log = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": [], "val": [], "step1GradNorms": {}}
+    log = {"torch": torch.__version__, "threads": torch.get_num_threads(), "perturb": args.perturb, "dtype": args.dtype,
+           "train": [], "val": [], "step1GradNorms": {}}
     started = time.perf_counter()
     eval_steps = set(header["evalSteps"])
     if 0 in eval_steps:
