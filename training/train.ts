@@ -106,7 +106,7 @@ const PLOT_FILE = 'loss.svg';
 const TRAIN_STATUSES: TraceStatus[] = ['ok'];
 
 /** Loads the ok traces of a corpus split by split, or refuses it with a one-line reason. */
-async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ manifestId: string; train: Trace[]; val: Trace[] }> {
+export async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ manifestId: string; train: Trace[]; val: Trace[] }> {
   let manifestId: string;
   let all: AsyncIterable<CorpusTrace> | Iterable<CorpusTrace>;
   let where: string;
