@@ -133,6 +133,10 @@ const settings = {
   seed: int('seed', args.seed, 0),
   evalEvery: int('eval-every', args['eval-every'], 1),
   backend: 'wasm' as const,
+  // The reference (torch_parity.py) counts output-example answers in the next-token mean and
+  // uses learned positions: pin both, whatever the trainer's defaults become.
+  outputWeight: 0,
+  positionEncoding: 'learned' as const,
 };
 const threads = int('threads', args.threads, 1);
 const noiseRuns = int('noise-runs', args['noise-runs'], 0);

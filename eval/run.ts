@@ -66,6 +66,11 @@ export interface CorpusEvalOptions extends EvalOptions {
   seed?: number;
   /** Train traces read to fit the most-frequent-value baselines; default 2000. */
   baselineTraces?: number;
+  /**
+   * Fit the most-frequent baselines on the train split of this corpus instead (e.g. the model's
+   * training corpus, for an evaluation-only set that has no train split); default `corpusDir`.
+   */
+  baselineCorpusDir?: string;
   /** Traces shown in the report's viewer; default 20. */
   examples?: number;
 }
@@ -282,7 +287,13 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const { model, tokenizer } = ckpt;
     const encoding = stateEncoding(ckpt);
     const train: CorpusTrace[] = [];
-    for await (const t of readCorpus(options.corpusDir, { split: 'train', limit: options.baselineTraces ?? 2000 })) train.push(t);
+    const baselineCorpus = options.baselineCorpusDir ?? options.corpusDir;
+    try {
+      for await (const t of readCorpus(baselineCorpus, { split: 'train', limit: options.baselineTraces ?? 2000 })) train.push(t);
+    } catch (err) {
+      if (err instanceof CorpusError) throw new EvalError(err.message);
+      throw err;
+    }
     const mostFrequent = MostFrequentValues.fit(train);
     const frequentOutput = mostFrequentOutput(train);
     const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, seed);

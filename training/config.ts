@@ -12,25 +12,25 @@ export const PRESET_NAMES = Object.keys(MODEL_PRESETS) as PresetName[];
 export interface TrainConfig {
   /** Model size preset from model.ts (`tiny` for tests, `small` for the demo); default `small`. */
   preset: PresetName;
-  /** Tokenizer vocabulary size: 256 bytes + special tokens + BPE merges; default 512. */
+  /** Tokenizer vocabulary size: 256 bytes + special tokens + BPE merges; default 1024 (a frame in fewer tokens). */
   vocabSize: number;
-  /** How the model sees positions (model.ts `positionEncoding`); default `learned`. Checkpoints from before this field read as `learned`. */
+  /** How the model sees positions (model.ts `positionEncoding`); default `rope`. Checkpoints from before this field read as `learned`. */
   positionEncoding: 'learned' | 'rope';
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
   /**
-   * μ, the weight of the output loss: the mean over the answers of output examples, a term of
-   * its own beside the next-token loss (see objective.ts); default 1. Checkpoints from before
-   * this field read as 0 (their answers counted in the next-token mean).
+   * μ: when set, the answers of output examples leave the next-token mean for a term of their
+   * own with this weight (see objective.ts); default null, the answers are next-token targets
+   * (μ = 1 measured worse, docs/results.md). Checkpoints from before this field read as null.
    */
-  outputWeight: number;
-  /** Write `".."` for locals unchanged since the previous frame; default false. */
+  outputWeight: number | null;
+  /** Diff-encode states against the previous frame (see `changedOnly`); default true. */
   diff: boolean;
   /**
    * With `diff`, write only the locals that changed (`{"i": "2"}`, `null` for one
    * gone) instead of every name with `".."` for the unchanged: fewer tokens, and
-   * no list of names to copy from frame to frame; default false (CWM's format).
-   * Checkpoints from before this field read as false.
+   * no list of names to copy from frame to frame; default true (with `diff`; false is
+   * CWM's `".."` format). Checkpoints from before this field read as false.
    */
   changedOnly: boolean;
   /**
@@ -73,12 +73,12 @@ export interface TrainConfig {
 
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   preset: 'small',
-  vocabSize: 512,
-  positionEncoding: 'learned',
+  vocabSize: 1024,
+  positionEncoding: 'rope',
   stateWeight: 1,
-  outputWeight: 1,
-  diff: false,
-  changedOnly: false,
+  outputWeight: null,
+  diff: true,
+  changedOnly: true,
   outputExamples: true,
   steps: 2000,
   batchSize: 16,
@@ -106,6 +106,8 @@ export type TrainConfigInput = Partial<TrainConfig> & {
 export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   const { tokens, ...given } = input;
   const base = { ...DEFAULT_TRAIN_CONFIG, ...stripUndefined(given) };
+  // Full states (`diff: false`) are not a diff of any kind: the changed-only default does not apply.
+  if (given.diff === false && given.changedOnly === undefined) base.changedOnly = false;
   if (!PRESET_NAMES.includes(base.preset)) {
     throw new Error(`Expected \`preset\` to be one of ${PRESET_NAMES.join(', ')}, got ${String(base.preset)}`);
   }
@@ -135,7 +137,10 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
   positive('lr', config.lr);
-  for (const key of ['stateWeight', 'outputWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {
+  if (config.outputWeight !== null && !(config.outputWeight >= 0 && Number.isFinite(config.outputWeight))) {
+    throw new Error(`Expected \`outputWeight\` to be a non-negative number or null, got ${config.outputWeight}`);
+  }
+  for (const key of ['stateWeight', 'weightDecay', 'gradClip', 'epsilon'] as const) {
     if (!(config[key] >= 0) || !Number.isFinite(config[key])) {
       throw new Error(`Expected \`${key}\` to be a non-negative number, got ${config[key]}`);
     }
@@ -167,7 +172,7 @@ function positive(name: string, value: number): void {
 export function upgradeTrainConfig(
   saved: Partial<TrainConfig> & Omit<TrainConfig, 'changedOnly' | 'outputExamples' | 'outputWeight' | 'positionEncoding'>,
 ): TrainConfig {
-  return { changedOnly: false, outputExamples: false, outputWeight: 0, positionEncoding: 'learned', ...saved };
+  return { changedOnly: false, outputExamples: false, outputWeight: null, positionEncoding: 'learned', ...saved };
 }
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to `lr · minLrRatio`. */

@@ -299,9 +299,14 @@ export interface ModelConfig {
   positionEncoding?: 'learned' | 'rope';
 }
 
-/** Named sizes. `tiny` is for tests, `small` (~0.5M params with a ~500-token vocabulary) for the demo. */
+/**
+ * Named sizes. `tiny` is for tests and smoke runs, `small` (~0.5M params with a ~1,000-token
+ * vocabulary) for the demo. Every preset's context holds the source and first frame of ~94% of
+ * default (`medium`) synthetic programs with the default vocabulary; a trace longer than that
+ * is cut into windows on frame boundaries.
+ */
 export const MODEL_PRESETS: Record<'tiny' | 'small' | 'base', Omit<ModelConfig, 'vocabSize'>> = {
-  tiny: { blockSize: 64, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
+  tiny: { blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
   small: { blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 },
   base: { blockSize: 512, nLayer: 6, nHead: 8, nEmbd: 320, dropout: 0.1 },
 };

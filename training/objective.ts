@@ -1,16 +1,18 @@
 /**
  * The training objective (DESIGN.md "Objectives"):
  *
- *   loss = L_next + μ · L_output + λ · L_state
+ *   loss = L_next + λ · L_state                (μ unset, the default)
+ *   loss = L_next + μ · L_output + λ · L_state (μ set)
  *
  * `L_next` is the mean cross-entropy over targets that are code or action
- * tokens, `L_output` the mean over the return values of output examples (the
- * answer of direct output prediction), `L_state` the mean over state targets
- * (locals, return values of trace frames). Each is a mean over its own tokens,
- * so μ and λ weigh tasks, not token counts: an output example's few answer
- * tokens would otherwise be a rounding error beside the code around them.
- * Targets labelled -1 count for none. A weight of 0 leaves its term out of the
- * loss entirely (it is still computed and logged).
+ * tokens — and, by default, the answers of output examples (their return
+ * values), which are next-token targets for every λ. `L_state` is the mean over
+ * state targets (locals, return values of trace frames). With μ set, the answers
+ * leave `L_next` for a mean of their own, `L_output`, weighted by μ: a task
+ * weight rather than a token count (docs/results.md measures μ = 1: it cost
+ * state accuracy and bought no output accuracy). `L_output` is computed and
+ * logged either way. Targets labelled -1 count for none. A weight of 0 leaves
+ * its term out of the loss entirely.
  */
 import * as tf from './tf.js';
 
@@ -25,8 +27,8 @@ export interface ObjectiveInput {
   isOutput?: tf.Tensor2D;
   /** λ, the weight of the state loss. */
   stateWeight: number;
-  /** μ, the weight of the output loss; default 0. */
-  outputWeight?: number;
+  /** μ, the weight of a separate output loss; null or absent: the answers count as next tokens. */
+  outputWeight?: number | null;
 }
 
 export interface ObjectiveOutput {
@@ -64,7 +66,7 @@ export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tenso
 
 /** Both losses and their weighted sum; call inside a tidy or a gradient scope. */
 export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
-  const { logits, labels, isState, isOutput, stateWeight, outputWeight = 0 } = input;
+  const { logits, labels, isState, isOutput, stateWeight, outputWeight = null } = input;
   const [b, t, v] = logits.shape;
   const flat = tf.reshape(logits, [b * t, v]) as tf.Tensor2D; // [N, V]
   const ids = tf.reshape(labels, [b * t]) as tf.Tensor1D; // [N]
@@ -74,13 +76,13 @@ export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
   const ce = crossEntropy(flat, targets); // [N]
   const stateW = tf.mul(valid, tf.reshape(isState, [b * t])); // [N]
   const outputW = isOutput ? tf.mul(valid, tf.reshape(isOutput, [b * t])) : tf.zerosLike(valid); // [N]
-  const nextW = tf.sub(tf.sub(valid, stateW), outputW); // [N]
+  const nextW = outputWeight === null ? tf.sub(valid, stateW) : tf.sub(tf.sub(valid, stateW), outputW); // [N]
   const mean = (w: tf.Tensor1D): tf.Scalar => tf.div(tf.sum(tf.mul(ce, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
   const next = mean(nextW as tf.Tensor1D);
   const output = mean(outputW as tf.Tensor1D);
   const state = mean(stateW as tf.Tensor1D);
   let loss = next;
-  if (outputWeight !== 0) loss = tf.add(loss, tf.mul(output, outputWeight)) as tf.Scalar;
+  if (outputWeight !== null && outputWeight !== 0) loss = tf.add(loss, tf.mul(output, outputWeight)) as tf.Scalar;
   if (stateWeight !== 0) loss = tf.add(loss, tf.mul(state, stateWeight)) as tf.Scalar;
   return { loss, next, output, state };
 }

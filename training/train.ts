@@ -174,16 +174,18 @@ function validate(model: GPT, rows: Rows, config: TrainConfig): Required<ValLoss
     const terms = tf.tidy(() => {
       const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
       const logits = model.forward(x, { training: false, documents, positions });
-      const out = cwmObjective({ logits, labels, isState, isOutput, stateWeight: 0, outputWeight: 0 });
+      // As in training: the answers belong to the next-token mean unless μ sets them apart.
+      const out = cwmObjective({ logits, labels, isState, isOutput, stateWeight: 0, outputWeight: config.outputWeight === null ? null : 0 });
       return { next: out.next, output: out.output, state: out.state };
     });
+    const weights = { ...counts, next: counts.next + (config.outputWeight === null ? counts.output : 0) };
     for (const key of ['next', 'output', 'state'] as const) {
-      sums[key] += readScalar(terms[key]) * counts[key];
-      totals[key] += counts[key];
+      sums[key] += readScalar(terms[key]) * weights[key];
+      totals[key] += weights[key];
     }
   }
   const [next, output, state] = (['next', 'output', 'state'] as const).map((k) => (totals[k] > 0 ? sums[k] / totals[k] : 0)) as [number, number, number];
-  return { loss: next + config.outputWeight * output + config.stateWeight * state, next, output, state };
+  return { loss: next + (config.outputWeight ?? 0) * output + config.stateWeight * state, next, output, state };
 }
 
 /** Reads a scalar and disposes it. */

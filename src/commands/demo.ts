@@ -1,7 +1,8 @@
 /**
  * `execwm demo`: the whole pipeline on built-in synthetic programs, as a user would
- * run it — `execwm trace`, `execwm train`, `execwm eval` — then one table of the
- * headline figures beside their baselines.
+ * run it — `execwm trace`, `execwm train`, `execwm eval` — then tables of the
+ * headline figures beside their baselines: on held-out synthetic programs, and on
+ * hand-written functions the generator never produces (eval/data/handwritten.jsonl).
  *
  * Each stage runs as its own `execwm` process with the same flags a person would
  * type (printed before it starts), so the demo shows the commands as well as the
@@ -33,6 +34,12 @@ export interface DemoOptions {
   batch: number;
   /** Held-out traces to evaluate. */
   evalLimit: number;
+  /** Also generate whole traces from the source alone and score their return values (CWM's route to outputs). */
+  rollout: boolean;
+  /** Also evaluate on the hand-written functions shipped in eval/data/. */
+  handwritten: boolean;
+  /** How many of them (null: all). */
+  handwrittenLimit: number | null;
   /** Seed of programs, weights and sampling. */
   seed: number;
   /** Keep an existing demo folder's corpus and run instead of starting over. */
@@ -46,10 +53,13 @@ export const DEMO_DEFAULTS: DemoOptions = {
   programs: 4000,
   programPreset: 'easy',
   modelPreset: 'small',
-  steps: 700,
+  steps: 900,
   vocabSize: 1024,
   batch: 16,
   evalLimit: 60,
+  rollout: true,
+  handwritten: true,
+  handwrittenLimit: null,
   seed: 1,
   reuse: false,
   quiet: false,
@@ -61,9 +71,13 @@ export const DEMO_QUICK: Partial<DemoOptions> = {
   steps: 20,
   batch: 8,
   evalLimit: 6,
+  handwrittenLimit: 6,
 };
 
-interface Figure {
+/** The hand-written evaluation set shipped with the package. */
+export const HANDWRITTEN_SET = packagePath('eval', 'data', 'handwritten.jsonl');
+
+export interface Figure {
   label: string;
   model: number | null;
   baseline: number | null;
@@ -90,96 +104,152 @@ function runStage(title: string, args: string[], quiet: boolean): Promise<number
   });
 }
 
-interface ReportShape {
+type Figures = { variableAccuracy: number | null; stateExactMatch: number | null };
+type OutputShape = {
+  mode: string;
+  model: { equalAccuracy: number | null; exactAccuracy: number | null };
+  baseline: { equalAccuracy: number | null; exactAccuracy: number | null } | null;
+} | null;
+
+/** The parts of report.json the demo reads. */
+export interface ReportShape {
   model: { params: number; step: number };
   corpus: { traces: number } | null;
   teacherForced: {
-    model: { variableAccuracy: number | null; stateExactMatch: number | null };
-    baselines: Record<string, { variableAccuracy: number | null; stateExactMatch: number | null }>;
+    model: Figures;
+    baselines: Record<string, Figures>;
+    breakdowns?: { event?: { key: string; figures: Record<string, Figures> }[] };
   } | null;
-  output: {
-    mode: string;
-    model: { equalAccuracy: number | null; exactAccuracy: number | null };
-    baseline: { equalAccuracy: number | null; exactAccuracy: number | null } | null;
-  } | null;
+  output: OutputShape;
+  /** Absent in reports of versions that had no rollout outputs beside the direct ones. */
+  rolloutOutput?: OutputShape;
 }
 
 function pct(x: number | null): string {
   return x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 }
 
-/** The headline figures of a report, each beside the baseline it must beat. */
+/**
+ * The headline figures of a report, each beside the baseline it must beat: copy-previous-state
+ * for states; for call frames (no previous state to copy) the most frequent value of each
+ * argument name; the most frequent return value for outputs.
+ */
 export function demoFigures(report: ReportShape): Figure[] {
   const tf = report.teacherForced;
   const copy = tf?.baselines.copyPrevious ?? null;
-  const out = report.output;
-  return [
+  const call = tf?.breakdowns?.event?.find((row) => row.key === 'call') ?? null;
+  const figures: Figure[] = [
     { label: 'variable accuracy', model: tf?.model.variableAccuracy ?? null, baseline: copy?.variableAccuracy ?? null, baselineLabel: 'copy-previous-state' },
     { label: 'state exact match', model: tf?.model.stateExactMatch ?? null, baseline: copy?.stateExactMatch ?? null, baselineLabel: 'copy-previous-state' },
-    {
-      label: `output accuracy (${out?.mode ?? 'n/a'})`,
-      model: out?.model.equalAccuracy ?? null,
-      baseline: out?.baseline?.equalAccuracy ?? null,
-      baselineLabel: 'most frequent return value',
-    },
   ];
+  if (call) {
+    figures.push({
+      label: 'call-frame variables',
+      model: call.figures.model?.variableAccuracy ?? null,
+      baseline: call.figures.mostFrequent?.variableAccuracy ?? null,
+      baselineLabel: 'most-frequent-value',
+    });
+  }
+  for (const out of [report.output, report.rolloutOutput ?? null]) {
+    if (!out) continue;
+    figures.push({
+      label: `output accuracy (${out.mode})`,
+      model: out.model.equalAccuracy,
+      baseline: out.baseline?.equalAccuracy ?? null,
+      baselineLabel: 'most frequent return value',
+    });
+  }
+  return figures;
 }
 
 export function formatDemoTable(figures: Figure[]): string {
   const rows = [['figure', 'model', 'baseline', 'baseline is', 'model beats it']];
   for (const f of figures) {
     const beats = f.model === null || f.baseline === null ? 'n/a' : f.model > f.baseline ? 'yes' : 'NO';
-    rows.push([f.label, pct(f.model), pct(f.baseline), f.baselineLabel, beats]);
+    rows.push([f.label, pct(f.model), pct(f.baseline), f.baseline === null ? '-' : f.baselineLabel, beats]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd()).join('\n');
 }
 
-export async function runDemo(options: DemoOptions): Promise<{ reportDir: string; figures: Figure[]; seconds: number }> {
+function readReport(dir: string): ReportShape {
+  const path = join(dir, 'report.json');
+  if (!existsSync(path)) throw new UserError(`the evaluation wrote no report at ${path}`);
+  return JSON.parse(readFileSync(path, 'utf8')) as ReportShape;
+}
+
+/** One evaluated set: its title, report folder and figures. */
+export interface DemoSet {
+  title: string;
+  reportDir: string;
+  figures: Figure[];
+}
+
+export async function runDemo(options: DemoOptions): Promise<{ sets: DemoSet[]; seconds: number }> {
   const started = performance.now();
   const out = resolve(options.out);
   const corpus = join(out, 'corpus');
+  const handCorpus = join(out, 'handwritten');
   const run = join(out, 'run');
   const evalDir = join(out, 'eval');
+  const handEvalDir = join(out, 'eval-handwritten');
+  const handwritten = options.handwritten && existsSync(HANDWRITTEN_SET);
   if (!options.reuse) {
-    for (const dir of [corpus, run, evalDir]) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [corpus, handCorpus, run, evalDir, handEvalDir]) rmSync(dir, { recursive: true, force: true });
   }
   const quietFlag = options.quiet ? ['--quiet'] : [];
+  const rolloutFlag = options.rollout ? ['--rollout'] : [];
+  const stages = 3 + (handwritten ? 2 : 0);
+  let stage = 0;
+  const title = (text: string) => `${++stage}/${stages} ${text}`;
   // Stages run one after another, so training may use every core: threaded wasm is about
   // 1.5x faster on an idle two-core machine (and slower on an oversubscribed one).
   const threadsFlag = availableParallelism() >= 2 ? ['--threads', String(Math.min(availableParallelism(), 4))] : [];
   if (!(options.reuse && existsSync(join(corpus, 'manifest.json')))) {
     await runStage(
-      '1/3 trace synthetic programs',
+      title('trace synthetic programs'),
       ['trace', '--synthetic', String(options.programs), '--preset', options.programPreset, '--seed', String(options.seed), '--out', corpus, '--overwrite', ...quietFlag],
       options.quiet,
     );
-  }
+  } else stage++;
+  if (handwritten && !(options.reuse && existsSync(join(handCorpus, 'manifest.json')))) {
+    await runStage(
+      title('trace the hand-written functions (evaluation only: all in the test split)'),
+      ['trace', '--jsonl', HANDWRITTEN_SET, '--split-ratios', '0,0,1', '--out', handCorpus, '--overwrite', ...quietFlag],
+      options.quiet,
+    );
+  } else if (handwritten) stage++;
   if (!(options.reuse && existsSync(join(run, 'checkpoint')))) {
     await runStage(
-      '2/3 train the model (next-token + state objective, states as changes since the previous line)',
+      title('train the model (next-token + state objective, states as changes since the previous line)'),
       // `--diff changed`: a small model trained for minutes learns what a line changes long
       // before it learns to copy CWM's full list of names (docs/results.md has both).
       ['train', '--corpus', corpus, '--out', run, '--preset', options.modelPreset, '--steps', String(options.steps), '--vocab-size', String(options.vocabSize), '--batch', String(options.batch), '--seed', String(options.seed), '--diff', 'changed', ...threadsFlag, ...quietFlag],
       options.quiet,
     );
-  }
+  } else stage++;
   await runStage(
-    '3/3 evaluate on held-out programs',
-    ['eval', '--model', run, '--corpus', corpus, '--split', 'test', '--limit', String(options.evalLimit), '--seed', String(options.seed), '--out', evalDir, ...quietFlag],
+    title('evaluate on held-out programs'),
+    ['eval', '--model', run, '--corpus', corpus, '--split', 'test', '--limit', String(options.evalLimit), '--seed', String(options.seed), ...rolloutFlag, '--out', evalDir, ...quietFlag],
     options.quiet,
   );
-  const reportPath = join(evalDir, 'report.json');
-  if (!existsSync(reportPath)) throw new UserError(`the evaluation wrote no report at ${reportPath}`);
-  const report = JSON.parse(readFileSync(reportPath, 'utf8')) as ReportShape;
-  return { reportDir: evalDir, figures: demoFigures(report), seconds: (performance.now() - started) / 1000 };
+  const sets: DemoSet[] = [{ title: `held-out synthetic ${options.programPreset} programs`, reportDir: evalDir, figures: demoFigures(readReport(evalDir)) }];
+  if (handwritten) {
+    await runStage(
+      title('evaluate on the hand-written functions'),
+      ['eval', '--model', run, '--corpus', handCorpus, '--split', 'test', '--baselines-from', corpus, ...(options.handwrittenLimit === null ? [] : ['--limit', String(options.handwrittenLimit), '--seed', String(options.seed)]), ...rolloutFlag, '--out', handEvalDir, ...quietFlag],
+      options.quiet,
+    );
+    sets.push({ title: 'hand-written functions (eval/data/handwritten.jsonl)', reportDir: handEvalDir, figures: demoFigures(readReport(handEvalDir)) });
+  }
+  return { sets, seconds: (performance.now() - started) / 1000 };
 }
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run the whole pipeline on built-in synthetic programs: trace, train, evaluate, report')
-    .option('-o, --out <dir>', 'folder for the corpus, run and report', DEMO_DEFAULTS.out)
+    .option('-o, --out <dir>', 'folder for the corpora, run and reports', DEMO_DEFAULTS.out)
     .option('--programs <n>', 'synthetic programs to trace', positiveInt('--programs'), DEMO_DEFAULTS.programs)
     .option('--program-preset <name>', 'synthetic difficulty: easy, medium, hard', DEMO_DEFAULTS.programPreset)
     .option('--model-preset <name>', 'model size: tiny, small, base', DEMO_DEFAULTS.modelPreset)
@@ -187,22 +257,29 @@ export function registerDemo(program: Command): void {
     .option('--batch <n>', 'sequences per step', positiveInt('--batch'), DEMO_DEFAULTS.batch)
     .option('--vocab-size <n>', 'tokenizer vocabulary', positiveInt('--vocab-size'), DEMO_DEFAULTS.vocabSize)
     .option('--eval-limit <n>', 'held-out traces to evaluate', positiveInt('--eval-limit'), DEMO_DEFAULTS.evalLimit)
+    .option('--no-rollout', 'skip generating whole traces (outputs are then predicted directly only)')
+    .option('--no-handwritten', 'skip the evaluation on the hand-written functions')
     .option('--seed <n>', 'seed of programs, weights and sampling', positiveInt('--seed'), DEMO_DEFAULTS.seed)
     .option('--quick', 'smallest settings that still run every stage (a smoke test, not a result)')
     .option('--reuse', 'keep the corpus and run already in --out and only evaluate again')
     .option('--quiet', 'no progress output from the stages')
     .addHelpText(
       'after',
-      '\nThe defaults finish in about ten minutes on two cores. The table compares the model with\n' +
-        'the copy-previous-state baseline (variables) and the most frequent return value (outputs)\n' +
-        'on test-split programs the model never saw. The HTML report has charts and a trace viewer.',
+      '\nThe defaults finish in about ten minutes on two cores. The tables compare the model with\n' +
+        'copy-previous-state (variables), the most frequent value of each argument (call frames)\n' +
+        'and the most frequent return value (outputs, predicted directly from the source and read\n' +
+        'from a generated trace) on test-split programs the model never saw, then on hand-written\n' +
+        'functions of CRUXEval\'s shape. The HTML reports have charts and a trace viewer.',
     )
     .action(async (flags: DemoOptions & { quick?: boolean }) => {
       const options: DemoOptions = { ...DEMO_DEFAULTS, ...flags, ...(flags.quick ? DEMO_QUICK : {}) };
-      const { reportDir, figures, seconds } = await runDemo(options);
-      const rel = relative(process.cwd(), reportDir);
-      const where = rel === '' ? '.' : rel.startsWith('..') ? reportDir : rel;
-      process.stdout.write(`\nexecwm demo: held-out results (${seconds.toFixed(0)} s in all)\n\n${formatDemoTable(figures)}\n\n`);
-      process.stdout.write(`report: ${join(where, 'report.html')} (numbers in ${join(where, 'report.json')})\n`);
+      const { sets, seconds } = await runDemo(options);
+      process.stdout.write(`\nexecwm demo: results on programs the model never saw (${seconds.toFixed(0)} s in all)\n`);
+      for (const set of sets) {
+        const rel = relative(process.cwd(), set.reportDir);
+        const where = rel === '' ? '.' : rel.startsWith('..') ? set.reportDir : rel;
+        process.stdout.write(`\n${set.title}\n\n${formatDemoTable(set.figures)}\n\n`);
+        process.stdout.write(`report: ${join(where, 'report.html')} (numbers in ${join(where, 'report.json')})\n`);
+      }
     });
 }

@@ -26,6 +26,7 @@ interface EvalFlags {
   seed: number;
   out?: string;
   rollout?: boolean;
+  baselinesFrom?: string;
   backend: string;
   batchSize: number;
   examples: number;
@@ -79,7 +80,15 @@ async function runEval(flags: EvalFlags): Promise<void> {
       perProblem = crux.perProblem.map((p) => JSON.stringify(p)).join('\n');
       result = crux;
     } else {
-      result = await evaluateCorpus({ ...common, corpusDir: flags.corpus!, split: flags.split as Split, limit: flags.limit, seed: flags.seed, examples: flags.examples });
+      result = await evaluateCorpus({
+        ...common,
+        corpusDir: flags.corpus!,
+        split: flags.split as Split,
+        limit: flags.limit,
+        seed: flags.seed,
+        examples: flags.examples,
+        baselineCorpusDir: flags.baselinesFrom,
+      });
     }
     const paths = writeReport(out, result.report, result.examples);
     // One line per CRUXEval problem (id, predicted output, scored equal), for comparing models problem by problem.
@@ -105,7 +114,8 @@ export function registerEval(program: Command): void {
     .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)', positiveInt('--limit'))
     .option('--seed <n>', 'seed of the --limit sample', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'where report.json and report.html go (default: <model>/eval-<split>)')
-    .option('--rollout', 'also generate whole traces from the context alone (slow); outputs then come from the rollouts')
+    .option('--rollout', 'also generate whole traces from the context alone (slow) and score their return values beside the direct ones')
+    .option('--baselines-from <dir>', "fit the most-frequent baselines on this corpus's train split (e.g. the training corpus, for a set with no train split)")
     .option('--backend <name>', 'tfjs backend (auto, node-gpu, node, wasm, cpu)', 'auto')
     .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), 32)
     .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), 20)
@@ -120,8 +130,9 @@ frame's event token and writes the locals; a variable is right when its value st
 is identical to the truth (missing = wrong). Figures: variable accuracy, state exact
 match, undecodable share, each beside the copy-previous-state and most-frequent-value
 baselines, broken down by value type, event, difficulty, step position and role.
-Output accuracy (exact and Python == in the sandbox, as CRUXEval scores it) comes
-from rollouts with --rollout, otherwise from direct prediction (context -> value).
+Output accuracy (exact and Python == in the sandbox, as CRUXEval scores it) from
+direct prediction (context -> value) and, with --rollout, from the return value of
+each generated trace.
 
 Examples:
   execwm eval --model runs/r1 --corpus data/c1 --split test

@@ -40,9 +40,10 @@ interface TrainFlags {
 /** `--diff` alone or `--diff cwm`: CWM's `".."`; `--diff changed`: only the changed locals. */
 function diffFlag(value: boolean | string | undefined): Pick<TrainConfigInput, 'diff' | 'changedOnly'> {
   if (value === undefined) return {};
-  if (value === true || value === 'cwm') return { diff: true };
+  if (value === 'none') return { diff: false, changedOnly: false };
+  if (value === true || value === 'cwm') return { diff: true, changedOnly: false };
   if (value === 'changed') return { diff: true, changedOnly: true };
-  throw new UsageError(`--diff takes cwm or changed, got ${JSON.stringify(value)}`);
+  throw new UsageError(`--diff takes none, cwm or changed, got ${JSON.stringify(value)}`);
 }
 
 /** Turns parsed flags into a training config input, refusing bad combinations as usage errors. */
@@ -96,14 +97,14 @@ export function registerTrain(program: Command): void {
     .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
     .option('--preset <name>', 'model size: tiny, small, base (default small)')
     .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)', nonNegativeNumber('--state-weight'))
-    .option('--output-weight <μ>', 'weight of the output loss (the answers of output examples, a mean of their own) (default 1)', nonNegativeNumber('--output-weight'))
-    .option('--positions <kind>', 'how the model sees positions: learned (absolute embeddings) or rope (rotary) (default learned)')
+    .option('--output-weight <μ>', 'give the answers of output examples a loss of their own with this weight (default: they count as next-token targets)', nonNegativeNumber('--output-weight'))
+    .option('--positions <kind>', 'how the model sees positions: rope (rotary) or learned (absolute embeddings) (default rope)')
     .option('--steps <n>', 'optimizer steps (default 2000)', positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
     .option('--batch <n>', 'sequences per step (default 16)', positiveInt('--batch'))
     .option('--lr <rate>', 'peak learning rate after warm-up, cosine decay after (default 0.003)', nonNegativeNumber('--lr'))
     .option('--warmup <n>', 'warm-up steps (default 5% of steps, at most 200)', nonNegativeInt('--warmup'))
-    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 512)', positiveInt('--vocab-size'))
+    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 1024)', positiveInt('--vocab-size'))
     .option('--eval-every <n>', 'steps between validation losses (default 100)', positiveInt('--eval-every'))
     .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)', positiveInt('--checkpoint-every'))
     .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
@@ -116,8 +117,8 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--diff [mode]',
-      'diff-encode states against the previous line of the same call: cwm (the default) writes ".." for unchanged ' +
-        'locals (CWM format); changed writes only the locals that changed',
+      'how states are written: changed (default) writes only the locals that changed since the previous line of the ' +
+        'same call; cwm (or --diff alone) writes every local with ".." for the unchanged (CWM format); none spells every value',
     )
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')

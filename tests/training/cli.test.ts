@@ -70,7 +70,11 @@ describe('execwm train (built CLI)', () => {
       [await corpus('failed', loops(8, { status: 'exception' })), /none with status ok/, []],
       [await corpus('noval', loops(8, { splits: ['train'] })), /no ok traces in the val split/, []],
       [path.join(tmp, 'missing'), /no corpus at/, []],
-      [good, /No train trace fits the context of 64 tokens/, ['--vocab-size', '266']],
+      [
+        await corpus('long', loops(8).map((t) => ({ ...t, source: `${'# padding\n'.repeat(160)}${t.source}` }))),
+        /No train trace fits the context of 256 tokens/,
+        ['--vocab-size', '266'],
+      ],
     ];
     for (const [dir, message, extra] of cases) {
       const out = path.join(tmp, `bad-${path.basename(dir)}-${extra.length}`);

@@ -50,7 +50,7 @@ describe('learning-rate schedule', () => {
   });
 
   it('derives steps from a token budget and rejects bad values with the field name', () => {
-    expect(resolveTrainConfig({ preset: 'tiny', batchSize: 4, tokens: 1000 }).steps).toBe(4);
+    expect(resolveTrainConfig({ preset: 'tiny', batchSize: 4, tokens: 4000 }).steps).toBe(4);
     expect(() => resolveTrainConfig({ batchSize: 0 })).toThrow(/`batchSize` to be a positive integer/);
     expect(() => resolveTrainConfig({ steps: 5, tokens: 10 })).toThrow(/either `steps` or `tokens`/);
     expect(() => resolveTrainConfig({ vocabSize: 100 })).toThrow(/`vocabSize` to be at least 266/);

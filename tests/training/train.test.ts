@@ -53,14 +53,16 @@ describe('training loop (tiny model, wasm backend)', () => {
     expect((await readCheckpoint(res.out)).meta.step).toBe(30);
   });
 
-  it('logs both objectives; λ = 0 leaves the state term out of the loss', async () => {
-    const zero = await run({ config: { stateWeight: 0, steps: 3 } });
+  it('logs every objective; a weight of 0 leaves its term out of the loss', async () => {
+    const zero = await run({ config: { stateWeight: 0, outputWeight: 0, steps: 3 } });
     for (const h of zero.history) {
       expect(h.state).toBeGreaterThan(0);
       expect(h.loss).toBe(h.next);
     }
     const two = await run({ config: { stateWeight: 2, steps: 3 } });
     for (const h of two.history) expect(h.loss).toBeCloseTo(h.next + 2 * h.state, 4);
+    const separate = await run({ config: { stateWeight: 2, outputWeight: 3, steps: 3 } });
+    for (const h of separate.history) expect(h.loss).toBeCloseTo(h.next + 3 * h.output! + 2 * h.state, 4);
   });
 
   it('packs one output example per function trace unless told not to', async () => {
@@ -260,11 +262,11 @@ describe('training loop (tiny model, wasm backend)', () => {
       await expect(train({ corpus: { manifestId: 'x', traces }, out, config: BASE })).rejects.toThrow(message);
       expect(existsSync(out)).toBe(false);
     }
-    const long = { ...loopTrace(3), source: `${'# padding\n'.repeat(40)}def f(n):\n    return n\n`, split: 'train' as const, origin: '' };
+    const long = { ...loopTrace(3), source: `${'# padding\n'.repeat(160)}def f(n):\n    return n\n`, split: 'train' as const, origin: '' };
     const out = freshDir();
     await expect(
       train({ corpus: { manifestId: 'x', traces: [long, { ...long, split: 'val' }] }, out, config: BASE }),
-    ).rejects.toThrow(/No train trace fits the context of 64 tokens/);
+    ).rejects.toThrow(/No train trace fits the context of 256 tokens/);
     expect(existsSync(out)).toBe(false);
   });
 });
