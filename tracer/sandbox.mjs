@@ -123,6 +123,39 @@ function traceLine(line) {
   return finish();
 }
 
+const FS = pyodide.FS;
+
+/**
+ * The virtual file system as a program could observe it: every node outside /proc (path, inode,
+ * mode, size, modification and change times, link target), the open file descriptors and the
+ * current directory. Reading a file changes only its access time, which is left out.
+ * @returns {string}
+ */
+function fileSystemState() {
+  /** @type {string[]} */
+  const parts = [FS.cwd()];
+  /** @param {string} path */
+  const walk = (path) => {
+    const st = FS.lstat(path);
+    parts.push(`${path}\t${st.ino}\t${st.mode}\t${st.size}\t${st.mtime.getTime()}\t${st.ctime.getTime()}`);
+    if (FS.isLink(st.mode)) parts.push(FS.readlink(path));
+    if (!FS.isDir(st.mode)) return;
+    for (const name of FS.readdir(path)) {
+      if (name === '.' || name === '..') continue;
+      const child = path === '/' ? `/${name}` : `${path}/${name}`;
+      if (child !== '/proc') walk(child);
+    }
+  };
+  walk('/');
+  for (const stream of FS.streams) if (stream) parts.push(`fd ${stream.fd} ${stream.path} ${stream.flags}`);
+  return parts.join('\n');
+}
+
+/** The file system after the warm-up run; a program that leaves it different recycles the sandbox. */
+let cleanFileSystem = '';
+const RECYCLE_FALSE = Buffer.from('false}');
+const RECYCLE_FILES = Buffer.from(`${JSON.stringify('state: file system')}}`);
+
 /**
  * Writes one trace from traceLine() as a stdout line.
  * @param {any} trace
@@ -131,7 +164,14 @@ function sendTrace(trace) {
   // The bytes are written straight from the wasm heap: no JS string is built.
   const buffer = trace.getBuffer('u8');
   try {
-    const data = buffer.data;
+    let data = buffer.data;
+    // The trace ends with `"recycle": false}` unless the tracer already asked for a recycle.
+    const tail = data.subarray(data.length - RECYCLE_FALSE.length);
+    if (RECYCLE_FALSE.equals(tail) && fileSystemState() !== cleanFileSystem) {
+      data = data.subarray(0, data.length - RECYCLE_FALSE.length);
+      for (let off = 0; off < data.length; ) off += writeSync(1, data, off);
+      data = RECYCLE_FILES;
+    }
     for (let off = 0; off < data.length; ) off += writeSync(1, data, off);
     writeSync(1, '\n');
   } finally {
@@ -151,6 +191,7 @@ const warmUp = traceLine(
   }),
 );
 warmUp.destroy();
+cleanFileSystem = fileSystemState();
 send(JSON.stringify({ ready: true, python: pythonVersion, pyodide: pyodide.version }));
 
 /**
