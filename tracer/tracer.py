@@ -830,14 +830,15 @@ def _build(sandboxed, use_settrace=False):
 
     def restore_modules(names):
         """Drops modules the program imported and undoes its edits to modules loaded before it.
-        Returns the names that decided which modules were checked: None (all of them) when the
-        program imported a module, whose code may have changed any other module when it ran."""
+        Returns the modules it checked, or None for all of them: when the program may reach any
+        module, or imported one (whose code may have changed any other module when it ran)."""
         if not module_index['names'].issuperset(sys.modules):
             for name in list(sys.modules):
                 if name not in baseline_modules:
                     del sys.modules[name]
             names = None
-        for name, (m, saved, keys, values, _subs) in modules_to_check(names).items():
+        checked = modules_to_check(names)
+        for name, (m, saved, keys, values, _subs) in checked.items():
             if sys.modules.get(name) is not m:
                 sys.modules[name] = m
             d = _mod_dict(m)
@@ -847,7 +848,7 @@ def _build(sandboxed, use_settrace=False):
                     or not _all(_map(_is, d, keys))):
                 d.clear()
                 d.update(saved)
-        return names
+        return None if checked is baseline_modules else checked
 
     # ------------------------------------------------------------ interpreter state
     #
@@ -863,6 +864,7 @@ def _build(sandboxed, use_settrace=False):
     import gc
     import os
     import abc
+    import functools
     import _abc
     import atexit
     import contextvars
@@ -877,7 +879,6 @@ def _build(sandboxed, use_settrace=False):
     _MappingProxy = types.MappingProxyType
     _environ_data = os.environ._data
     _gc_callbacks = gc.callbacks
-    _os_umask = os.umask
     _copy_context = contextvars.copy_context
     _abc_token = abc.get_cache_token
     _abc_dump = _abc._get_dump
@@ -899,7 +900,8 @@ def _build(sandboxed, use_settrace=False):
         if ta in _scalar_exact:
             return a == b
         if ta is _tuple:
-            return _len(a) == _len(b) and _all(_map(same, a, b))
+            # Mostly the very same objects: checked in C first.
+            return _len(a) == _len(b) and (_all(_map(_is, a, b)) or _all(_map(same, a, b)))
         return a is b
 
     def codec_registries():
@@ -923,8 +925,15 @@ def _build(sandboxed, use_settrace=False):
         return (search[0] if _len(search) == 1 else None), (errors[0] if _len(errors) == 1 else None)
 
     state = {'codecs': (None, None), 'abcs': (), 'abc_token': None, 'abc_live': None, 'base': None,
-             'caches': (), 'gated': ()}
+             'caches': (), 'caches_per': {}, 'cache_dicts': (), 'cache_lens': (), 'gated': ()}
     abc_owners = {}
+    counters = []
+    memo_functions = []
+    _count = itertools.count
+    _count_repr = itertools.count.__repr__
+    _MethodWrapper = type((0).__add__)
+    _LruWrapper = type(functools.lru_cache(None)(len))
+    _lru_clear = _LruWrapper.cache_clear
 
     def live_registrations():
         """Per baseline ABC, the ids of the live classes registered with it. Importing a module
@@ -948,14 +957,10 @@ def _build(sandboxed, use_settrace=False):
     def process_state():
         """(what, value) pairs of the state that lives in the interpreter or the C library rather
         than in a module dict: cheap enough to read after every run."""
-        umask = _os_umask(0o22)
-        _os_umask(umask)
         out = [
             ('gc.callbacks', _tuple(_gc_callbacks)),
             ('gc settings', (gc.isenabled(), gc.get_threshold(), gc.get_debug())),
             ('os.environ', _tuple(_chain(_environ_data, _dict_values(_environ_data)))),
-            ('os.getcwd', os.getcwd()),
-            ('os.umask', umask),
             ('sys.setswitchinterval', sys.getswitchinterval()),
             ('sys.set_asyncgen_hooks', _tuple(sys.get_asyncgen_hooks())),
             ('sys.set_coroutine_origin_tracking_depth', sys.get_coroutine_origin_tracking_depth()),
@@ -1005,7 +1010,13 @@ def _build(sandboxed, use_settrace=False):
             if k in seen:
                 continue
             inner = None
-            if t is list or t is set or t is dict:
+            owner = getattr(v, '__self__', None) if t is _MethodWrapper or t is _BuiltinFunctionType else None
+            if t is _count or _type(owner) is _count:
+                # A counter in C (threading numbers its threads with one): compared by its repr.
+                counters.append((where + '.' + str(key), v if t is _count else owner))
+            elif t is _LruWrapper:
+                memo_functions.append(v)
+            elif t is list or t is set or t is dict:
                 seen.add(k)
                 out.append((where + '.' + str(key), v))
                 inner = v if t is dict else None
@@ -1074,14 +1085,15 @@ def _build(sandboxed, use_settrace=False):
         per = {}
         everything = []
         seen_all = set()
-        caches = []
+        caches = {}
         for name, entry in baseline_modules.items():
             out = []
             holders_of(entry[1], set(skip), out, name, 0)
             mine = []
             for h in out:
                 if h[0] in cache_names or h[0].rpartition('.')[2] in cache_attributes:
-                    caches.append(h)
+                    if _type(h[1]) is dict:
+                        caches.setdefault(name, []).append((h[1], dict(h[1])))
                     continue
                 mine.append(h)
                 if _id(h[1]) not in seen_all:
@@ -1090,43 +1102,68 @@ def _build(sandboxed, use_settrace=False):
             per[name] = pack(mine)
         state['per'] = per
         state['all'] = pack(everything)
-        state['caches'] = [(where, obj, dict(obj)) for where, obj in caches if _type(obj) is dict]
+        state['caches_per'] = caches
+        state['caches'] = _list(_chain.from_iterable(caches.values()))
+        state['cache_dicts'] = [obj for obj, _ in state['caches']]
+        state['cache_lens'] = _tuple(_len(saved) for _, saved in state['caches'])
         state['codecs'] = codec_registries()
         state['abcs'] = _tuple(abc_owners.values())
         state['abc_token'] = _abc_token()
         state['abc_live'] = live_registrations()
         state['base'] = process_state()
         state['gated'] = [(mod, what, read, read()) for mod, what, read in module_state()]
+        state['counters'] = [(where, c, _count_repr(c)) for where, c in counters]
 
-    def put_back_caches():
-        for _, obj, saved in state['caches']:
-            if _len(obj) != _len(saved) or not _all(_map(_is, _chain(obj, _dict_values(obj)),
-                                                         _chain(saved, _dict_values(saved)))):
+    def put_back_caches(checked):
+        """Empties the functools.lru_cache tables (their statistics too: the state a fresh sandbox
+        has, as the baseline is taken after the same clearing) and puts back the memo dicts that
+        grew or shrank, and, of the modules in `checked` (None: all), those with any other change.
+        The standard library only adds entries; changing one in place takes naming its module."""
+        for f in memo_functions:
+            _lru_clear(f)
+        if _tuple(_map(_len, state['cache_dicts'])) != state['cache_lens']:
+            for obj, saved in state['caches']:
+                if _len(obj) != _len(saved):
+                    obj.clear()
+                    obj.update(saved)
+        if checked is None:
+            todo = state['caches']
+        else:
+            per = state['caches_per']
+            todo = _chain.from_iterable(per[n] for n in checked if n in per)
+        for obj, saved in todo:
+            if not _all(_map(_is, _chain(obj, _dict_values(obj)), _chain(saved, _dict_values(saved)))):
                 obj.clear()
                 obj.update(saved)
 
-    def state_change(names):
+    def state_change(checked):
         """What differs from the state after the warm-up run (a short description), or None.
+        `checked`: the modules restore_modules checked (None: all).
         The first call, after the warm-up run, takes the baseline; it also moves every object
         alive then out of the garbage collector's way (gc.freeze), so that collecting after each
         run costs only what the run left."""
         random.seed(0)
         gc.collect()
-        put_back_caches()
         if state['base'] is None:
             take_baseline()
+            put_back_caches(None)
             gc.freeze()
+            # Collecting once more leaves the collector as every later run leaves it (a collection
+            # with everything older frozen): the first run after this one then collects as they do.
+            gc.collect()
             return None
-        for (what, value), (_, base) in zip(process_state(), state['base']):
-            if not same(value, base):
-                return what
-        if names is None or not names.isdisjoint(dynamic_names):
-            checked = None
+        if checked is None:
             packs = (state['all'],)
         else:
             per = state['per']
-            checked = modules_to_check(names)
             packs = [per[n] for n in checked if n in per]
+        put_back_caches(checked)
+        for (what, value), (_, base) in zip(process_state(), state['base']):
+            if not same(value, base):
+                return what
+        for where, c, text in state['counters']:
+            if _count_repr(c) != text:
+                return where
         for mod, what, read, base in state['gated']:
             if (checked is None or mod in checked) and not same(read(), base):
                 return what
@@ -1220,9 +1257,10 @@ def _build(sandboxed, use_settrace=False):
                                                 if _isinstance(e, SyntaxError) and e.lineno else '')
             return 0
         if sandboxed and state['base'] is not None:
-            # No garbage of earlier runs is left, and the collector's counts start where a fresh
-            # sandbox's do, so collections (and finalizers) happen at the same points of the run.
-            gc.collect()
+            # The last run's garbage went at its end (state_change); a young collection now starts
+            # the collector's counts where a fresh sandbox's start, so collections (and finalizers)
+            # happen at the same points of the run.
+            gc.collect(0)
         r['redirect']()
         fill_trampolines(code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
         cur['script'] = entry_code is None
@@ -1241,7 +1279,17 @@ def _build(sandboxed, use_settrace=False):
         nothing of the program has run since its trampoline wrote it."""
         outcome = cur['outcome'] if 'outcome' in cur else module_ns.get('out')
         empty_trampolines()
-        return cur['finish'](outcome)
+        text, memory, checked = cur['finish'](outcome)
+        # The program's objects and the run's own state go before the state is compared: their
+        # finalizers run now, where the comparison sees what they do, and no garbage of this run
+        # is left for the next.
+        outcome = None
+        cur.clear()
+        # A sandbox whose memory grew to the cap, or whose state the program changed, is replaced.
+        if memory:
+            return text + '"memory"}'
+        change = state_change(checked) if sandboxed else None
+        return text + ('false}' if change is None else _esc('state: ' + change) + '}')
 
     def lone_to_fffd(m):
         return m.group() if m.group(1) is None else '\\ufffd'
@@ -1537,7 +1585,7 @@ def _build(sandboxed, use_settrace=False):
             sys.setrecursionlimit(saved_recursion)
             if _int_max_digits_set:
                 _int_max_digits_set(saved_digits)
-            checked_names = restore_modules(cur_names.get('names'))
+            checked_modules = restore_modules(cur_names.get('names'))
             for lst, items in saved_sys_lists:
                 lst[:] = items
             sys.path_importer_cache.clear()
@@ -1577,18 +1625,13 @@ def _build(sandboxed, use_settrace=False):
                 'message': st['message'],
                 'result': result if status == 'ok' else None,
             })
-            # The steps are JSON text already: the trace is written around them.
-            # A sandbox whose memory grew to the cap, or whose state a program changed, is replaced.
-            recycle = 'false'
-            if st['memory_error'] or status == 'memory_limit':
-                recycle = '"memory"'
-            elif sandboxed:
-                change = state_change(checked_names)
-                if change is not None:
-                    recycle = _esc('state: ' + change)
+            # The encoder lets go of the objects it numbered: the program's objects die with its run.
+            reset_encoder()
+            # The steps are JSON text already: the trace is written around them. The caller adds the
+            # value of "recycle" once the run's objects are gone.
             body = ', '.join(_map(STEP_JSON.__mod__, steps))
-            return (head[:-1] + ', "steps": [' + body + '], "stdout": ' + _esc(stdout) + ', "recycle": '
-                    + recycle + '}')
+            text = head[:-1] + ', "steps": [' + body + '], "stdout": ' + _esc(stdout) + ', "recycle": '
+            return text, st['memory_error'] or status == 'memory_limit', checked_modules
 
         return {'st': st, 'on': tracing_on, 'off': tracing_off, 'finish': finish, 'redirect': redirect}
 

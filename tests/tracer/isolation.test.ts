@@ -148,6 +148,17 @@ const pairs: Pair[] = [
   { name: 'sys.setrecursionlimit', poison: 'import sys\nsys.setrecursionlimit(77)\n', probe: 'import sys\ndef f():\n    return sys.getrecursionlimit()\n' },
   { name: 'sys.dont_write_bytecode', poison: 'import sys\nsys.dont_write_bytecode = False\n', probe: 'import sys\ndef f():\n    return sys.dont_write_bytecode\n' },
   {
+    name: 'the thread-name counter',
+    poison: 'import threading\nmade = [threading.Thread(target=print) for _ in range(3)]\n',
+    // The counter that names threads, read without advancing it (a new thread would advance it).
+    probe: 'import threading\ndef f():\n    return repr(threading._counter.__self__)\n',
+  },
+  {
+    name: 'the statistics of a functools.lru_cache',
+    poison: 'import fnmatch\nmatched = fnmatch.fnmatch("a.py", "*.py")\n',
+    probe: 'import fnmatch\ndef f():\n    return str(fnmatch._compile_pattern.cache_info())\n',
+  },
+  {
     name: 'threading.excepthook',
     poison: 'import threading\nthreading.excepthook = print\n',
     probe: 'import threading\ndef f():\n    return threading.excepthook is threading.__excepthook__\n',
@@ -252,7 +263,7 @@ describe('a program after one that changed process-wide state', () => {
     // attributes, the pattern cache) need no replacement.
     expect(count).toBeGreaterThanOrEqual(pairs.length - 6);
     for (const reason of Object.keys(sequence.replacements)) expect(reason).toMatch(/^state: /);
-    expect(sequence.replacements['state: file system']).toBeGreaterThanOrEqual(4);
+    expect(sequence.replacements['state: file system, current folder or umask']).toBeGreaterThanOrEqual(6);
   });
 });
 
