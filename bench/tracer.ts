@@ -8,7 +8,10 @@
  * Each program set is traced R times over (default 3) so that a measurement lasts seconds, not
  * a fraction of one: a single pass over CRUXEval takes about a second in one sandbox.
  * Figures: events/s and programs/s for 1 and 2 sandboxes and for native; the 2-vs-1 speed-up;
- * the time to get a working sandbox back after a kill; the RSS of each sandbox process.
+ * the time to get a working sandbox back after a kill; the RSS of each sandbox process. Isolation
+ * between programs: the synthetic presets in one sandbox, the sandboxes replaced because a program
+ * changed process-wide state (none, for these sets), what a program costs when the tracer has to
+ * check every standard-library module after it, and when every program changes state.
  * Timings on a shared machine are noisy: the load average is recorded beside them.
  */
 import { spawnSync } from 'node:child_process';
@@ -16,6 +19,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TracerPool } from '../tracer/index.js';
+import { generatePrograms } from '../corpus/synthetic.js';
 import type { Program } from '../src/schema.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -113,7 +117,16 @@ function native(programs: Program[]): { events: number; seconds: number; program
 async function sandboxed(
   programs: Program[],
   workers: number,
-): Promise<{ events: number; seconds: number; bootSeconds: number; rssMB: number[]; parentCpuSeconds: number; sandboxCpuSeconds: number }> {
+  opts: { warmUp?: number } = {},
+): Promise<{
+  events: number;
+  seconds: number;
+  bootSeconds: number;
+  rssMB: number[];
+  parentCpuSeconds: number;
+  sandboxCpuSeconds: number;
+  replacements: Record<string, number>;
+}> {
   const t0 = performance.now();
   const pool = await TracerPool.create({ workers });
   const bootSeconds = (performance.now() - t0) / 1000;
@@ -122,7 +135,8 @@ async function sandboxed(
     // tiering up Pyodide's hot wasm functions in the background for the first thousand or so
     // programs (in a sandbox fed 2,400 and 7,200 CRUXEval programs, the first 2,400 cost ~870 µs
     // of CPU each, the next ones ~650 µs).
-    for await (const _ of pool.traceAll(programs.slice(0, 1000))) void _;
+    for await (const _ of pool.traceAll(programs.slice(0, opts.warmUp ?? 1000))) void _;
+    const replaced0 = pool.replacements;
     const start = performance.now();
     // CPU of this (parent) process: if it nears the wall time, the pool, not the sandboxes, limits.
     const cpu0 = process.cpuUsage();
@@ -134,7 +148,47 @@ async function sandboxed(
     const cpu = process.cpuUsage(cpu0);
     // CPU of the sandboxes the run started with (a sandbox replaced during the run drops out).
     const sandboxCpuSeconds = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - (sandboxCpu0[i] as number), 0);
-    return { events, seconds, bootSeconds, rssMB: pool.pids.map(rssMB), parentCpuSeconds: (cpu.user + cpu.system) / 1e6, sandboxCpuSeconds };
+    const replacements = Object.fromEntries(
+      Object.entries(pool.replacements)
+        .map(([k, v]): [string, number] => [k, v - (replaced0[k] ?? 0)])
+        .filter(([, v]) => v > 0),
+    );
+    return { events, seconds, bootSeconds, rssMB: pool.pids.map(rssMB), parentCpuSeconds: (cpu.user + cpu.system) / 1e6, sandboxCpuSeconds, replacements };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** User + system CPU seconds of the children of this process that have exited and been waited for. */
+function exitedChildrenCpuSeconds(): number {
+  const fields = (readFileSync('/proc/self/stat', 'utf8').split(') ')[1] as string).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/**
+ * Programs that each change process-wide state, so that every one of them is followed by a
+ * replacement of its sandbox: wall time and CPU (of every sandbox, replaced ones included) per
+ * program, with one sandbox.
+ */
+async function everyProgramRecycles(programs: Program[]): Promise<{ programs: number; seconds: number; cpuSeconds: number; replacements: Record<string, number> }> {
+  const pool = await TracerPool.create({ workers: 1 });
+  try {
+    for await (const _ of pool.traceAll(programs.slice(0, 5))) void _;
+    // Let the spare finish booting, as it would between two such programs in a longer run.
+    await new Promise((res) => setTimeout(res, 8000));
+    const live0 = pool.pids.map(cpuSeconds).reduce((a, b) => a + b, 0);
+    const exited0 = exitedChildrenCpuSeconds();
+    const start = performance.now();
+    for await (const _ of pool.traceAll(programs)) void _;
+    const seconds = (performance.now() - start) / 1000;
+    const replacements = pool.replacements;
+    // Sandboxes still alive (the current ones) are counted from /proc before they are closed; the
+    // spare booted last is not among pool.pids, so its boot is left out of the figure.
+    const live = pool.pids.map(cpuSeconds).reduce((a, b) => a + b, 0);
+    await pool.close();
+    await new Promise((res) => setTimeout(res, 500));
+    const cpu = exitedChildrenCpuSeconds() - exited0 + live - live0;
+    return { programs: programs.length, seconds, cpuSeconds: cpu, replacements };
   } finally {
     await pool.close();
   }
@@ -198,6 +252,26 @@ process.stderr.write(
 const recycleMs = await recycle();
 process.stderr.write(`recycle after kill: ${recycleMs.join(', ')} ms\n`);
 
+// Isolation between programs. The synthetic presets, in one sandbox.
+const presetRuns: Record<string, Awaited<ReturnType<typeof sandboxed>> & { programs: number }> = {};
+for (const preset of ['easy', 'medium', 'hard'] as const) {
+  const set = repeated(
+    generatePrograms({ count: 500, seed: 1, preset }).map((p) => ({ id: p.id, source: p.source, entry: p.entry })),
+    repeat,
+  );
+  presetRuns[preset] = { ...(await sandboxed(set, 1, { warmUp: 500 })), programs: set.length };
+  process.stderr.write(`synthetic ${preset}: ${set.length} programs in ${(presetRuns[preset] as { seconds: number }).seconds.toFixed(2)} s\n`);
+}
+// CRUXEval programs whose module body names `getattr` (and does nothing else with it): after each,
+// the tracer checks every standard-library module instead of those the program can name.
+const dynamic = programs.map((p) => ({ ...p, source: `_ = getattr\n${p.source}` }));
+const oneDynamic = await sandboxed(dynamic, 1);
+process.stderr.write(`1 sandbox, every module checked: ${oneDynamic.seconds.toFixed(2)} s\n`);
+// CRUXEval programs that each set an environment variable first: every one recycles its sandbox.
+const poisoning = programs.slice(0, 60).map((p) => ({ ...p, source: `import os\nos.environ['EXECWM_BENCH'] = '1'\n${p.source}` }));
+const recycling = await everyProgramRecycles(poisoning);
+process.stderr.write(`every program recycles: ${recycling.programs} programs in ${recycling.seconds.toFixed(2)} s, ${recycling.cpuSeconds.toFixed(1)} s of CPU\n`);
+
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 const nativeEventsPerSecond = nat.events / nat.seconds;
 const oneEventsPerSecond = one.events / one.seconds;
@@ -217,6 +291,7 @@ const runFigures = (run: Awaited<ReturnType<typeof sandboxed>>, count: number): 
   bootSeconds: round(run.bootSeconds),
   parentCpuSeconds: round(run.parentCpuSeconds, 2),
   sandboxCpuSeconds: round(run.sandboxCpuSeconds, 2),
+  sandboxCpuMsPerProgram: round((run.sandboxCpuSeconds / count) * 1000, 3),
 });
 const figures = {
   programs: programs.length,
@@ -231,6 +306,21 @@ const figures = {
     sandbox2: runFigures(twoLong, long.length),
   },
   recycleAfterKillMs: recycleMs,
+  isolation: {
+    note: 'a sandbox is replaced when a program leaves process-wide state different from a fresh sandbox; the replacements counted here are those of the measured passes',
+    replacements: { cruxeval1: one.replacements, cruxeval2: two.replacements, loopHeavy1: oneLong.replacements },
+    syntheticPresets1: Object.fromEntries(
+      Object.entries(presetRuns).map(([preset, run]) => [preset, { ...runFigures(run, run.programs), replacements: run.replacements }]),
+    ),
+    cruxevalEveryModuleChecked1: { ...runFigures(oneDynamic, dynamic.length), replacements: oneDynamic.replacements },
+    everyProgramRecycles1: {
+      programs: recycling.programs,
+      seconds: round(recycling.seconds, 2),
+      msPerProgram: Math.round((recycling.seconds / recycling.programs) * 1000),
+      cpuMsPerProgram: Math.round((recycling.cpuSeconds / recycling.programs) * 1000),
+      replacements: recycling.replacements,
+    },
+  },
   rssPerSandboxMB: { oneSandbox: one.rssMB, twoSandboxes: two.rssMB },
   loadAverage: { before: round(load.before, 2), after: round(loadavg()[0], 2) },
   note: 'sandbox figures are end to end (JSON over a pipe, parsing included) and exclude pool start-up; the machine is shared, so timings are noisy',

@@ -232,7 +232,7 @@ const REQUEUE = Symbol('requeue');
 type Outcome = Trace | typeof REQUEUE;
 
 /** A trace as the sandbox writes it, with its requests to be replaced. */
-type SandboxReply = Partial<Trace> & { recycle?: boolean; fatal?: boolean };
+type SandboxReply = Partial<Trace> & { recycle?: boolean | string; fatal?: boolean };
 
 /** A program sent to a sandbox and not yet answered. */
 interface Job {
@@ -266,6 +266,8 @@ export class TracerPool {
   private closed = false;
   /** A booted sandbox waiting to replace the next one that is killed. */
   private spare: Sandbox | null = null;
+  /** Sandboxes replaced so far, by reason. */
+  private readonly replaced = new Map<string, number>();
 
   private constructor(opts: { limits: TraceLimits; command: SandboxCommand; config: object; sandboxes: Sandbox[]; ready: Ready }) {
     this.limits = opts.limits;
@@ -304,6 +306,14 @@ export class TracerPool {
     const pool = new TracerPool({ limits, command, config, sandboxes, ready });
     pool.snapshot = await (sandboxes[0] as Sandbox).snapshot;
     return pool;
+  }
+
+  /**
+   * How many sandboxes were replaced, by reason: `timeout`, `memory`, `death`, `state: <what>`
+   * (a program changed process-wide state, e.g. `state: os.environ`), ...
+   */
+  get replacements(): Record<string, number> {
+    return Object.fromEntries([...this.replaced].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   /** Process ids of the current sandboxes (for resource measurements). */
@@ -417,7 +427,7 @@ export class TracerPool {
       if (error === null && !sandbox.exited) return sandbox;
       failures += 1;
       if (failures > 1 || this.closed) return error ?? new Error('the sandbox exited');
-      this.respawn(slot);
+      this.respawn(slot, 'boot failure or idle death');
     }
   }
 
@@ -426,7 +436,7 @@ export class TracerPool {
     job.timer = setTimeout(() => {
       if (slot.sent[0] !== job) return;
       slot.sent.shift();
-      this.respawn(slot);
+      this.respawn(slot, 'timeout');
       job.settle(failedTrace(job.program, 'timeout', `wall-clock limit of ${timeoutMs} ms exceeded; the sandbox was killed`));
     }, timeoutMs);
   }
@@ -447,7 +457,7 @@ export class TracerPool {
     const job = slot.sent.shift();
     if (!job) {
       // Output nobody asked for: the sandbox can no longer be trusted.
-      this.respawn(slot);
+      this.respawn(slot, 'unexpected output');
       return;
     }
     clearTimeout(job.timer);
@@ -458,11 +468,14 @@ export class TracerPool {
       // Reported below.
     }
     if (parsed === null || typeof parsed !== 'object' || !sameId(parsed.id, job.program.id)) {
-      this.respawn(slot);
+      this.respawn(slot, 'malformed output');
       job.settle(failedTrace(job.program, 'crashed', 'the sandbox sent malformed output'));
       return;
     }
-    if (parsed.recycle || parsed.fatal) this.respawn(slot);
+    // A sandbox asks to be replaced when its memory grew to the cap, when the program changed
+    // process-wide state (the reason names what), or when Pyodide itself failed.
+    if (parsed.fatal) this.respawn(slot, 'sandbox failure');
+    else if (parsed.recycle) this.respawn(slot, typeof parsed.recycle === 'string' ? parsed.recycle : 'recycle');
     else if (slot.sent[0]) this.startClock(slot, slot.sent[0]);
     const program = job.program;
     job.settle({
@@ -484,7 +497,7 @@ export class TracerPool {
     if (!job) return;
     clearTimeout(job.timer);
     const stderr = sandbox.stderr;
-    this.respawn(slot);
+    this.respawn(slot, 'death');
     const oom = /heap out of memory|memory cap|Cannot enlarge memory/i.test(stderr);
     const why = stderr.trim().split('\n').slice(-2).join(' | ');
     job.settle(failedTrace(job.program, oom ? 'memory_limit' : 'crashed', `the sandbox died${why ? `: ${why.slice(0, 300)}` : ''}`));
@@ -501,7 +514,8 @@ export class TracerPool {
    * (REQUEUE) to run on a fresh sandbox. After the first replacement the pool keeps one spare
    * sandbox booted, so later replacements are a swap rather than a Pyodide start.
    */
-  private respawn(slot: Slot): void {
+  private respawn(slot: Slot, reason: string): void {
+    this.replaced.set(reason, (this.replaced.get(reason) ?? 0) + 1);
     slot.sandbox.kill();
     for (const job of slot.sent.splice(0)) {
       clearTimeout(job.timer);

@@ -829,12 +829,16 @@ def _build(sandboxed, use_settrace=False):
         return picked
 
     def restore_modules(names):
-        """Drops modules the program imported and undoes its edits to modules loaded before it."""
+        """Drops modules the program imported and undoes its edits to modules loaded before it.
+        Returns the modules it checked, or None for all of them: when the program may reach any
+        module, or imported one (whose code may have changed any other module when it ran)."""
         if not module_index['names'].issuperset(sys.modules):
             for name in list(sys.modules):
                 if name not in baseline_modules:
                     del sys.modules[name]
-        for name, (m, saved, keys, values, _subs) in modules_to_check(names).items():
+            names = None
+        checked = modules_to_check(names)
+        for name, (m, saved, keys, values, _subs) in checked.items():
             if sys.modules.get(name) is not m:
                 sys.modules[name] = m
             d = _mod_dict(m)
@@ -844,6 +848,329 @@ def _build(sandboxed, use_settrace=False):
                     or not _all(_map(_is, d, keys))):
                 d.clear()
                 d.update(saved)
+        return None if checked is baseline_modules else checked
+
+    # ------------------------------------------------------------ interpreter state
+    #
+    # What the restore above does not put back is detected instead. After each run (sandboxed
+    # only) the tracer takes a fingerprint of the process-wide state a program can change and a
+    # later program could observe, and compares it with the fingerprint taken after the sandbox's
+    # warm-up run; when they differ the trace asks for a recycle, and the pool replaces the sandbox
+    # by one started from the memory snapshot of a freshly loaded interpreter. Most programs change
+    # nothing, so the check, not the recycle, is what every program pays. The fingerprint is
+    # compared by identity (`is`, in C), and by value only for exact builtin scalars: it never runs
+    # program code.
+
+    import gc
+    import os
+    import abc
+    import functools
+    import _abc
+    import atexit
+    import contextvars
+
+    _scalar_exact = frozenset((int, float, str, bytes, bool, _NoneType))
+    _tuple = tuple
+    _frozenset = frozenset
+    _mp_items = types.MappingProxyType.items
+    _mp_keys = types.MappingProxyType.keys
+    _mp_values = types.MappingProxyType.values
+    _dict_keys = dict.keys
+    _MappingProxy = types.MappingProxyType
+    _environ_data = os.environ._data
+    _gc_callbacks = gc.callbacks
+    _copy_context = contextvars.copy_context
+    _abc_token = abc.get_cache_token
+    _abc_dump = _abc._get_dump
+    _atexit_count = getattr(atexit, '_ncallbacks', None)
+    _monitoring_tools = range(6)
+
+    # Memo tables of the standard library (compiled patterns, codec lookups, source lines, the
+    # composite members of enum flags such as re.I | re.M): a program sees their contents only by
+    # reading the table itself, so they are put back after each run rather than counted as a change.
+    cache_names = frozenset(('re._cache', 're._cache2', 'encodings._cache', 'linecache.cache'))
+    cache_attributes = frozenset(('_value2member_map_',))
+
+    def same(a, b):
+        """Whether two fingerprint values are the same: exact scalars by value, tuples item by
+        item, anything else by identity."""
+        ta = _type(a)
+        if ta is not _type(b):
+            return False
+        if ta in _scalar_exact:
+            return a == b
+        if ta is _tuple:
+            # Mostly the very same objects: checked in C first.
+            return _len(a) == _len(b) and (_all(_map(_is, a, b)) or _all(_map(same, a, b)))
+        return a is b
+
+    def codec_registries():
+        """The interpreter's codec search functions and error handlers: a list and a dict that no
+        module holds. Found once, as the only list holding a search function registered for the
+        purpose (and unregistered at once) and the only dict holding the 'strict' handler under
+        that name, and read in place afterwards."""
+        import codecs
+
+        def probe(name):
+            return None
+        strict = codecs.lookup_error('strict')
+        guard['own'] += 1
+        codecs.register(probe)
+        try:
+            search = [o for o in gc.get_referrers(probe) if _type(o) is list]
+            errors = [o for o in gc.get_referrers(strict) if _type(o) is dict and _dict_get(o, 'strict') is strict]
+        finally:
+            codecs.unregister(probe)
+            guard['own'] -= 1
+        return (search[0] if _len(search) == 1 else None), (errors[0] if _len(errors) == 1 else None)
+
+    state = {'codecs': (None, None), 'abcs': (), 'abc_token': None, 'abc_live': None, 'base': None,
+             'caches': (), 'caches_per': {}, 'cache_dicts': (), 'cache_lens': (), 'gated': ()}
+    abc_owners = {}
+    counters = []
+    memo_functions = []
+    _count = itertools.count
+    _count_repr = itertools.count.__repr__
+    _MethodWrapper = type((0).__add__)
+    _LruWrapper = type(functools.lru_cache(None)(len))
+    _lru_clear = _LruWrapper.cache_clear
+
+    def live_registrations():
+        """Per baseline ABC, the ids of the live classes registered with it. Importing a module
+        registers its classes (decimal registers Decimal with numbers.Number); once the module is
+        dropped after the run they die, and their registrations are left as dead weak references,
+        which no program can observe."""
+        out = []
+        for c in state['abcs']:
+            live = _frozenset(_id(k) for k in [ref() for ref in _abc_dump(c)[0]] if k is not None)
+            out.append(live)
+        return _tuple(out)
+
+    def abc_state():
+        token = _abc_token()
+        if token != state['abc_token']:
+            if live_registrations() != state['abc_live']:
+                return token
+            state['abc_token'] = token
+        return None
+
+    def process_state():
+        """(what, value) pairs of the state that lives in the interpreter or the C library rather
+        than in a module dict: cheap enough to read after every run."""
+        out = [
+            ('gc.callbacks', _tuple(_gc_callbacks)),
+            ('gc settings', (gc.isenabled(), gc.get_threshold(), gc.get_debug())),
+            ('os.environ', _tuple(_chain(_environ_data, _dict_values(_environ_data)))),
+            ('sys.setswitchinterval', sys.getswitchinterval()),
+            ('sys.set_asyncgen_hooks', _tuple(sys.get_asyncgen_hooks())),
+            ('sys.set_coroutine_origin_tracking_depth', sys.get_coroutine_origin_tracking_depth()),
+            ('sys.gettrace/getprofile', (sys.gettrace(), sys.getprofile())),
+            ('ABC registrations', abc_state()),
+            ('context variables', _tuple(_chain.from_iterable(_copy_context().items()))),
+        ]
+        if _atexit_count is not None:
+            out.append(('atexit callbacks', _atexit_count()))
+        search, errors = state['codecs']
+        if search is not None:
+            out.append(('codec search functions', _tuple(search)))
+        if errors is not None:
+            out.append(('codec error handlers', _tuple(_chain(errors, _dict_values(errors)))))
+        if use_monitoring:
+            out.append(('sys.monitoring tools', _tuple(_map(m_get_tool, _monitoring_tools))))
+        return out
+
+    def module_state():
+        """(module, what, read) for state kept in C by a module that a program reaches only through
+        that module: read when the module is among those checked after the run."""
+        out = []
+        signal = sys.modules.get('_signal')
+        if signal is not None and hasattr(signal, 'valid_signals'):
+            numbers = sorted(signal.valid_signals())
+            getsignal = signal.getsignal
+            out.append(('signal', 'signal handlers', lambda: _tuple(_map(getsignal, numbers))))
+            out.append(('_signal', 'signal handlers', lambda: _tuple(_map(getsignal, numbers))))
+        locale = sys.modules.get('_locale')
+        if locale is not None and hasattr(locale, 'setlocale'):
+            setlocale = locale.setlocale
+            everything = locale.LC_ALL
+            out.append(('locale', 'locale.setlocale', lambda: setlocale(everything, None)))
+            out.append(('_locale', 'locale.setlocale', lambda: setlocale(everything, None)))
+        return out
+
+    def holders_of(d, seen, out, where, depth):
+        """Appends (where, object) for the mutable objects reachable from the values of `d` that
+        a program can change in place: exact lists, dicts and sets, the dicts of classes made by
+        class statements, and the dicts of instances of such classes, followed three levels deep
+        (`warnings.filters`, `os.environ._data`, `json.JSONEncoder`)."""
+        for key, v in _list(_dict_items(d) if _type(d) is dict else _mp_items(d)):
+            t = _type(v)
+            if t is _ModuleType:
+                continue
+            k = _id(v)
+            if k in seen:
+                continue
+            inner = None
+            owner = getattr(v, '__self__', None) if t is _MethodWrapper or t is _BuiltinFunctionType else None
+            if t is _count or _type(owner) is _count:
+                # A counter in C (threading numbers its threads with one): compared by its repr.
+                counters.append((where + '.' + str(key), v if t is _count else owner))
+            elif t is _LruWrapper:
+                memo_functions.append(v)
+            elif t is list or t is set or t is dict:
+                seen.add(k)
+                out.append((where + '.' + str(key), v))
+                inner = v if t is dict else None
+            elif _isinstance(v, type):
+                if _is_heap(v):
+                    seen.add(k)
+                    inner = _type_dict(v)
+                    out.append((where + '.' + str(key), inner))
+                    if '_abc_impl' in inner:
+                        abc_owners[k] = v
+            elif _is_heap(t):
+                desc = None
+                for klass in _type_mro(t):
+                    desc = _mp_get(_type_dict(klass), '__dict__')
+                    if desc is not None:
+                        break
+                if _type(desc) is _GetSet:
+                    inner = desc.__get__(v, t)
+                    if _type(inner) is dict and _id(inner) not in seen:
+                        seen.add(k)
+                        seen.add(_id(inner))
+                        out.append((where + '.' + str(key), inner))
+                    else:
+                        inner = None
+            if inner is not None and depth < 3:
+                holders_of(inner, seen, out, where + '.' + str(key), depth + 1)
+
+    def views_of(obj):
+        """Live iterables over what a holder holds: a list or set itself, a dict's keys and values."""
+        t = _type(obj)
+        if t is dict:
+            return (_dict_keys(obj), _dict_values(obj))
+        if t is _MappingProxy:
+            return (_mp_keys(obj), _mp_values(obj))
+        return (obj,)
+
+    def pack(holders):
+        """The holders as one check done in C: their live views, each view's length, and every
+        item in order."""
+        views = _list(_chain.from_iterable(views_of(obj) for _, obj in holders))
+        return holders, views, _tuple(_map(_len, views)), _tuple(_chain.from_iterable(views))
+
+    def packed_unchanged(packed):
+        _, views, lens, items = packed
+        return _tuple(_map(_len, views)) == lens and _all(_map(_is, _chain.from_iterable(views), items))
+
+    def first_change(packed):
+        """The name of the first holder of a pack that differs from what the pack recorded."""
+        holders, views, lens, items = packed
+        v = 0
+        start = 0
+        for where, obj in holders:
+            n = _len(views_of(obj))
+            size = sum(lens[v:v + n])
+            mine = (holders[:0], views[v:v + n], lens[v:v + n], items[start:start + size])
+            if not packed_unchanged(mine):
+                return where
+            v += n
+            start += size
+        return 'module state'
+
+    def take_baseline():
+        """Packs the holders of every baseline module (each object once in `all`), finds the
+        codec tables and the ABCs, and records the process state."""
+        skip = {_id(sys.modules), _id(sys.path_importer_cache)}
+        per = {}
+        everything = []
+        seen_all = set()
+        caches = {}
+        for name, entry in baseline_modules.items():
+            out = []
+            holders_of(entry[1], set(skip), out, name, 0)
+            mine = []
+            for h in out:
+                if h[0] in cache_names or h[0].rpartition('.')[2] in cache_attributes:
+                    if _type(h[1]) is dict:
+                        caches.setdefault(name, []).append((h[1], dict(h[1])))
+                    continue
+                mine.append(h)
+                if _id(h[1]) not in seen_all:
+                    seen_all.add(_id(h[1]))
+                    everything.append(h)
+            per[name] = pack(mine)
+        state['per'] = per
+        state['all'] = pack(everything)
+        state['caches_per'] = caches
+        state['caches'] = _list(_chain.from_iterable(caches.values()))
+        state['cache_dicts'] = [obj for obj, _ in state['caches']]
+        state['cache_lens'] = _tuple(_len(saved) for _, saved in state['caches'])
+        state['codecs'] = codec_registries()
+        state['abcs'] = _tuple(abc_owners.values())
+        state['abc_token'] = _abc_token()
+        state['abc_live'] = live_registrations()
+        state['base'] = process_state()
+        state['gated'] = [(mod, what, read, read()) for mod, what, read in module_state()]
+        state['counters'] = [(where, c, _count_repr(c)) for where, c in counters]
+
+    def put_back_caches(checked):
+        """Empties the functools.lru_cache tables (their statistics too: the state a fresh sandbox
+        has, as the baseline is taken after the same clearing) and puts back the memo dicts that
+        grew or shrank, and, of the modules in `checked` (None: all), those with any other change.
+        The standard library only adds entries; changing one in place takes naming its module."""
+        for f in memo_functions:
+            _lru_clear(f)
+        if _tuple(_map(_len, state['cache_dicts'])) != state['cache_lens']:
+            for obj, saved in state['caches']:
+                if _len(obj) != _len(saved):
+                    obj.clear()
+                    obj.update(saved)
+        if checked is None:
+            todo = state['caches']
+        else:
+            per = state['caches_per']
+            todo = _chain.from_iterable(per[n] for n in checked if n in per)
+        for obj, saved in todo:
+            if not _all(_map(_is, _chain(obj, _dict_values(obj)), _chain(saved, _dict_values(saved)))):
+                obj.clear()
+                obj.update(saved)
+
+    def state_change(checked):
+        """What differs from the state after the warm-up run (a short description), or None.
+        `checked`: the modules restore_modules checked (None: all).
+        The first call, after the warm-up run, takes the baseline; it also moves every object
+        alive then out of the garbage collector's way (gc.freeze), so that collecting after each
+        run costs only what the run left."""
+        random.seed(0)
+        gc.collect()
+        if state['base'] is None:
+            take_baseline()
+            put_back_caches(None)
+            gc.freeze()
+            # Collecting once more leaves the collector as every later run leaves it (a collection
+            # with everything older frozen): the first run after this one then collects as they do.
+            gc.collect()
+            return None
+        if checked is None:
+            packs = (state['all'],)
+        else:
+            per = state['per']
+            packs = [per[n] for n in checked if n in per]
+        put_back_caches(checked)
+        for (what, value), (_, base) in zip(process_state(), state['base']):
+            if not same(value, base):
+                return what
+        for where, c, text in state['counters']:
+            if _count_repr(c) != text:
+                return where
+        for mod, what, read, base in state['gated']:
+            if (checked is None or mod in checked) and not same(read(), base):
+                return what
+        for packed in packs:
+            if not packed_unchanged(packed):
+                return first_change(packed)
+        return None
 
     # The driver calls begin(), then the trampolines run_module() and, for a function program,
     # run_entry(), with on()/off() around the traced part, then finish(). Keeping the driver outside
@@ -929,6 +1256,11 @@ def _build(sandboxed, use_settrace=False):
             r['st']['message'] = exc_text(e) + (' (line ' + str(e.lineno) + ')'
                                                 if _isinstance(e, SyntaxError) and e.lineno else '')
             return 0
+        if sandboxed and state['base'] is not None:
+            # The last run's garbage went at its end (state_change); a young collection now starts
+            # the collector's counts where a fresh sandbox's start, so collections (and finalizers)
+            # happen at the same points of the run.
+            gc.collect(0)
         r['redirect']()
         fill_trampolines(code, entry_code, {'__name__': '__main__', '__builtins__': builtins, '__doc__': None})
         cur['script'] = entry_code is None
@@ -947,7 +1279,17 @@ def _build(sandboxed, use_settrace=False):
         nothing of the program has run since its trampoline wrote it."""
         outcome = cur['outcome'] if 'outcome' in cur else module_ns.get('out')
         empty_trampolines()
-        return cur['finish'](outcome)
+        text, memory, checked = cur['finish'](outcome)
+        # The program's objects and the run's own state go before the state is compared: their
+        # finalizers run now, where the comparison sees what they do, and no garbage of this run
+        # is left for the next.
+        outcome = None
+        cur.clear()
+        # A sandbox whose memory grew to the cap, or whose state the program changed, is replaced.
+        if memory:
+            return text + '"memory"}'
+        change = state_change(checked) if sandboxed else None
+        return text + ('false}' if change is None else _esc('state: ' + change) + '}')
 
     def lone_to_fffd(m):
         return m.group() if m.group(1) is None else '\\ufffd'
@@ -1243,7 +1585,7 @@ def _build(sandboxed, use_settrace=False):
             sys.setrecursionlimit(saved_recursion)
             if _int_max_digits_set:
                 _int_max_digits_set(saved_digits)
-            restore_modules(cur_names.get('names'))
+            checked_modules = restore_modules(cur_names.get('names'))
             for lst, items in saved_sys_lists:
                 lst[:] = items
             sys.path_importer_cache.clear()
@@ -1283,11 +1625,13 @@ def _build(sandboxed, use_settrace=False):
                 'message': st['message'],
                 'result': result if status == 'ok' else None,
             })
-            # The steps are JSON text already: the trace is written around them.
-            recycle = st['memory_error'] or status == 'memory_limit'
+            # The encoder lets go of the objects it numbered: the program's objects die with its run.
+            reset_encoder()
+            # The steps are JSON text already: the trace is written around them. The caller adds the
+            # value of "recycle" once the run's objects are gone.
             body = ', '.join(_map(STEP_JSON.__mod__, steps))
-            return (head[:-1] + ', "steps": [' + body + '], "stdout": ' + _esc(stdout) + ', "recycle": '
-                    + ('true' if recycle else 'false') + '}')
+            text = head[:-1] + ', "steps": [' + body + '], "stdout": ' + _esc(stdout) + ', "recycle": '
+            return text, st['memory_error'] or status == 'memory_limit', checked_modules
 
         return {'st': st, 'on': tracing_on, 'off': tracing_off, 'finish': finish, 'redirect': redirect}
 
