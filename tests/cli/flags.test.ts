@@ -41,12 +41,16 @@ describe('numeric flag parsers', () => {
 });
 
 describe('train --diff', () => {
-  it('takes cwm (also when given alone) or changed, and refuses anything else', async () => {
+  it('takes none, cwm (also when given alone) or changed, and refuses anything else', async () => {
     const { configFromFlags } = await import('../../src/commands/train.js');
+    const { resolveTrainConfig } = await import('../../training/config.js');
     const base = { corpus: 'c', out: 'o' };
-    expect(await configFromFlags({ ...base, diff: true })).toMatchObject({ diff: true });
-    expect(await configFromFlags({ ...base, diff: 'cwm' })).not.toHaveProperty('changedOnly');
+    expect(await configFromFlags({ ...base, diff: true })).toMatchObject({ diff: true, changedOnly: false });
+    expect(await configFromFlags({ ...base, diff: 'cwm' })).toMatchObject({ diff: true, changedOnly: false });
     expect(await configFromFlags({ ...base, diff: 'changed' })).toMatchObject({ diff: true, changedOnly: true });
-    await expect(configFromFlags({ ...base, diff: 'sparse' })).rejects.toThrow(/--diff takes cwm or changed, got "sparse"/);
+    expect(await configFromFlags({ ...base, diff: 'none' })).toMatchObject({ diff: false, changedOnly: false });
+    // No flag: the default encoding, changed locals only.
+    expect(resolveTrainConfig(await configFromFlags(base))).toMatchObject({ diff: true, changedOnly: true });
+    await expect(configFromFlags({ ...base, diff: 'sparse' })).rejects.toThrow(/--diff takes none, cwm or changed, got "sparse"/);
   });
 });
