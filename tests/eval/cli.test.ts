@@ -60,6 +60,33 @@ describe('execwm eval', { timeout: 180_000 }, () => {
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('id="viewer-data"');
   });
 
+  it('with --rollout scores outputs both directly and from the rollouts; --baselines-from fits baselines on another corpus', async () => {
+    const testOnly = join(root, 'test-only');
+    await writeLoopCorpus(testOnly, { count: 80, onlySplit: 'test' });
+    const alone = join(root, 'out-alone');
+    const borrowed = join(root, 'out-borrowed');
+    const common = ['eval', '--model', model, '--corpus', testOnly, '--split', 'test', '--limit', '2', '--rollout', '--max-rollout-tokens', '64', '--quiet'];
+    for (const [out, extra] of [[alone, []], [borrowed, ['--baselines-from', corpus]]] as const) {
+      const res = await runCli([...common, ...extra, '--out', out]);
+      expect(res.stderr).toBe('');
+      expect(res.status).toBe(0);
+      expect(res.stdout).toMatch(/output prediction \(direct\)[\s\S]*output prediction \(rollout\)/);
+    }
+    const read = (dir: string) => JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as EvalReport;
+    const a = read(alone);
+    const b = read(borrowed);
+    expect(a.output!.mode).toBe('direct');
+    expect(a.rolloutOutput!.mode).toBe('rollout');
+    expect(a.rolloutOutput!.model.programs).toBe(a.output!.model.programs);
+    // No train split to take the most frequent return value from, unless borrowed.
+    expect(a.output!.baseline).toBeNull();
+    expect(b.output!.baseline).not.toBeNull();
+    expect(b.rolloutOutput!.baseline).toEqual(b.output!.baseline);
+    const missing = await runCli([...common, '--baselines-from', join(root, 'nope'), '--out', join(root, 'out-missing')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it.skipIf(!cruxevalAvailable())('scores output prediction on CRUXEval problems', async () => {
     const out = join(root, 'crux');
     const res = await runCli(['eval', '--model', model, '--cruxeval', CRUXEVAL_PATH, '--limit', '4', '--out', out, '--quiet']);
