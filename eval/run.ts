@@ -129,7 +129,7 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
 /** The report's model section. */
 /** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
 function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
-  return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly ?? false };
+  return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly };
 }
 
 function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {

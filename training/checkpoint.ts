@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from './tf.js';
-import type { TrainConfig } from './config.js';
+import { upgradeTrainConfig, type TrainConfig } from './config.js';
 import type { SamplerState } from './data.js';
 import { TrainingError } from './errors.js';
 import { GPT, validateModelConfig, type ModelConfig } from './model.js';
@@ -152,6 +152,8 @@ export async function readCheckpoint(dir: string): Promise<CheckpointFiles> {
   if (meta?.format !== FORMAT || meta.version !== VERSION) {
     throw bad(`not an execwm checkpoint of version ${VERSION} (format ${String(meta?.format)}, version ${String(meta?.version)})`);
   }
+  // Older checkpoints lack later fields: fill them here, once, with what those runs did.
+  meta.trainConfig = upgradeTrainConfig(meta.trainConfig);
   let tokenizer: Tokenizer;
   try {
     tokenizer = new Tokenizer(JSON.parse(await readFile(path.join(found, 'tokenizer.json'), 'utf8')) as TokenizerJSON);

@@ -3,7 +3,7 @@
  * (the model's own `ModelConfig` lives in model.ts and is saved beside it).
  */
 import type { BackendName } from './backend.js';
-import { MODEL_PRESETS } from './model.js';
+import { MODEL_PRESETS, POSITION_ENCODINGS, type PositionEncoding } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
 
 export type PresetName = keyof typeof MODEL_PRESETS;
@@ -15,7 +15,7 @@ export interface TrainConfig {
   /** Tokenizer vocabulary size: 256 bytes + special tokens + BPE merges; default 1024 (a frame in fewer tokens). */
   vocabSize: number;
   /** How the model sees positions (model.ts `positionEncoding`); default `rope`. Checkpoints from before this field read as `learned`. */
-  positionEncoding: 'learned' | 'rope';
+  positionEncoding: PositionEncoding;
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
   /**
@@ -131,8 +131,8 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
     throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);
   }
-  if (config.positionEncoding !== 'learned' && config.positionEncoding !== 'rope') {
-    throw new Error(`Expected \`positionEncoding\` to be learned or rope, got ${String(config.positionEncoding)}`);
+  if (!POSITION_ENCODINGS.includes(config.positionEncoding)) {
+    throw new Error(`Expected \`positionEncoding\` to be one of ${POSITION_ENCODINGS.join(', ')}, got ${String(config.positionEncoding)}`);
   }
   if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);

@@ -228,15 +228,22 @@ export function buildRows(
     outputExamples++;
   }
   const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
-  let nextTokens = 0;
-  let stateTokens = 0;
-  let outputTokens = 0;
-  for (const k of rows.kinds) {
-    if (k === KIND_NEXT) nextTokens++;
-    else if (k === KIND_STATE) stateTokens++;
-    else if (k === KIND_OUTPUT) outputTokens++;
+  const counts = countKinds(rows.kinds);
+  return {
+    rows,
+    stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens: counts.next, stateTokens: counts.state, outputTokens: counts.output },
+  };
+}
+
+/** Target tokens of each kind among `kinds` (rows or a batch). */
+export function countKinds(kinds: Uint8Array): { next: number; state: number; output: number } {
+  const counts = { next: 0, state: 0, output: 0 };
+  for (const k of kinds) {
+    if (k === KIND_NEXT) counts.next++;
+    else if (k === KIND_STATE) counts.state++;
+    else if (k === KIND_OUTPUT) counts.output++;
   }
-  return { rows, stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens, stateTokens, outputTokens } };
+  return counts;
 }
 
 /** Saved form of a {@link BatchSampler}. */

@@ -278,6 +278,10 @@ class Block {
   }
 }
 
+/** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
+export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
+export type PositionEncoding = (typeof POSITION_ENCODINGS)[number];
+
 export interface ModelConfig {
   /** Number of token ids (from the tokenizer); no default, it comes from the tokenizer. */
   vocabSize: number;
@@ -296,7 +300,7 @@ export interface ModelConfig {
    * `rope`, rotary embeddings on queries and keys (no `wpe`). Configs from before this field
    * read as `learned`.
    */
-  positionEncoding?: 'learned' | 'rope';
+  positionEncoding?: PositionEncoding;
 }
 
 /**
@@ -326,8 +330,8 @@ export function validateModelConfig(config: ModelConfig): void {
     throw new Error(`Expected \`dropout\` in [0, 1), got ${config.dropout}`);
   }
   const encoding = config.positionEncoding ?? 'learned';
-  if (encoding !== 'learned' && encoding !== 'rope') {
-    throw new Error(`Expected \`positionEncoding\` to be learned or rope, got ${String(encoding)}`);
+  if (!POSITION_ENCODINGS.includes(encoding)) {
+    throw new Error(`Expected \`positionEncoding\` to be one of ${POSITION_ENCODINGS.join(', ')}, got ${String(encoding)}`);
   }
   if (encoding === 'rope' && (config.nEmbd / config.nHead) % 2 !== 0) {
     throw new Error(`Rotary positions need an even head size, got ${config.nEmbd / config.nHead}`);

@@ -21,8 +21,8 @@ import { readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
 import * as tf from './tf.js';
 import { setupBackend } from './backend.js';
 import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointFiles } from './checkpoint.js';
-import { learningRate, resolveTrainConfig, upgradeTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { BatchSampler, KIND_NEXT, KIND_OUTPUT, KIND_STATE, buildRows, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
+import { learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { BatchSampler, KIND_OUTPUT, KIND_STATE, buildRows, countKinds, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
 import { TrainingError } from './errors.js';
 import { deriveSeed } from './rng.js';
 import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
@@ -170,7 +170,7 @@ function validate(model: GPT, rows: Rows, config: TrainConfig): Required<ValLoss
   for (let start = 0; start < n; start += config.batchSize) {
     const idx = Array.from({ length: Math.min(config.batchSize, n - start) }, (_, i) => start + i);
     const batch = makeBatch(rows, idx);
-    const counts = countKinds(batch);
+    const counts = countKinds(batch.kinds);
     const terms = tf.tidy(() => {
       const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
       const logits = model.forward(x, { training: false, documents, positions });
@@ -193,16 +193,6 @@ function readScalar(t: tf.Tensor): number {
   const v = t.dataSync()[0]!;
   t.dispose();
   return v;
-}
-
-function countKinds(batch: Batch): { next: number; output: number; state: number } {
-  const counts = { next: 0, output: 0, state: 0 };
-  for (const k of batch.kinds) {
-    if (k === KIND_NEXT) counts.next++;
-    else if (k === KIND_STATE) counts.state++;
-    else if (k === KIND_OUTPUT) counts.output++;
-  }
-  return counts;
 }
 
 /** The tensors of a batch (created in the caller's tidy scope). */
@@ -273,10 +263,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     if (findCheckpoint(out) !== null) {
       saved = await readCheckpoint(out);
-      const savedConfig = upgradeTrainConfig(saved.meta.trainConfig);
-      const mismatch = configMismatch(savedConfig, given);
+      const mismatch = configMismatch(saved.meta.trainConfig, given);
       if (mismatch) throw new TrainingError(`Cannot resume ${out} with other settings: ${mismatch}`);
-      config = { ...savedConfig, backend: config.backend };
+      config = { ...saved.meta.trainConfig, backend: config.backend };
     }
   } else if (existsSync(out) && (await readdir(out)).length > 0 && !resume) {
     throw new TrainingError(`${out} is not empty and holds no training run; choose an empty or new --out`);
@@ -289,7 +278,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   const preset = MODEL_PRESETS[config.preset];
-  const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly ?? false };
+  const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly };
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
     trainTokenizer(tokenizerTexts(data.train, encoding), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
