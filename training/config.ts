@@ -39,9 +39,9 @@ export interface TrainConfig {
    * task; default true. Checkpoints from before this field read as false.
    */
   outputExamples: boolean;
-  /** Optimizer steps to run; default 2000 (or derived from `tokens`). */
+  /** Optimizer steps to run; default 4000 (or derived from `tokens`). */
   steps: number;
-  /** Sequences per step; default 16. */
+  /** Sequences per step; default 8 (at equal tokens, 8 × twice the steps learned more than 16 or 4: docs/results.md). */
   batchSize: number;
   /** Peak learning rate after warm-up; default 3e-3 (small models tolerate a high rate). */
   lr: number;
@@ -80,8 +80,8 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   diff: true,
   changedOnly: true,
   outputExamples: true,
-  steps: 2000,
-  batchSize: 16,
+  steps: 4000,
+  batchSize: 8,
   lr: 3e-3,
   minLrRatio: 0.1,
   weightDecay: 0.1,
