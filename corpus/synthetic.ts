@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 
+import { SplitMix32, type Draws } from '../src/rng.js';
 import type { Program } from '../src/schema.js';
 import { CorpusError } from './errors.js';
 import { normalizeSource } from './splits.js';
@@ -221,7 +222,7 @@ export function* iteratePrograms(opts: Omit<SyntheticOptions, 'count'>): Generat
   if (!Number.isInteger(opts.seed)) throw new TypeError(`Expected \`seed\` to be an integer, got ${String(opts.seed)}`);
   const preset = opts.preset ?? 'medium';
   const knobs = resolveKnobs(opts);
-  const rng = new Rng(opts.seed);
+  const rng = new SplitMix32(opts.seed);
   const seen = new Set<string>();
   for (let stall = 0; ; stall++) {
     if (stall >= MAX_STALL) {
@@ -253,7 +254,7 @@ export interface Candidate {
 }
 
 /** Builds one candidate and runs it; null when it raised, left a bound, or missed the event window. */
-export function generateOne(rng: Rng, knobs: Knobs): Candidate | null {
+export function generateOne(rng: Draws, knobs: Knobs): Candidate | null {
   const builder = new ProgramBuilder(rng, knobs);
   let built: { funcs: FuncDef[]; args: PyValue[] };
   try {
@@ -281,53 +282,6 @@ export function generateOne(rng: Rng, knobs: Knobs): Candidate | null {
   } catch (e) {
     if (e instanceof Rejected) return null;
     throw e;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Seeded randomness
-
-/** splitmix32-style PRNG: small, fast, and the same sequence on every platform. */
-export class Rng {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = (seed ^ 0x9e3779b9) >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x9e3779b9) >>> 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    z = (z ^ (z >>> 16)) >>> 0;
-    return z / 2 ** 32;
-  }
-
-  /** Uniform integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(xs: readonly T[]): T {
-    if (xs.length === 0) throw new Error('pick from an empty list');
-    return xs[Math.floor(this.next() * xs.length)]!;
-  }
-
-  /** One of the items, with probability proportional to its weight. */
-  weighted<T>(items: readonly (readonly [number, T])[]): T {
-    const total = items.reduce((s, [w]) => s + w, 0);
-    let r = this.next() * total;
-    for (const [w, x] of items) {
-      r -= w;
-      if (r < 0) return x;
-    }
-    return items[items.length - 1]![1];
   }
 }
 
@@ -439,7 +393,7 @@ class ProgramBuilder {
   private excluded: string | null = null;
 
   constructor(
-    private readonly rng: Rng,
+    private readonly rng: Draws,
     private readonly knobs: Knobs,
   ) {
     this.feats = new Set(knobs.features);
@@ -452,7 +406,7 @@ class ProgramBuilder {
 
   build(): { funcs: FuncDef[]; args: PyValue[] } {
     const funcs: FuncDef[] = [];
-    const nHelpers = this.has('helper') || this.has('recursion') ? this.rng.int(0, this.knobs.helpers) : 0;
+    const nHelpers = this.has('helper') || this.has('recursion') ? this.rng.between(0, this.knobs.helpers) : 0;
     for (let i = 0; i < nHelpers; i++) {
       const useRec = this.has('recursion') && (!this.has('helper') || this.rng.chance(0.5));
       const def = useRec ? this.recursiveHelper() : this.plainHelper();
@@ -495,7 +449,7 @@ class ProgramBuilder {
     if (this.has('str')) pool.push('str', 'str');
     if (this.has('str') && this.has('list')) pool.push('slist');
     if (this.has('dict') && this.rng.chance(0.3)) pool.push('dict');
-    const n = this.rng.int(1, this.knobs.maxParams);
+    const n = this.rng.between(1, this.knobs.maxParams);
     const tys: Ty[] = [];
     for (let i = 0; i < n; i++) tys.push(this.rng.pick(pool));
     return tys;
@@ -512,7 +466,7 @@ class ProgramBuilder {
     const tys = this.paramTypes();
     const params = tys.map((ty) => this.addParam(ty));
     const args = tys.map((ty) => this.inputValue(ty));
-    const n = this.rng.int(Math.max(1, Math.ceil(this.knobs.statements / 2)), this.knobs.statements);
+    const n = this.rng.between(Math.max(1, Math.ceil(this.knobs.statements / 2)), this.knobs.statements);
     // Every f has at least one top-level loop: execution worth tracing.
     const loop = (): Stmt[] => {
       for (let i = 0; i < 4; i++) {
@@ -550,7 +504,7 @@ class ProgramBuilder {
     // Helpers stay short and shallow: the interesting nesting belongs to f.
     const savedLimit = this.depthLimit;
     this.depthLimit = Math.min(2, this.knobs.maxDepth);
-    const body = this.block(this.rng.int(1, 3), 0);
+    const body = this.block(this.rng.between(1, 3), 0);
     this.depthLimit = savedLimit;
     body.push(ret(this.expr(sig.ret, 2, true)));
     this.helpers.push({
@@ -647,21 +601,21 @@ class ProgramBuilder {
 
   private smallInt(lo = 0): number {
     const r = this.knobs.valueRange;
-    return this.rng.int(this.knobs.negatives && lo < 0 ? -r : lo, r);
+    return this.rng.between(this.knobs.negatives && lo < 0 ? -r : lo, r);
   }
 
   private inputValue(ty: Ty): PyValue {
-    const len = (min: number): number => this.rng.int(min, this.knobs.maxListLen);
+    const len = (min: number): number => this.rng.between(min, this.knobs.maxListLen);
     switch (ty) {
       case 'int':
-        return this.rng.chance(0.8) ? this.rng.int(0, this.knobs.valueRange) : this.smallInt(-1);
+        return this.rng.chance(0.8) ? this.rng.between(0, this.knobs.valueRange) : this.smallInt(-1);
       case 'bool':
         return this.rng.chance(0.5);
       case 'str':
         return this.rng.weighted<() => string>([
-          [3, () => Array.from({ length: this.rng.int(1, Math.min(4, this.knobs.maxListLen)) }, () => this.rng.pick(WORDS)).join(' ')],
+          [3, () => Array.from({ length: this.rng.between(1, Math.min(4, this.knobs.maxListLen)) }, () => this.rng.pick(WORDS)).join(' ')],
           [2, () => this.rng.pick(WORDS)],
-          [1, () => Array.from({ length: this.rng.int(3, 8) }, () => this.rng.pick([...'abcde12345xyz'])).join('')],
+          [1, () => Array.from({ length: this.rng.between(3, 8) }, () => this.rng.pick([...'abcde12345xyz'])).join('')],
         ])();
       case 'ilist':
         return list(Array.from({ length: len(this.rng.chance(0.05) ? 0 : 1) }, () => this.smallInt(-1)));
@@ -670,7 +624,7 @@ class ProgramBuilder {
       case 'dict': {
         const m = new Map<string | number, PyValue>();
         const n = len(1);
-        for (let i = 0; i < n; i++) m.set(this.rng.pick(WORDS), this.rng.int(0, this.knobs.valueRange));
+        for (let i = 0; i < n; i++) m.set(this.rng.pick(WORDS), this.rng.between(0, this.knobs.valueRange));
         return { t: 'dict', m };
       }
       case 'tuple':
@@ -681,19 +635,19 @@ class ProgramBuilder {
   private literal(ty: Ty): Expr {
     switch (ty) {
       case 'int':
-        return lit(this.rng.chance(0.6) ? this.rng.int(0, Math.min(10, this.knobs.valueRange)) : this.smallInt(-1));
+        return lit(this.rng.chance(0.6) ? this.rng.between(0, Math.min(10, this.knobs.valueRange)) : this.smallInt(-1));
       case 'bool':
         return lit(this.rng.chance(0.5));
       case 'str':
         return lit(this.rng.chance(0.6) ? this.rng.pick(WORDS) : this.rng.pick(SUBSTRINGS));
       case 'ilist':
-        return this.rng.chance(0.4) ? { k: 'list', items: [] } : { k: 'list', items: Array.from({ length: this.rng.int(1, 4) }, () => lit(this.smallInt(-1))) };
+        return this.rng.chance(0.4) ? { k: 'list', items: [] } : { k: 'list', items: Array.from({ length: this.rng.between(1, 4) }, () => lit(this.smallInt(-1))) };
       case 'slist':
-        return this.rng.chance(0.4) ? { k: 'list', items: [] } : { k: 'list', items: Array.from({ length: this.rng.int(1, 3) }, () => lit(this.rng.pick(WORDS))) };
+        return this.rng.chance(0.4) ? { k: 'list', items: [] } : { k: 'list', items: Array.from({ length: this.rng.between(1, 3) }, () => lit(this.rng.pick(WORDS))) };
       case 'dict':
         return this.rng.chance(0.6)
           ? { k: 'dict', entries: [] }
-          : { k: 'dict', entries: Array.from({ length: this.rng.int(1, 3) }, (_, i) => [lit(WORDS[(i * 7 + this.rng.int(0, 6)) % WORDS.length]!), lit(this.rng.int(0, 9))] as [Expr, Expr]) };
+          : { k: 'dict', entries: Array.from({ length: this.rng.between(1, 3) }, (_, i) => [lit(WORDS[(i * 7 + this.rng.between(0, 6)) % WORDS.length]!), lit(this.rng.between(0, 9))] as [Expr, Expr]) };
       case 'tuple':
         return { k: 'tuple', items: [lit(this.smallInt(-1)), lit(this.smallInt(-1))] };
     }
@@ -817,8 +771,8 @@ class ProgramBuilder {
           [litW, () => this.literal('int')],
           helper,
           [deep && this.has('arith') ? 3 : 0, () => this.binLive(this.rng.pick(['+', '-', '+'] as const), 'int', d, () => this.expr('int', d - 1))],
-          [deep && this.has('arith') ? 1 : 0, () => this.binLive('*', 'int', d, () => lit(this.rng.int(2, 5)))],
-          [deep && this.has('arith') ? 1.2 : 0, () => this.binLive(this.rng.pick(['//', '%'] as const), 'int', d, () => lit(this.rng.int(2, 9)))],
+          [deep && this.has('arith') ? 1 : 0, () => this.binLive('*', 'int', d, () => lit(this.rng.between(2, 5)))],
+          [deep && this.has('arith') ? 1.2 : 0, () => this.binLive(this.rng.pick(['//', '%'] as const), 'int', d, () => lit(this.rng.between(2, 9)))],
           [deep ? 1.5 : 0, () => this.collectionLen()],
           [deep && this.has('list') ? 1 : 0, () => this.fromVar('ilist', (x) => call('sum', x))],
           [deep && this.has('list') ? 0.8 : 0, () => this.fromVar('ilist', (x) => call(this.rng.pick(['max', 'min']), x))],
@@ -833,7 +787,7 @@ class ProgramBuilder {
           [deep && this.has('dict') ? 1 : 0, () => this.fromVar('dict', (x) => meth(x, 'get', this.expr('str', 0), lit(0)))],
           [deep && this.has('if') && this.has('compare') ? 0.5 : 0, () => this.ifExp('int', d)],
           [deep && this.has('list') ? 0.3 : 0, () => this.fromVar('ilist', (x) => call('set_len', x))],
-          [deep && this.has('tuple') ? 0.4 : 0, () => this.fromVar('tuple', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.int(0, 1)) }))],
+          [deep && this.has('tuple') ? 0.4 : 0, () => this.fromVar('tuple', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.between(0, 1)) }))],
         ];
       case 'bool':
         return [
@@ -849,7 +803,7 @@ class ProgramBuilder {
           }],
           [this.has('arith') ? 1.2 : 0, () => {
             const l = this.live('int', 0);
-            return l && cmp(this.rng.pick(['==', '!='] as const), bin('%', l, lit(this.rng.int(2, 3))), lit(0));
+            return l && cmp(this.rng.pick(['==', '!='] as const), bin('%', l, lit(this.rng.between(2, 3))), lit(0));
           }],
           [this.has('list') ? 0.8 : 0, () => this.fromVar('ilist', (x) => cmp(this.rng.pick(['in', 'not in'] as const), this.expr('int', 0), x))],
           [this.has('dict') ? 1 : 0, () => this.fromVar('dict', (x) => cmp(this.rng.pick(['in', 'not in'] as const), this.expr('str', 0, true), x))],
@@ -865,7 +819,7 @@ class ProgramBuilder {
           }],
           [this.has('compare') ? 0.6 : 0, () => {
             const n = this.collectionLen();
-            return n && cmp(this.rng.pick(['>', '<', '>=', '=='] as const), n, lit(this.rng.int(0, 4)));
+            return n && cmp(this.rng.pick(['>', '<', '>=', '=='] as const), n, lit(this.rng.between(0, 4)));
           }],
         ];
       case 'str':
@@ -883,7 +837,7 @@ class ProgramBuilder {
             const n = this.live('int', d - 1);
             return n && call('str', n);
           }],
-          [deep ? 0.3 : 0, () => this.binLive('*', 'str', 1, () => lit(this.rng.int(2, 3)))],
+          [deep ? 0.3 : 0, () => this.binLive('*', 'str', 1, () => lit(this.rng.between(2, 3)))],
           [deep && this.has('list') ? 0.5 : 0, () => this.fromVar('slist', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1])) }))],
           [deep ? 0.5 : 0, () => this.fromVar('text', (x) => ({ k: 'index', obj: x, idx: lit(this.rng.pick([0, -1])) }))],
           [deep && this.has('if') ? 0.4 : 0, () => this.ifExp('str', d)],
@@ -898,7 +852,7 @@ class ProgramBuilder {
           [deep ? 1 : 0, () => this.fromVar('ilist', (x) => this.someSlice(x))],
           [deep ? 0.5 : 0, () => this.fromVar('ilist', (x) => ({ k: 'slice', obj: x, lo: null, hi: null, step: lit(-1) }))],
           [deep && this.has('comprehension') ? 3.5 : 0, () => this.listComp('ilist')],
-          [deep ? 0.6 : 0, () => call('list', call('range', lit(this.rng.int(0, 3)), lit(this.rng.int(3, 8))))],
+          [deep ? 0.6 : 0, () => call('list', call('range', lit(this.rng.between(0, 3)), lit(this.rng.between(3, 8))))],
           [deep ? 0.5 : 0, () => this.fromVar('ilist', (x) => bin('+', x, { k: 'list', items: [this.expr('int', 0)] }))],
         ];
       case 'slist':
@@ -933,7 +887,7 @@ class ProgramBuilder {
           }],
           [deep && this.has('arith') ? 1 : 0, () => {
             const a = this.live('int', d - 1);
-            return a && call('divmod', a, lit(this.rng.int(2, 9)));
+            return a && call('divmod', a, lit(this.rng.between(2, 9)));
           }],
           [deep && this.has('list') ? 0.7 : 0, () => this.fromVar('ilist', (x) => ({ k: 'tuple', items: [call('min', x), call('max', x)] }))],
         ];
@@ -952,11 +906,11 @@ class ProgramBuilder {
   }
 
   private someSlice(x: Expr): Expr {
-    const n = (): Expr => lit(this.rng.int(1, 3));
+    const n = (): Expr => lit(this.rng.between(1, 3));
     return this.rng.weighted<() => Expr>([
       [2, () => ({ k: 'slice', obj: x, lo: n(), hi: null, step: null })],
       [2, () => ({ k: 'slice', obj: x, lo: null, hi: n(), step: null })],
-      [1, () => ({ k: 'slice', obj: x, lo: lit(-this.rng.int(1, 3)), hi: null, step: null })],
+      [1, () => ({ k: 'slice', obj: x, lo: lit(-this.rng.between(1, 3)), hi: null, step: null })],
       [1, () => ({ k: 'slice', obj: x, lo: null, hi: null, step: lit(2) })],
     ])();
   }
@@ -1014,8 +968,8 @@ class ProgramBuilder {
       }],
       [allowRange ? 2.5 : 1, () => {
         const n = this.readVar('int');
-        const hi = n && this.rng.chance(0.6) ? (this.rng.chance(0.5) ? n : bin('+', n, lit(1))) : lit(this.rng.int(2, 8));
-        const lo = this.rng.chance(0.3) ? [lit(this.rng.int(1, 2))] : [];
+        const hi = n && this.rng.chance(0.6) ? (this.rng.chance(0.5) ? n : bin('+', n, lit(1))) : lit(this.rng.between(2, 8));
+        const lo = this.rng.chance(0.3) ? [lit(this.rng.between(1, 2))] : [];
         return { iter: call('range', ...lo, hi), targets: [target('int', ['i', 'j', 'k', 'step_no'])], locks: [] };
       }],
       [this.has('list') ? 1.2 : 0, () => {
@@ -1130,8 +1084,8 @@ class ProgramBuilder {
       case 'int':
         return this.first<Stmt[]>([
           [3, () => [aug(name, this.rng.pick(['+', '-', '+'] as const), this.expr('int', 1, true))]],
-          [this.has('arith') ? 1 : 0, () => [aug(name, '*', lit(this.rng.int(2, 3)))]],
-          [this.has('arith') ? 1 : 0, () => [aug(name, this.rng.pick(['//', '%'] as const), lit(this.rng.int(2, 7)))]],
+          [this.has('arith') ? 1 : 0, () => [aug(name, '*', lit(this.rng.between(2, 3)))]],
+          [this.has('arith') ? 1 : 0, () => [aug(name, this.rng.pick(['//', '%'] as const), lit(this.rng.between(2, 7)))]],
           [1, () => {
             const e = this.live('int', 1);
             return e && [assign(name, call(this.rng.pick(['max', 'min']), v(name), e))];
@@ -1196,7 +1150,7 @@ class ProgramBuilder {
     const branch = (): { cond: Expr; body: Stmt[] } | null => {
       const cond = this.cond(2);
       if (!cond) return null;
-      const body = this.nested(() => this.block(this.rng.int(1, 2), depth + 1));
+      const body = this.nested(() => this.block(this.rng.between(1, 2), depth + 1));
       return { cond, body };
     };
     const first = branch();
@@ -1204,7 +1158,7 @@ class ProgramBuilder {
     const branches = [first];
     const second = this.rng.chance(0.25) ? branch() : null;
     if (second) branches.push(second);
-    const orelse = this.rng.chance(0.45) ? this.nested(() => this.block(this.rng.int(1, 2), depth + 1)) : null;
+    const orelse = this.rng.chance(0.45) ? this.nested(() => this.block(this.rng.between(1, 2), depth + 1)) : null;
     return { k: 'if', branches, orelse };
   }
 
@@ -1226,11 +1180,11 @@ class ProgramBuilder {
 
   /** Body of a loop: a few statements, plus an update of `acc` so the loop does visible work. */
   private loopBody(depth: number, acc: string | null): Stmt[] {
-    const n = this.rng.int(1, 3);
+    const n = this.rng.between(1, 3);
     const x = acc ? this.scope.get(acc) : undefined;
     if (!x) return this.block(n, depth + 1);
     return this.block(n - 1, depth + 1, {
-      at: this.rng.int(0, n - 1),
+      at: this.rng.between(0, n - 1),
       make: () => {
         const upd = this.accUpdate(x);
         const guard = this.has('if') && this.rng.chance(0.5) ? this.cond(1) : null;
@@ -1315,10 +1269,10 @@ class ProgramBuilder {
       const name = this.freshName('int', kind === 'halve' ? ['n', 'num', 'rest'] : ['remaining', 'left', 'budget', 'countdown']);
       const start = this.loopStart();
       // The start may be a negative input: the loop then simply does not run.
-      pre.push(assign(name, kind === 'halve' ? start : bin('%', start, lit(this.rng.int(5, 9)))));
+      pre.push(assign(name, kind === 'halve' ? start : bin('%', start, lit(this.rng.between(5, 9)))));
       this.declare(name, 'int', { locked: true });
       const body = this.nested(() => this.loopBody(depth, acc));
-      const dec: Stmt = kind === 'halve' ? aug(name, '//', lit(this.rng.pick([2, 2, 3, 10]))) : aug(name, '-', lit(this.rng.int(1, 2)));
+      const dec: Stmt = kind === 'halve' ? aug(name, '//', lit(this.rng.pick([2, 2, 3, 10]))) : aug(name, '-', lit(this.rng.between(1, 2)));
       loop = { k: 'while', cond: cmp('>', v(name), lit(0)), body: [...body, dec] };
     } else if (kind === 'index') {
       const coll = this.varsOf('ilist').concat(this.varsOf('slist'), this.varsOf('text'));
@@ -1370,7 +1324,7 @@ class ProgramBuilder {
       [colls.some((x) => x.ty === 'ilist') && this.has('list') ? 1 : 0, () => call('sum', v(this.rng.pick(colls.filter((x) => x.ty === 'ilist')).name))],
       [1, () => this.live('int', 1)],
     ]);
-    return e ?? lit(this.rng.int(3, 12));
+    return e ?? lit(this.rng.between(3, 12));
   }
 
   /** After its loop, a counter is an ordinary variable again. */

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 
 import { DEFAULT_LIMITS } from '../../src/schema.js';
 import { CorpusError } from '../../corpus/errors.js';
-import { PRESETS, PRESET_NAMES, Rng, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { SplitMix32 } from '../../src/rng.js';
+import { PRESETS, PRESET_NAMES, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
 import { requiredInCi } from '../helpers.js';
 import { pythonAvailable, runInPython, type ReferenceRun } from './synthetic-reference.js';
 
@@ -98,7 +99,7 @@ describe.skipIf(!hasPython)('generated programs in CPython', () => {
   const batch = (preset: string): { cands: Candidate[]; ref: ReferenceRun[] } => {
     let b = runs.get(preset);
     if (!b) {
-      const rng = new Rng(1234);
+      const rng = new SplitMix32(1234);
       const knobs = resolveKnobs({ preset: preset as never });
       const cands: Candidate[] = [];
       while (cands.length < PER_PRESET) {
