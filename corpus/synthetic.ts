@@ -8,7 +8,7 @@
  *
  * Each program is `def f(...)` (plus helper functions for `hard`) and an entry
  * call with literal arguments. Every candidate is run by a reference interpreter
- * of the subset (./synthetic-ast.ts) on its own entry before it is kept, so each
+ * of the subset (./synthetic/interpreter.ts) on its own entry before it is kept, so each
  * emitted program is valid Python, raises nothing, keeps its values bounded and
  * finishes within the preset's event window, far inside DEFAULT_LIMITS.maxSteps.
  * Programs are distinct by normalized source + entry, and the sequence for a
@@ -20,23 +20,11 @@ import { SplitMix32, type Draws } from '../src/rng.js';
 import type { Program } from '../src/schema.js';
 import { CorpusError } from './errors.js';
 import { normalizeSource } from './splits.js';
-import {
-  Interpreter,
-  Rejected,
-  callees,
-  namesRead,
-  eliminateDeadCode,
-  printExpr,
-  list,
-  printProgram,
-  pyRepr,
-  type BinOp,
-  type CmpOp,
-  type Expr,
-  type FuncDef,
-  type PyValue,
-  type Stmt,
-} from './synthetic-ast.js';
+import type { BinOp, CmpOp, Expr, FuncDef, PyValue, Stmt } from './synthetic/ast.js';
+import { callees, eliminateDeadCode, namesRead } from './synthetic/dead-code.js';
+import { Interpreter } from './synthetic/interpreter.js';
+import { printExpr, printProgram } from './synthetic/printer.js';
+import { Rejected, list, pyRepr } from './synthetic/values.js';
 
 export type Preset = 'easy' | 'medium' | 'hard';
 
