@@ -60,6 +60,18 @@ export interface FuncDef {
   body: Stmt[];
 }
 
+// Shorthands for building nodes.
+export const v = (name: string): Expr => ({ k: 'var', name });
+export const lit = (x: PyValue): Expr => ({ k: 'lit', v: x });
+export const bin = (op: BinOp, l: Expr, r: Expr): Expr => ({ k: 'bin', op, l, r });
+export const cmp = (op: CmpOp, l: Expr, r: Expr): Expr => ({ k: 'cmp', op, l, r });
+export const call = (fn: string, ...args: Expr[]): Expr => ({ k: 'call', fn, args });
+export const meth = (obj: Expr, name: string, ...args: Expr[]): Expr => ({ k: 'method', obj, name, args });
+export const assign = (name: string, value: Expr): Stmt => ({ k: 'assign', target: { k: 'name', name }, value });
+export const aug = (name: string, op: BinOp, value: Expr): Stmt => ({ k: 'aug', target: { k: 'name', name }, op, value });
+export const ret = (e: Expr): Stmt => ({ k: 'return', e });
+export const ifs = (cond: Expr, body: Stmt[], orelse: Stmt[] | null = null): Stmt => ({ k: 'if', branches: [{ cond, body }], orelse });
+
 /** The direct sub-expressions of `e`. */
 export function subExprs(e: Expr): Expr[] {
   switch (e.k) {

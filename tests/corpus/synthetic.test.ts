@@ -4,6 +4,7 @@ import { DEFAULT_LIMITS } from '../../src/schema.js';
 import { CorpusError } from '../../corpus/errors.js';
 import { SplitMix32 } from '../../src/rng.js';
 import { PRESETS, PRESET_NAMES, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { ACCUMULATOR_TYPES, TYPES, VALUE_TYPES } from '../../corpus/synthetic/value-types.js';
 import { requiredInCi } from '../helpers.js';
 import { pythonAvailable, runInPython, type ReferenceRun } from './synthetic-reference.js';
 
@@ -91,6 +92,12 @@ describe('generatePrograms', () => {
       .filter(([, re]) => !re.test(text))
       .map(([name]) => name);
     expect(missing).toEqual([]);
+  });
+});
+
+describe('value types', () => {
+  it('draws accumulators from exactly the types that describe one', () => {
+    expect([...ACCUMULATOR_TYPES].sort()).toEqual(TYPES.filter((t) => VALUE_TYPES[t].accumulator).sort());
   });
 });
 
