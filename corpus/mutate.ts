@@ -12,8 +12,9 @@
  * runs is not known here: the caller traces the variants and keeps those that
  * finish ok.
  */
+import { SplitMix32 } from '../src/rng.js';
 import type { Program } from '../src/schema.js';
-import { Rng, programId } from './synthetic.js';
+import { programId } from './synthetic.js';
 
 export interface MutateOptions {
   /** Variants wanted; fewer come back when the program has fewer distinct edits. */
@@ -48,7 +49,7 @@ export function mutateProgram(program: Program, opts: MutateOptions): Program[] 
   // because they run on every call, so editing them changes the execution.
   const weights = pool.map((e) => indentWeight(program.source, e.start) / perKind.get(e.kind)!);
   // The parent's id seeds the choice, so each program gets its own edits for one run seed.
-  const rng = new Rng(opts.seed ^ parseInt(programId(program.source, program.entry).slice(0, 8), 16));
+  const rng = new SplitMix32(opts.seed ^ parseInt(programId(program.source, program.entry).slice(0, 8), 16));
   const seen = new Set<string>([program.source]);
   const out: Program[] = [];
   while (out.length < opts.count && pool.length > 0) {

@@ -11,7 +11,7 @@ import type { Program, Trace } from '../src/schema.js';
 import { setupBackend, type BackendName } from '../training/backend.js';
 import { findCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../training/checkpoint.js';
 import { SPECIAL_TOKEN_LIST, encodeTrace } from '../training/sequence.js';
-import { Rng } from '../training/rng.js';
+import { Rng } from '../src/rng.js';
 import { MostFrequentValues } from './baselines.js';
 import { scoreOutputs, type ProgramRunner } from './equality.js';
 import { EvalError } from './errors.js';

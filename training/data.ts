@@ -25,7 +25,7 @@
  */
 import { ROLE_OUTPUT, ROLE_STATE, SPECIAL_TOKENS, type EncodedOutputExample, type EncodedTrace } from './sequence.js';
 import type { Tokenizer } from './tokenizer.js';
-import { Rng, type RngState } from './rng.js';
+import { Rng, type RngState } from '../src/rng.js';
 
 export const KIND_NONE = 0;
 export const KIND_NEXT = 1;

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 
 import { DEFAULT_LIMITS } from '../../src/schema.js';
 import { CorpusError } from '../../corpus/errors.js';
-import { PRESETS, PRESET_NAMES, Rng, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { SplitMix32 } from '../../src/rng.js';
+import { PRESETS, PRESET_NAMES, generateOne, generatePrograms, iteratePrograms, programId, resolveKnobs, type Candidate } from '../../corpus/synthetic.js';
+import { ACCUMULATOR_TYPES, TYPES, VALUE_TYPES } from '../../corpus/synthetic/value-types.js';
 import { requiredInCi } from '../helpers.js';
 import { pythonAvailable, runInPython, type ReferenceRun } from './synthetic-reference.js';
 
@@ -93,12 +95,18 @@ describe('generatePrograms', () => {
   });
 });
 
+describe('value types', () => {
+  it('draws accumulators from exactly the types that describe one', () => {
+    expect([...ACCUMULATOR_TYPES].sort()).toEqual(TYPES.filter((t) => VALUE_TYPES[t].accumulator).sort());
+  });
+});
+
 describe.skipIf(!hasPython)('generated programs in CPython', () => {
   const runs = new Map<string, { cands: Candidate[]; ref: ReferenceRun[] }>();
   const batch = (preset: string): { cands: Candidate[]; ref: ReferenceRun[] } => {
     let b = runs.get(preset);
     if (!b) {
-      const rng = new Rng(1234);
+      const rng = new SplitMix32(1234);
       const knobs = resolveKnobs({ preset: preset as never });
       const cands: Candidate[] = [];
       while (cands.length < PER_PRESET) {

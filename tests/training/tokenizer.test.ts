@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SPECIAL_TOKEN_LIST, SPECIAL_TOKENS, traceToSegments } from '../../training/sequence.js';
 import { Tokenizer, bytesToString, stringToBytes, trainTokenizer } from '../../training/tokenizer.js';
-import { Rng } from '../../training/rng.js';
+import { Rng } from '../../src/rng.js';
 import { cruxevalPseudoTraces, designExample, loopTrace } from './fixtures.js';
 
 function segmentTexts(traces: ReturnType<typeof cruxevalPseudoTraces>): string[] {
