@@ -3,6 +3,7 @@
  * eval instead of re-deriving it. No wall-clock values, so an interrupted and
  * resumed run writes the same manifest as an uninterrupted one.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TraceLimits, TraceStatus } from '../src/schema.js';
@@ -95,6 +96,15 @@ export interface ShardMeta {
   bySplit: Record<Split, number>;
   mutants: { kept: number; dropped: number };
   errors: CorpusErrorEntry[];
+}
+
+/**
+ * The id of a corpus: the first 16 hex digits of the sha256 of its manifest as JSON. A
+ * checkpoint records the id of the corpus it trained on, and an eval report the id of the
+ * corpus it read, so either shows whether a model and a corpus belong together.
+ */
+export function manifestId(manifest: Manifest): string {
+  return createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16);
 }
 
 /** Reads and checks `dir/manifest.json`; throws {@link CorpusError} with a one-line cause. */

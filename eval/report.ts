@@ -10,8 +10,8 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASELINES, PREDICTORS, PREDICTOR_LABELS, type Predictor } from './baselines.js';
 import { DIMENSIONS, DIMENSION_LABELS, type BreakdownRow } from './breakdowns.js';
-import type { OutputSummary, RolloutSummary, StateSummary } from './metrics.js';
-import { pct, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
+import { pct, type OutputSummary, type RolloutSummary, type StateSummary } from './metrics.js';
+import type { TeacherForcedResult, ViewerTrace } from './teacher.js';
 
 /** Output prediction figures beside the baseline that always answers the most frequent return value. */
 export interface OutputSection {

@@ -1,10 +1,28 @@
 /**
  * The training configuration: typed, defaulted, and saved in every checkpoint
- * (the model's own `ModelConfig` lives in model.ts and is saved beside it).
+ * (the model's own `ModelConfig` lives in model.ts and is saved beside it), and the
+ * named model sizes. Plain data without tfjs, so the CLI can print these defaults
+ * in its help without loading a backend.
  */
 import type { BackendName } from './backend.js';
-import { MODEL_PRESETS, POSITION_ENCODINGS, type PositionEncoding } from './model.js';
+import type { ModelConfig } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
+
+/** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
+export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
+export type PositionEncoding = (typeof POSITION_ENCODINGS)[number];
+
+/**
+ * Named sizes. `tiny` is for tests and smoke runs, `small` (~0.5M params with a ~1,000-token
+ * vocabulary) for the demo. Every preset's context holds the source and first frame of ~94% of
+ * default (`medium`) synthetic programs with the default vocabulary; a trace longer than that
+ * is cut into windows on frame boundaries.
+ */
+export const MODEL_PRESETS: Record<'tiny' | 'small' | 'base', Omit<ModelConfig, 'vocabSize'>> = {
+  tiny: { blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
+  small: { blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 },
+  base: { blockSize: 512, nLayer: 6, nHead: 8, nEmbd: 320, dropout: 0.1 },
+};
 
 export type PresetName = keyof typeof MODEL_PRESETS;
 export const PRESET_NAMES = Object.keys(MODEL_PRESETS) as PresetName[];

@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { pct } from '../../eval/metrics.js';
 import { UserError } from '../errors.js';
 import { positiveInt } from '../flags.js';
 import { packagePath } from '../paths.js';
@@ -123,10 +124,6 @@ export interface ReportShape {
   output: OutputShape;
   /** Absent in reports of versions that had no rollout outputs beside the direct ones. */
   rolloutOutput?: OutputShape;
-}
-
-function pct(x: number | null): string {
-  return x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 }
 
 /**
