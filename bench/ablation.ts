@@ -24,6 +24,7 @@ import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pct } from '../eval/metrics.js';
+import { readReport, type StoredReport } from '../eval/report.js';
 import { readMetrics, type MetricsLine } from '../training/metrics.js';
 import { lineChartSvg } from '../training/plot.js';
 
@@ -70,20 +71,6 @@ function execwm(args: string[]): void {
   if (res.status !== 0) throw new Error(`ablation: \`${line}\` failed with exit ${res.status}`);
 }
 
-interface Report {
-  teacherForced: {
-    model: { variableAccuracy: number | null; stateExactMatch: number | null; undecodableShare: number | null; frames: number };
-    baselines: Record<string, { variableAccuracy: number | null; stateExactMatch: number | null }>;
-  } | null;
-  output: { mode: string; model: { equalAccuracy: number | null; exactAccuracy: number | null; programs: number }; baseline: { equalAccuracy: number | null } | null } | null;
-  rolloutOutput?: Report['output'];
-  rollout: { summary: Record<string, number | null> } | null;
-}
-
-function readReport(dir: string): Report {
-  return JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
-}
-
 /** One SVG with the validation next-token loss of every run (the term all λ share). */
 function curvesSvg(runs: { lambda: number; metrics: MetricsLine[] }[]): string {
   const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
@@ -105,7 +92,7 @@ interface Run {
   seed: number;
   run: string;
   metrics: MetricsLine[];
-  evals: Record<'test' | 'hard', Report>;
+  evals: Record<'test' | 'hard', StoredReport>;
 }
 
 /** Mean and range of the defined values (null when none is). */

@@ -3,7 +3,6 @@
  * predict (teacher-forced, optionally rollout, and output), score beside the
  * baselines, and build the report. The CLI (`execwm eval`) and the demo call these.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorpusError, manifestId, readCorpus, readManifest, type CorpusTrace, type Manifest, type Split } from '../corpus/index.js';
@@ -40,10 +39,6 @@ export interface EvalResult {
 
 const quiet: EvalProgress = { start: () => undefined, advance: () => undefined, stop: () => undefined };
 
-function shortHash(bytes: Buffer | string): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 12);
-}
-
 /** A checkpoint ready to evaluate, with what the report says about it. */
 interface LoadedModel {
   ckpt: LoadedCheckpoint;
@@ -51,8 +46,8 @@ interface LoadedModel {
   backend: string;
   /** First hex digits of the weights' sha256. */
   id: string;
-  /** Manifest id of the training corpus, when the checkpoint records it. */
-  trainedOn: string | null;
+  /** Manifest id of the training corpus. */
+  trainedOn: string;
 }
 
 /** Loads the model after checking it exists and speaks this version's sequence format. */
@@ -75,13 +70,7 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
         `this execwm writes traces with ${SPECIAL_TOKEN_LIST.join(' ')}`,
     );
   }
-  const meta = JSON.parse(readFileSync(join(found, 'checkpoint.json'), 'utf8')) as { weightsSha256?: string; manifestId?: string };
-  return {
-    ckpt,
-    backend: used,
-    id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12),
-    trainedOn: meta.manifestId ?? null,
-  };
+  return { ckpt, backend: used, id: ckpt.weightsSha256.slice(0, 12), trainedOn: ckpt.manifestId };
 }
 
 /** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */

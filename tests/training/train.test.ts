@@ -223,6 +223,35 @@ describe('training loop (tiny model, wasm backend)', () => {
     }
   });
 
+  it('reads a checkpoint from before the later config fields as what those runs did', async () => {
+    const res = await run({ config: { steps: 2 } });
+    const file = path.join(res.out, 'checkpoint', 'checkpoint.json');
+    const meta = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown>; modelConfig: Record<string, unknown> };
+    for (const key of ['changedOnly', 'outputExamples', 'outputWeight', 'positionEncoding']) delete meta.trainConfig[key];
+    writeFileSync(file, JSON.stringify(meta));
+    const files = await readCheckpoint(res.out);
+    expect(files.meta.trainConfig).toEqual({
+      ...res.trainConfig,
+      changedOnly: false,
+      outputExamples: false,
+      outputWeight: null,
+      positionEncoding: 'learned',
+    });
+    expect(files.meta.modelConfig).toEqual(res.modelConfig);
+  });
+
+  it('refuses a checkpoint.json field of the wrong type in one line naming the field', async () => {
+    const res = await run({ config: { steps: 2 } });
+    const file = path.join(res.out, 'checkpoint', 'checkpoint.json');
+    const meta = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown> };
+    writeFileSync(file, JSON.stringify({ ...meta, trainConfig: { ...meta.trainConfig, stateWeight: 'high' } }));
+    await expect(loadCheckpoint(res.out)).rejects.toThrow(
+      /^Corrupt checkpoint \S+: checkpoint\.json: trainConfig\.stateWeight: Invalid type: Expected number but received "high"$/,
+    );
+    writeFileSync(file, JSON.stringify({ ...meta, format: 'other' }));
+    await expect(loadCheckpoint(res.out)).rejects.toThrow(/not an execwm checkpoint of version 1 \(format other, version 1\)/);
+  });
+
   it('refuses a corrupt checkpoint and a resume with other settings or another corpus', async () => {
     const res = await run({ config: { steps: 2 } });
     await expect(train({ corpus: corpus(), out: res.out, config: { ...BASE, steps: 2 } })).rejects.toThrow(/already holds a training run/);
