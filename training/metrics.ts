@@ -8,7 +8,7 @@ import path from 'node:path';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
-/** Validation losses: the objective and each of its terms. */
+/** Losses of a step or a validation: the objective and each of its terms. */
 export interface ValLosses {
   loss: number;
   next: number;
@@ -17,21 +17,9 @@ export interface ValLosses {
   state: number;
 }
 
-/** One line of metrics.jsonl. */
+/** One line of metrics.jsonl: a training step (its learning rate, losses, gradient norm, tokens so far) or a validation. */
 export type MetricsLine =
-  | {
-      type: 'train';
-      step: number;
-      lr: number;
-      loss: number;
-      next: number;
-      /** Absent in runs from before the output loss had a term of its own. */
-      output?: number;
-      state: number;
-      gradNorm: number;
-      tokens: number;
-      tokensPerSec: number;
-    }
+  | ({ type: 'train'; step: number; lr: number } & ValLosses & { gradNorm: number; tokens: number; tokensPerSec: number })
   | ({ type: 'val'; step: number } & ValLosses);
 
 export type TrainLine = Extract<MetricsLine, { type: 'train' }>;
