@@ -23,6 +23,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pct } from '../eval/metrics.js';
+import { readReport, type StoredReport } from '../eval/report.js';
+import { readMetrics, type MetricsLine } from '../training/metrics.js';
+import { lineChartSvg } from '../training/plot.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -67,74 +71,19 @@ function execwm(args: string[]): void {
   if (res.status !== 0) throw new Error(`ablation: \`${line}\` failed with exit ${res.status}`);
 }
 
-interface Report {
-  teacherForced: {
-    model: { variableAccuracy: number | null; stateExactMatch: number | null; undecodableShare: number | null; frames: number };
-    baselines: Record<string, { variableAccuracy: number | null; stateExactMatch: number | null }>;
-  } | null;
-  output: { mode: string; model: { equalAccuracy: number | null; exactAccuracy: number | null; programs: number }; baseline: { equalAccuracy: number | null } | null } | null;
-  rolloutOutput?: Report['output'];
-  rollout: { summary: Record<string, number | null> } | null;
-}
-
-function readReport(dir: string): Report {
-  return JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
-}
-
-interface MetricsLine {
-  type: 'train' | 'val';
-  step: number;
-  loss: number;
-  next: number;
-  output?: number;
-  state: number;
-}
-
-function readMetrics(run: string): MetricsLine[] {
-  return readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as MetricsLine);
-}
-
-const pct = (x: number | null | undefined): string => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-
 /** One SVG with the validation next-token loss of every run (the term all λ share). */
 function curvesSvg(runs: { lambda: number; metrics: MetricsLine[] }[]): string {
-  const W = 640;
-  const H = 320;
-  const pad = { l: 56, r: 16, t: 24, b: 40 };
-  const series = runs.map((r) => ({ lambda: r.lambda, points: r.metrics.filter((m) => m.type === 'val').map((m) => [m.step, m.next] as const) }));
-  const all = series.flatMap((s) => s.points);
-  if (all.length === 0) return '';
-  const maxX = Math.max(...all.map((p) => p[0]));
-  const ys = all.map((p) => p[1]);
-  const minY = Math.min(...ys);
-  const maxY = Math.max(...ys);
-  const x = (v: number) => pad.l + ((W - pad.l - pad.r) * v) / Math.max(1, maxX);
-  const y = (v: number) => pad.t + ((H - pad.t - pad.b) * (maxY - v)) / Math.max(1e-9, maxY - minY);
   const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
-  const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${pad.l}" y="16">validation next-token loss (code + action tokens) by step</text>`,
-    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#333"/>`,
-    `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#333"/>`,
-  ];
-  for (let i = 0; i <= 4; i++) {
-    const v = minY + ((maxY - minY) * i) / 4;
-    parts.push(`<text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text>`);
-    const s = Math.round((maxX * i) / 4);
-    parts.push(`<text x="${x(s)}" y="${H - pad.b + 16}" text-anchor="middle">${s}</text>`);
-  }
-  series.forEach((s, i) => {
-    const color = colors[i % colors.length]!;
-    const d = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
-    parts.push(`<text x="${W - pad.r - 90}" y="${pad.t + 16 * (i + 1)}" fill="${color}">λ = ${s.lambda}</text>`);
+  return lineChartSvg({
+    title: 'validation next-token loss (code + action tokens) by step',
+    yAxis: 'data',
+    series: runs.map((r, i) => ({
+      label: `λ = ${r.lambda}`,
+      color: colors[i % colors.length]!,
+      dashed: false,
+      points: r.metrics.filter((m) => m.type === 'val').map((m): [number, number] => [m.step, m.next]),
+    })),
   });
-  parts.push('</svg>');
-  return parts.join('\n');
 }
 
 /** One training run (a λ and a seed) and its evaluations. */
@@ -143,7 +92,7 @@ interface Run {
   seed: number;
   run: string;
   metrics: MetricsLine[];
-  evals: Record<'test' | 'hard', Report>;
+  evals: Record<'test' | 'hard', StoredReport>;
 }
 
 /** Mean and range of the defined values (null when none is). */

@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeGreedy, type DecodeRequest } from '../eval/predict.js';
 import { setupBackend } from '../training/backend.js';
-import { GPT, MODEL_PRESETS } from '../training/model.js';
+import { MODEL_PRESETS } from '../training/config.js';
+import { GPT } from '../training/model.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VOCAB = 512;

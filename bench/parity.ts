@@ -40,7 +40,8 @@ import { GPT } from '../training/model.js';
 import { cwmObjective } from '../training/objective.js';
 import { deriveSeed } from '../training/rng.js';
 import { encodeOutputExample, encodeTrace, type SequenceOptions } from '../training/sequence.js';
-import { loadCorpus, train, type MetricsLine, type TrainResult } from '../training/train.js';
+import { readMetrics, type MetricsLine } from '../training/metrics.js';
+import { loadCorpus, train, type TrainResult } from '../training/train.js';
 import type { Trace } from '../src/schema.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -285,10 +286,7 @@ const result = await train({
   },
 });
 const config = result.trainConfig;
-const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l) as MetricsLine);
+const metrics = readMetrics(runDir);
 const tfjsTrain = metrics.filter((m): m is Extract<MetricsLine, { type: 'train' }> => m.type === 'train');
 const tfjsVal = metrics.filter((m): m is Extract<MetricsLine, { type: 'val' }> => m.type === 'val');
 if (tfjsTrain.length !== config.steps) fail(`${runDir} holds ${tfjsTrain.length} train steps, expected ${config.steps}`);

@@ -92,6 +92,34 @@ function table(header: string[], rows: (string | number)[][]): string {
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 
+/** `a`, `b` or `c`. */
+const anyOf = (words: readonly string[]): string => {
+  const quoted = words.map((w) => `\`${w}\``);
+  return `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)!}`;
+};
+
+/** What each column holds, for the card's table of fields (the types come from the Parquet schema). */
+const COLUMN_MEANINGS: Record<string, string> = {
+  id: 'the program id',
+  split: anyOf(SPLITS.map((s) => HUB_SPLIT[s])),
+  origin: 'where the program came from: `synthetic:medium`, `jsonl:file.jsonl:12`, `mutation:of=…`',
+  difficulty: 'the synthetic generator\'s preset (`easy`, `medium`, `hard`); null for other origins',
+  status: anyOf(TRACE_STATUSES),
+  message: 'why a trace did not end `ok`, e.g. `ZeroDivisionError: division by zero`',
+  source: 'the Python source',
+  entry: 'the call that was traced, e.g. `f([1, 2], 3)`; null for a script',
+  result: 'the entry call\'s return value (`repr`, `type`, `id`)',
+  stdout: 'everything the program printed',
+  steps: 'the events, in order (below)',
+};
+
+/** A column's type as the table of fields prints it: `string`, `struct?`, `list`. */
+function columnType(field: Field): string {
+  const type = field.type as DataType;
+  const name = type instanceof List ? 'list' : type instanceof Struct ? 'struct' : dtypeOf(type);
+  return field.nullable ? `${name}?` : name;
+}
+
 export function datasetCard(options: CardOptions): string {
   const { exported, schema, textEncoding } = options;
   const m = exported.manifest;
@@ -182,20 +210,7 @@ export function datasetCard(options: CardOptions): string {
     '',
     table(
       ['column', 'type', 'meaning'],
-      [
-        ['`id`', 'string', 'the program id'],
-        ['`split`', 'string', '`train`, `validation` or `test`'],
-        ['`origin`', 'string', 'where the program came from: `synthetic:medium`, `jsonl:file.jsonl:12`, `mutation:of=…`'],
-        ['`difficulty`', 'string?', 'the synthetic generator\'s preset (`easy`, `medium`, `hard`); null for other origins'],
-        ['`status`', 'string', '`ok`, `exception`, `timeout`, `step_limit`, `memory_limit`, `output_limit`, `syntax_error` or `crashed`'],
-        ['`message`', 'string?', 'why a trace did not end `ok`, e.g. `ZeroDivisionError: division by zero`'],
-        ['`source`', 'string', 'the Python source'],
-        ['`entry`', 'string?', 'the call that was traced, e.g. `f([1, 2], 3)`; null for a script'],
-        ['`result`', 'struct?', 'the entry call\'s return value (`repr`, `type`, `id`)'],
-        ['`stdout`', 'string', 'everything the program printed'],
-        ['`steps`', 'list', 'the events, in order (below)'],
-        ...(textEncoding ? [['`text`', 'string', textEncoding]] : []),
-      ],
+      schema.fields.map((f) => [`\`${f.name}\``, columnType(f), f.name === 'text' ? (textEncoding ?? '') : COLUMN_MEANINGS[f.name]!]),
     ),
     '',
     'Each step: `event` (`call`: a frame is entered, `locals` are its arguments; `line`: a line is *about to* run, ' +

@@ -272,19 +272,34 @@ export class Ints {
   }
 }
 
-/** Struct<repr, type, id?> for a Value, optionally with a leading `name` (a local). */
-class Values {
-  readonly name = new Words();
+/** A string column builder: plain ({@link Utf8s}) or dictionary-encoded ({@link Words}). */
+interface Strings {
+  push(s: string | null): void;
+  data(type: never): Data;
+}
+
+/**
+ * Struct<repr, type, id?> for a Value, optionally with a leading `name` (a local). The name and
+ * type columns are dictionary-encoded in shards; the Parquet export passes plain strings.
+ */
+export class Values {
+  readonly name: Strings;
   readonly repr = new Utf8s();
-  readonly type = new Words();
+  readonly type: Strings;
   readonly id = new Ints();
   readonly valid = new Bits();
-  push(v: Value | null, name?: string): void {
+  constructor(strings: () => Strings = () => new Words()) {
+    this.name = strings();
+    this.type = strings();
+  }
+  /** Adds a value (null for none); returns about how many bytes it adds uncompressed. */
+  push(v: Value | null, name?: string): number {
     if (name !== undefined) this.name.push(name);
     this.repr.push(v === null ? '' : v.repr);
     this.type.push(v === null ? '' : v.type);
     this.id.push(v?.id ?? null);
     this.valid.push(v !== null);
+    return (v === null ? 0 : v.repr.length + v.type.length) + (name?.length ?? 0) + 16;
   }
   data(type: Struct): Data<Struct> {
     const columns: Record<string, (t: never) => Data> = {
@@ -316,7 +331,8 @@ export class Lists {
   }
 }
 
-function fieldType<T>(struct: Struct | List, name: string): T {
+/** The type of field `name` of a struct (or of a list's struct items). */
+export function fieldType<T>(struct: Struct | List, name: string): T {
   const s = (struct instanceof List ? struct.valueType : struct) as Struct;
   const f = s.children.find((c) => c.name === name);
   if (!f) throw new Error(`no field ${name}`);

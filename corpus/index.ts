@@ -9,6 +9,7 @@ export { SPLITS, DEFAULT_SPLIT_RATIOS, splitOf, normalizeSource, type Split, typ
 export type { CorpusTrace } from './format.js';
 export {
   readManifest,
+  manifestId,
   CORPUS_FORMAT_VERSION,
   MANIFEST_FILE,
   type Manifest,

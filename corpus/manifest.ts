@@ -3,11 +3,13 @@
  * eval instead of re-deriving it. No wall-clock values, so an interrupted and
  * resumed run writes the same manifest as an uninterrupted one.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TraceLimits, TraceStatus } from '../src/schema.js';
-import { CorpusError } from './errors.js';
-import type { Split, SplitRatios } from './splits.js';
+import * as v from 'valibot';
+import { TRACE_STATUSES, type TraceLimits, type TraceStatus } from '../src/schema.js';
+import { CorpusError, schemaIssue } from './errors.js';
+import { SPLITS, type Split, type SplitRatios } from './splits.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
@@ -97,6 +99,54 @@ export interface ShardMeta {
   errors: CorpusErrorEntry[];
 }
 
+/**
+ * The id of a corpus: the first 16 hex digits of the sha256 of its manifest as JSON. A
+ * checkpoint records the id of the corpus it trained on, and an eval report the id of the
+ * corpus it read, so either shows whether a model and a corpus belong together.
+ */
+export function manifestId(manifest: Manifest): string {
+  return createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16);
+}
+
+const partition = v.object({ index: v.number(), count: v.number() });
+/** A count for every key (the writers start each count at 0). */
+const counted = <K extends string>(keys: readonly K[]) =>
+  v.object(Object.fromEntries(keys.map((k) => [k, v.number()])) as Record<K, v.NumberSchema<undefined>>);
+
+/** manifest.json, checked field by field when read (see {@link readManifest}). */
+const MANIFEST_SCHEMA = v.object({
+  formatVersion: v.literal(CORPUS_FORMAT_VERSION),
+  schemaVersion: v.number(),
+  execwmVersion: v.string(),
+  pyodideVersion: v.string(),
+  pythonVersion: v.string(),
+  source: v.looseObject({ kind: v.picklist(['synthetic', 'jsonl', 'dir', 'stdin', 'traces']) }),
+  seeds: v.record(v.string(), v.number()),
+  mutate: v.number(),
+  limits: v.object({ maxSteps: v.number(), timeoutMs: v.number(), memoryBytes: v.number(), maxStdoutBytes: v.number(), maxValueChars: v.number() }),
+  splitRatios: v.object({ train: v.number(), val: v.number(), test: v.number() }),
+  partition: v.nullable(partition),
+  inputsPerShard: v.number(),
+  counts: v.object({
+    total: v.number(),
+    byStatus: counted(TRACE_STATUSES),
+    bySplit: counted(SPLITS),
+    inputs: v.number(),
+    errors: v.number(),
+    mutants: v.object({ kept: v.number(), dropped: v.number() }),
+  }),
+  shards: v.array(
+    v.object({
+      file: v.pipe(v.string(), v.check((f) => !f.includes('/'), 'Expected a file name without a folder')),
+      rows: v.number(),
+      sha256: v.string(),
+    }),
+  ),
+  errors: v.array(v.object({ input: v.number(), origin: v.string(), reason: v.string() })),
+  mergedPartitions: v.optional(v.array(partition)),
+  missingPartitions: v.optional(v.array(partition)),
+}) satisfies v.GenericSchema<unknown, Manifest>;
+
 /** Reads and checks `dir/manifest.json`; throws {@link CorpusError} with a one-line cause. */
 export function readManifest(dir: string): Manifest {
   const file = join(dir, MANIFEST_FILE);
@@ -111,28 +161,14 @@ export function readManifest(dir: string): Manifest {
   } catch (err) {
     throw new CorpusError(`corrupt manifest ${file}: ${(err as Error).message}`);
   }
-  const m = parsed as Partial<Manifest> | null;
-  if (
-    m === null ||
-    typeof m !== 'object' ||
-    !Array.isArray(m.shards) ||
-    typeof m.counts !== 'object' ||
-    !Array.isArray(m.errors) ||
-    typeof m.formatVersion !== 'number'
-  ) {
-    throw new CorpusError(`corrupt manifest ${file}: expected shards, counts, errors and formatVersion`);
+  const formatVersion = (parsed as { formatVersion?: unknown } | null)?.formatVersion;
+  if (typeof formatVersion === 'number' && formatVersion !== CORPUS_FORMAT_VERSION) {
+    throw new CorpusError(`corpus ${dir} has format version ${formatVersion}; this execwm reads version ${CORPUS_FORMAT_VERSION}`);
   }
-  if (m.formatVersion !== CORPUS_FORMAT_VERSION) {
-    throw new CorpusError(
-      `corpus ${dir} has format version ${m.formatVersion}; this execwm reads version ${CORPUS_FORMAT_VERSION}`,
-    );
-  }
-  for (const s of m.shards) {
-    if (typeof s?.file !== 'string' || typeof s.rows !== 'number' || typeof s.sha256 !== 'string' || s.file.includes('/')) {
-      throw new CorpusError(`corrupt manifest ${file}: bad shard entry ${JSON.stringify(s)}`);
-    }
-  }
-  return m as Manifest;
+  const result = v.safeParse(MANIFEST_SCHEMA, parsed);
+  if (!result.success) throw new CorpusError(`corrupt manifest ${file}: ${schemaIssue(result.issues)}`);
+  // The object as written, not the schema's copy: manifestId() hashes it with its key order.
+  return parsed as Manifest;
 }
 
 /**

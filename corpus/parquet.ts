@@ -46,9 +46,9 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { join } from 'node:path';
 import { Field, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, tableToIPC, type Data } from 'apache-arrow';
-import type { Locals, Step, Value } from '../src/schema.js';
+import type { Locals, Step } from '../src/schema.js';
 import { CorpusError } from './errors.js';
-import { Bits, Ints, Lists, Utf8s, type CorpusTrace } from './format.js';
+import { Ints, Lists, Utf8s, Values, fieldType, type CorpusTrace } from './format.js';
 import { readManifest, type Manifest } from './manifest.js';
 import { readCorpus } from './reader.js';
 import { SPLITS, type Split } from './splits.js';
@@ -105,39 +105,8 @@ export function difficultyOf(origin: string): string | null {
   return kind === 'synthetic' && preset ? preset : null;
 }
 
-/** struct<repr, type, id?> (with a leading `name` for a local). */
-class PlainValues {
-  readonly name = new Utf8s();
-  readonly repr = new Utf8s();
-  readonly type = new Utf8s();
-  readonly id = new Ints();
-  readonly valid = new Bits();
-  push(v: Value | null, name?: string): number {
-    if (name !== undefined) this.name.push(name);
-    this.repr.push(v?.repr ?? '');
-    this.type.push(v?.type ?? '');
-    this.id.push(v?.id ?? null);
-    this.valid.push(v !== null);
-    return (v === null ? 0 : v.repr.length + v.type.length) + (name?.length ?? 0) + 16;
-  }
-  data(type: Struct): Data<Struct> {
-    const columns: Record<string, (t: never) => Data> = {
-      name: (t) => this.name.data(t),
-      repr: (t) => this.repr.data(t),
-      type: (t) => this.type.data(t),
-      id: (t) => this.id.data(t),
-    };
-    const children = type.children.map((f) => columns[f.name](f.type as never));
-    return makeData({ type, length: this.valid.length, ...this.valid.validity(), children });
-  }
-}
-
-function child<T>(type: Struct | List, name: string): T {
-  const s = (type instanceof List ? type.valueType : type) as Struct;
-  const f = s.children.find((c) => c.name === name);
-  if (!f) throw new Error(`no field ${name} in the Parquet schema`);
-  return f.type as T;
-}
+/** The export writes plain strings where shards dictionary-encode them. */
+const plain = () => new Utf8s();
 
 /** Column buffers for one batch of rows; `bytes` estimates their uncompressed size. */
 class RowBuffers {
@@ -152,7 +121,7 @@ class RowBuffers {
     message: new Utf8s(),
     source: new Utf8s(),
     entry: new Utf8s(),
-    result: new PlainValues(),
+    result: new Values(plain),
     stdout: new Utf8s(),
     steps: new Lists(),
     text: new Utf8s(),
@@ -163,8 +132,8 @@ class RowBuffers {
     func: new Utf8s(),
     depth: new Ints(),
     locals: new Lists(),
-    local: new PlainValues(),
-    arg: new PlainValues(),
+    local: new Values(plain),
+    arg: new Values(plain),
     stdout: new Utf8s(),
   };
 
@@ -216,16 +185,16 @@ class RowBuffers {
     const stepsType = type<List>('steps');
     const stepType = stepsType.valueType as Struct;
     const stepChildren: Record<string, () => Data> = {
-      event: () => s.event.data(child(stepType, 'event')),
-      line: () => s.line.data(child(stepType, 'line')),
-      func: () => s.func.data(child(stepType, 'func')),
-      depth: () => s.depth.data(child(stepType, 'depth')),
+      event: () => s.event.data(fieldType(stepType, 'event')),
+      line: () => s.line.data(fieldType(stepType, 'line')),
+      func: () => s.func.data(fieldType(stepType, 'func')),
+      depth: () => s.depth.data(fieldType(stepType, 'depth')),
       locals: () => {
-        const t = child<List>(stepType, 'locals');
+        const t = fieldType<List>(stepType, 'locals');
         return s.locals.data(t, s.local.data(t.valueType as Struct));
       },
-      arg: () => s.arg.data(child(stepType, 'arg')),
-      stdout: () => s.stdout.data(child(stepType, 'stdout')),
+      arg: () => s.arg.data(fieldType(stepType, 'arg')),
+      stdout: () => s.stdout.data(fieldType(stepType, 'stdout')),
     };
     const stepData = makeData({
       type: stepType,

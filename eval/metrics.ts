@@ -114,6 +114,11 @@ export function rate(t: Tally): number | null {
   return t.total === 0 ? null : t.correct / t.total;
 }
 
+/** A rate as reports print it: `72.4%`, or `n/a` where nothing was counted. */
+export function pct(x: number | null | undefined): string {
+  return x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`;
+}
+
 /** Teacher-forced figures for one predictor (the model or a baseline). */
 export interface StateSummary {
   frames: number;

@@ -6,12 +6,15 @@
  * highlighted and, per step, the true and predicted locals side by side, mismatches
  * marked, stepping forward and back.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as v from 'valibot';
+import { schemaIssue } from '../corpus/errors.js';
+import { EvalError } from './errors.js';
 import { BASELINES, PREDICTORS, PREDICTOR_LABELS, type Predictor } from './baselines.js';
 import { DIMENSIONS, DIMENSION_LABELS, type BreakdownRow } from './breakdowns.js';
-import type { OutputSummary, RolloutSummary, StateSummary } from './metrics.js';
-import { pct, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
+import { pct, type OutputSummary, type RolloutSummary, type StateSummary } from './metrics.js';
+import type { TeacherForcedResult, ViewerTrace } from './teacher.js';
 
 /** Output prediction figures beside the baseline that always answers the most frequent return value. */
 export interface OutputSection {
@@ -80,6 +83,52 @@ export function writeReport(dir: string, report: EvalReport, examples: readonly 
   writeAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
   writeAtomic(html, renderHtml(report, examples));
   return { json, html };
+}
+
+const share = v.nullable(v.number());
+const FIGURES = v.looseObject({ variableAccuracy: share, stateExactMatch: share });
+const OUTPUT_SUMMARY = v.looseObject({ programs: v.number(), exactAccuracy: share, equalAccuracy: share });
+const OUTPUT_SECTION = v.nullable(
+  v.looseObject({ mode: v.picklist(['rollout', 'direct']), model: OUTPUT_SUMMARY, baseline: v.nullable(OUTPUT_SUMMARY), flags: v.array(v.string()) }),
+);
+
+/**
+ * report.json as tools read it back (the demo's tables, the ablation): the headline sections
+ * checked, every other field kept as written. Reports from before the rollout outputs were
+ * scored beside the direct ones read with `rolloutOutput: null`.
+ */
+const REPORT_SCHEMA = v.looseObject({
+  reportVersion: v.literal(1),
+  model: v.looseObject({ id: v.string(), step: v.number(), params: v.number() }),
+  corpus: v.nullable(v.looseObject({ id: v.string(), split: v.string(), traces: v.number() })),
+  teacherForced: v.nullable(
+    v.looseObject({
+      model: v.looseObject({ frames: v.number(), variableAccuracy: share, stateExactMatch: share, undecodableShare: share }),
+      baselines: v.record(v.string(), FIGURES),
+      breakdowns: v.optional(v.looseObject({ event: v.optional(v.array(v.looseObject({ key: v.string(), figures: v.record(v.string(), FIGURES) }))) })),
+    }),
+  ),
+  rollout: v.nullable(v.looseObject({ summary: v.record(v.string(), share) })),
+  output: OUTPUT_SECTION,
+  rolloutOutput: v.optional(OUTPUT_SECTION, null),
+});
+
+/** A report read back from report.json (see {@link readReport}). */
+export type StoredReport = v.InferOutput<typeof REPORT_SCHEMA>;
+
+/** Reads `dir/report.json`; a missing or damaged report is an EvalError in one line. */
+export function readReport(dir: string): StoredReport {
+  const file = join(dir, 'report.json');
+  if (!existsSync(file)) throw new EvalError(`no report at ${file}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new EvalError(`corrupt report ${file}: ${(err as Error).message}`);
+  }
+  const result = v.safeParse(REPORT_SCHEMA, json);
+  if (!result.success) throw new EvalError(`corrupt report ${file}: ${schemaIssue(result.issues)}`);
+  return result.output;
 }
 
 function table(rows: string[][]): string {

@@ -3,10 +3,9 @@
  * predict (teacher-forced, optionally rollout, and output), score beside the
  * baselines, and build the report. The CLI (`execwm eval`) and the demo call these.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorpusError, readCorpus, readManifest, type CorpusTrace, type Split } from '../corpus/index.js';
+import { CorpusError, manifestId, readCorpus, readManifest, type CorpusTrace, type Manifest, type Split } from '../corpus/index.js';
 import type { Program, Trace } from '../src/schema.js';
 import { setupBackend, type BackendName } from '../training/backend.js';
 import { findCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../training/checkpoint.js';
@@ -15,7 +14,7 @@ import { Rng } from '../src/rng.js';
 import { MostFrequentValues } from './baselines.js';
 import { scoreOutputs, type ProgramRunner } from './equality.js';
 import { EvalError } from './errors.js';
-import { scoreRollout, summarizeOutputs, summarizeRollouts, type OutputSummary, type RolloutScore } from './metrics.js';
+import { pct, scoreRollout, summarizeOutputs, summarizeRollouts, type OutputSummary, type RolloutScore } from './metrics.js';
 import {
   contextIds,
   decodeGreedy,
@@ -29,51 +28,9 @@ import {
   specialIds,
   trueRolloutFrames,
 } from './predict.js';
+import { EVAL_DEFAULTS, type CorpusEvalOptions, type EvalOptions, type EvalProgress } from './config.js';
 import type { EvalReport, OutputSection } from './report.js';
-import { TeacherForcedEvaluator, pct, type ViewerTrace } from './teacher.js';
-
-export interface EvalProgress {
-  /** A phase starts: what is counted and how many. */
-  start(label: string, total: number, unit: string): void;
-  advance(delta: number, fields?: Record<string, string | number>): void;
-  stop(): void;
-}
-
-export interface EvalOptions {
-  /** Run folder or checkpoint folder of the model. */
-  modelDir: string;
-  /** tfjs backend; default `auto`. */
-  backend?: BackendName;
-  /** Requests decoded together (equal prompt lengths); default 32. */
-  batchSize?: number;
-  /** Generate whole traces as well (slow: one token at a time per trace); default false. */
-  rollout?: boolean;
-  /** Cap on tokens generated per rollout; default 2048. */
-  maxRolloutTokens?: number;
-  /** Sandbox for Python `==`; null compares outputs as strings only. */
-  runner: ProgramRunner | null;
-  /** Written into the report. */
-  execwmVersion: string;
-  progress?: EvalProgress;
-}
-
-export interface CorpusEvalOptions extends EvalOptions {
-  corpusDir: string;
-  split: Split;
-  /** Evaluate a seeded random sample of this many traces; default all. */
-  limit?: number;
-  /** Seeds the sample; default 0. */
-  seed?: number;
-  /** Train traces read to fit the most-frequent-value baselines; default 2000. */
-  baselineTraces?: number;
-  /**
-   * Fit the most-frequent baselines on the train split of this corpus instead (e.g. the model's
-   * training corpus, for an evaluation-only set that has no train split); default `corpusDir`.
-   */
-  baselineCorpusDir?: string;
-  /** Traces shown in the report's viewer; default 20. */
-  examples?: number;
-}
+import { TeacherForcedEvaluator, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
 
 export interface EvalResult {
   report: EvalReport;
@@ -82,10 +39,6 @@ export interface EvalResult {
 
 const quiet: EvalProgress = { start: () => undefined, advance: () => undefined, stop: () => undefined };
 
-function shortHash(bytes: Buffer | string): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 12);
-}
-
 /** A checkpoint ready to evaluate, with what the report says about it. */
 interface LoadedModel {
   ckpt: LoadedCheckpoint;
@@ -93,8 +46,8 @@ interface LoadedModel {
   backend: string;
   /** First hex digits of the weights' sha256. */
   id: string;
-  /** Manifest id of the training corpus, when the checkpoint records it. */
-  trainedOn: string | null;
+  /** Manifest id of the training corpus. */
+  trainedOn: string;
 }
 
 /** Loads the model after checking it exists and speaks this version's sequence format. */
@@ -117,21 +70,15 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
         `this execwm writes traces with ${SPECIAL_TOKEN_LIST.join(' ')}`,
     );
   }
-  const meta = JSON.parse(readFileSync(join(found, 'checkpoint.json'), 'utf8')) as { weightsSha256?: string; manifestId?: string };
-  return {
-    ckpt,
-    backend: used,
-    id: (meta.weightsSha256 ?? shortHash(readFileSync(join(found, 'checkpoint.json')))).slice(0, 12),
-    trainedOn: meta.manifestId ?? null,
-  };
+  return { ckpt, backend: used, id: ckpt.weightsSha256.slice(0, 12), trainedOn: ckpt.manifestId };
 }
 
-/** The report's model section. */
 /** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
 function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
   return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly };
 }
 
+/** The report's model section. */
 function modelSection(dir: string, loaded: LoadedModel): EvalReport['model'] {
   const { ckpt, id, trainedOn } = loaded;
   return {
@@ -262,145 +209,197 @@ function outputFlags(model: OutputSummary, baseline: OutputSummary | null, mode:
       ];
 }
 
-/** Evaluates a model on one split of a corpus. */
-export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalResult> {
-  const started = performance.now();
-  const progress = options.progress ?? quiet;
-  const batchSize = options.batchSize ?? 32;
-  const maxRolloutTokens = options.maxRolloutTokens ?? 2048;
-  const seed = options.seed ?? 0;
-  let manifest;
+/** Reads the corpus's manifest and checks the split has traces; a bad corpus is an EvalError. */
+async function openCorpus(dir: string, split: Split): Promise<Manifest> {
+  const manifest = await corpusErrors(() => readManifest(dir));
+  if ((manifest.counts.bySplit[split] ?? 0) === 0) {
+    const counts = Object.entries(manifest.counts.bySplit).map(([s, n]) => `${s} ${n}`).join(', ');
+    throw new EvalError(`corpus ${dir} has no traces in split ${split} (${counts})`);
+  }
+  return manifest;
+}
+
+/** Runs `read`, turning a CorpusError into an EvalError (one line for the user). */
+async function corpusErrors<T>(read: () => T | Promise<T>): Promise<T> {
   try {
-    manifest = readManifest(options.corpusDir);
+    return await read();
   } catch (err) {
     if (err instanceof CorpusError) throw new EvalError(err.message);
     throw err;
   }
-  const inSplit = manifest.counts.bySplit[options.split] ?? 0;
-  if (inSplit === 0) {
-    const counts = Object.entries(manifest.counts.bySplit).map(([s, n]) => `${s} ${n}`).join(', ');
-    throw new EvalError(`corpus ${options.corpusDir} has no traces in split ${options.split} (${counts})`);
+}
+
+/** The traces evaluated, and the train traces the most-frequent baselines are fitted on. */
+interface EvalTraces {
+  traces: CorpusTrace[];
+  train: CorpusTrace[];
+  mostFrequent: MostFrequentValues;
+  frequentOutput: string | null;
+}
+
+async function readEvalTraces(options: CorpusEvalOptions): Promise<EvalTraces> {
+  const train: CorpusTrace[] = [];
+  const baselineCorpus = options.baselineCorpusDir ?? options.corpusDir;
+  const baselineTraces = options.baselineTraces ?? EVAL_DEFAULTS.baselineTraces;
+  await corpusErrors(async () => {
+    for await (const t of readCorpus(baselineCorpus, { split: 'train', limit: baselineTraces })) train.push(t);
+  });
+  const mostFrequent = MostFrequentValues.fit(train);
+  const frequentOutput = mostFrequentOutput(train);
+  const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, options.seed ?? EVAL_DEFAULTS.seed);
+  return { traces, train, mostFrequent, frequentOutput };
+}
+
+/** Teacher-forced figures, the viewer's traces, and what could not be scored. */
+interface TeacherForcedPhase {
+  teacherForced: TeacherForcedResult;
+  examples: ViewerTrace[];
+  coverage: EvalReport['coverage'];
+  generatedTokens: number;
+}
+
+/** Teacher-forced: plan every frame of a chunk of traces, decode them pooled, score per trace. */
+function teacherForcedPhase(
+  ckpt: LoadedCheckpoint,
+  data: EvalTraces,
+  options: { batchSize: number; examples: number; progress: EvalProgress },
+): TeacherForcedPhase {
+  const { model, tokenizer } = ckpt;
+  const { traces } = data;
+  const { progress } = options;
+  const encoding = stateEncoding(ckpt);
+  const evaluator = new TeacherForcedEvaluator({ ...encoding, mostFrequent: data.mostFrequent });
+  const examples: ViewerTrace[] = [];
+  let generatedTokens = 0;
+  let framesSkipped = 0;
+  let tracesSkipped = 0;
+  const totalFrames = traces.reduce((n, t) => n + t.steps.filter((s) => s.locals !== null).length, 0);
+  progress.start('teacher-forced', totalFrames, 'frames');
+  // Big chunks fill the equal-length buckets that decoding batches.
+  const chunk = 256;
+  for (let c = 0; c < traces.length; c += chunk) {
+    const part = traces.slice(c, c + chunk);
+    const plans = part.map((t) => planFrames(t, tokenizer, { ...encoding, blockSize: model.config.blockSize }));
+    const requests = plans.flatMap((p) => p.requests);
+    const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, {
+      batchSize: options.batchSize,
+      onProgress: (n) => progress.advance(n),
+    });
+    generatedTokens += g;
+    let k = 0;
+    let skippedHere = 0;
+    part.forEach((trace, i) => {
+      const plan = plans[i]!;
+      skippedHere += plan.skipped;
+      if (plan.requests.length === 0 && plan.skipped > 0) tracesSkipped += 1;
+      const outputs = new Map<number, string>();
+      for (const r of plan.requests) outputs.set(r.step, texts[k++]!);
+      const view = evaluator.add(trace, outputs);
+      if (examples.length < options.examples) examples.push(view);
+    });
+    framesSkipped += skippedHere;
+    const acc = evaluator.result().model.variableAccuracy;
+    progress.advance(skippedHere, { acc: acc === null ? 'n/a' : pct(acc) });
   }
-  const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
+  progress.stop();
+  const teacherForced = evaluator.result();
+  return { teacherForced, examples, coverage: { frames: teacherForced.model.frames, framesSkipped, tracesSkipped }, generatedTokens };
+}
+
+/** Rollout: each whole trace generated from the context alone, scored frame by frame, and its return value. */
+function rolloutPhase(
+  ckpt: LoadedCheckpoint,
+  traces: readonly CorpusTrace[],
+  options: { maxRolloutTokens: number; progress: EvalProgress },
+): { scores: RolloutScore[]; outputs: (string | null)[]; generatedTokens: number } {
+  const { model, tokenizer } = ckpt;
+  const encoding = stateEncoding(ckpt);
+  const scores: RolloutScore[] = [];
+  const outputs: (string | null)[] = [];
+  let generatedTokens = 0;
+  options.progress.start('rollout', traces.length, 'traces');
+  for (const trace of traces) {
+    const trueLength = encodeTrace(trace, tokenizer, encoding).ids.length - contextIds(trace, tokenizer).length;
+    const out = generateRollout(model, tokenizer, trace, { maxTokens: Math.min(options.maxRolloutTokens, 2 * trueLength + 32) });
+    generatedTokens += out.tokens;
+    const frames = parseRolloutFrames(out.text, encoding);
+    scores.push(scoreRollout(trueRolloutFrames(trace), frames));
+    outputs.push(rolloutOutput(frames));
+    options.progress.advance(1);
+  }
+  options.progress.stop();
+  return { scores, outputs, generatedTokens };
+}
+
+/**
+ * Output accuracy on traces that returned a value: always direct (context → value), and from
+ * the rollouts when there are any (CWM's route: the trace first, then its return value).
+ */
+async function outputPhase(
+  ckpt: LoadedCheckpoint,
+  data: EvalTraces,
+  rolloutOutputs: (string | null)[] | null,
+  options: { runner: ProgramRunner | null; batchSize: number; maxRolloutTokens: number; progress: EvalProgress },
+): Promise<{ output: OutputSection | null; rolloutOutput: OutputSection | null; generatedTokens: number }> {
+  const withResult = data.traces.map((t, i) => ({ t, i })).filter(({ t }) => t.entry !== null && t.status === 'ok' && t.result !== null);
+  if (withResult.length === 0) return { output: null, rolloutOutput: null, generatedTokens: 0 };
+  const truths = withResult.map(({ t }) => t.result!.repr);
+  const { frequentOutput } = data;
+  const baselineScores =
+    frequentOutput === null ? null : await scoreOutputs(options.runner, truths.map((truth) => ({ truth, predicted: frequentOutput })));
+  const baseline = baselineScores && summarizeOutputs(baselineScores);
+  const section = async (mode: 'direct' | 'rollout', predicted: (string | null)[]): Promise<OutputSection> => {
+    const modelScores = await scoreOutputs(options.runner, truths.map((truth, j) => ({ truth, predicted: predicted[j]! })));
+    const modelSummary = summarizeOutputs(modelScores);
+    return { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline, mode)] };
+  };
+  const { batchSize, maxRolloutTokens, progress } = options;
+  const direct = await predictOutputs(ckpt, withResult.map(({ t }) => t), { mode: 'direct', batchSize, maxRolloutTokens, progress });
+  const output = await section('direct', direct.predicted);
+  const byRollout = rolloutOutputs ? await section('rollout', withResult.map(({ i }) => rolloutOutputs[i]!)) : null;
+  return { output, rolloutOutput: byRollout, generatedTokens: direct.tokens };
+}
+
+/** Evaluates a model on one split of a corpus. */
+export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalResult> {
+  const started = performance.now();
+  const progress = options.progress ?? quiet;
+  const batchSize = options.batchSize ?? EVAL_DEFAULTS.batchSize;
+  const maxRolloutTokens = options.maxRolloutTokens ?? EVAL_DEFAULTS.maxRolloutTokens;
+  const rollout = options.rollout ?? EVAL_DEFAULTS.rollout;
+  const manifest = await openCorpus(options.corpusDir, options.split);
+  const loaded = await loadModel(options.modelDir, options.backend ?? EVAL_DEFAULTS.backend);
   const { ckpt } = loaded;
   try {
-    const { model, tokenizer } = ckpt;
-    const encoding = stateEncoding(ckpt);
-    const train: CorpusTrace[] = [];
-    const baselineCorpus = options.baselineCorpusDir ?? options.corpusDir;
-    try {
-      for await (const t of readCorpus(baselineCorpus, { split: 'train', limit: options.baselineTraces ?? 2000 })) train.push(t);
-    } catch (err) {
-      if (err instanceof CorpusError) throw new EvalError(err.message);
-      throw err;
-    }
-    const mostFrequent = MostFrequentValues.fit(train);
-    const frequentOutput = mostFrequentOutput(train);
-    const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, seed);
-
-    // Teacher-forced: plan every frame of a chunk of traces, decode them pooled, score per trace.
-    const evaluator = new TeacherForcedEvaluator({ ...encoding, mostFrequent });
-    const examples: ViewerTrace[] = [];
-    const wantExamples = options.examples ?? 20;
-    let generatedTokens = 0;
-    let framesSkipped = 0;
-    let tracesSkipped = 0;
-    // Big chunks fill the equal-length buckets that decoding batches.
-    const totalFrames = traces.reduce((n, t) => n + t.steps.filter((s) => s.locals !== null).length, 0);
-    progress.start('teacher-forced', totalFrames, 'frames');
-    const chunk = 256;
-    for (let c = 0; c < traces.length; c += chunk) {
-      const part = traces.slice(c, c + chunk);
-      const plans = part.map((t) => planFrames(t, tokenizer, { ...encoding, blockSize: model.config.blockSize }));
-      const requests = plans.flatMap((p) => p.requests);
-      const { texts, generatedTokens: g } = predictFrames(model, tokenizer, requests, {
-        batchSize,
-        onProgress: (n) => progress.advance(n),
-      });
-      generatedTokens += g;
-      let k = 0;
-      let skippedHere = 0;
-      part.forEach((trace, i) => {
-        const plan = plans[i]!;
-        skippedHere += plan.skipped;
-        if (plan.requests.length === 0 && plan.skipped > 0) tracesSkipped += 1;
-        const outputs = new Map<number, string>();
-        for (const r of plan.requests) outputs.set(r.step, texts[k++]!);
-        const view = evaluator.add(trace, outputs);
-        if (examples.length < wantExamples) examples.push(view);
-      });
-      framesSkipped += skippedHere;
-      const acc = evaluator.result().model.variableAccuracy;
-      progress.advance(skippedHere, { acc: acc === null ? 'n/a' : pct(acc) });
-    }
-    progress.stop();
-    const teacherForced = evaluator.result();
-
-    // Rollout: the whole trace from the context alone.
-    let rolloutScores: RolloutScore[] | null = null;
-    let rolloutOutputs: (string | null)[] | null = null;
-    if (options.rollout) {
-      rolloutScores = [];
-      rolloutOutputs = [];
-      progress.start('rollout', traces.length, 'traces');
-      for (const trace of traces) {
-        const trueLength = encodeTrace(trace, tokenizer, encoding).ids.length - contextIds(trace, tokenizer).length;
-        const out = generateRollout(model, tokenizer, trace, { maxTokens: Math.min(maxRolloutTokens, 2 * trueLength + 32) });
-        generatedTokens += out.tokens;
-        const frames = parseRolloutFrames(out.text, encoding);
-        rolloutScores.push(scoreRollout(trueRolloutFrames(trace), frames));
-        rolloutOutputs.push(rolloutOutput(frames));
-        progress.advance(1);
-      }
-      progress.stop();
-    }
-
-    // Output accuracy on traces that returned a value: always direct (context → value), and from
-    // the rollouts when there are any (CWM's route: the trace first, then its return value).
-    const withResult = traces.map((t, i) => ({ t, i })).filter(({ t }) => t.entry !== null && t.status === 'ok' && t.result !== null);
-    let output: OutputSection | null = null;
-    let outputByRollout: OutputSection | null = null;
-    if (withResult.length > 0) {
-      const truths = withResult.map(({ t }) => t.result!.repr);
-      const baselineScores =
-        frequentOutput === null ? null : await scoreOutputs(options.runner, truths.map((truth) => ({ truth, predicted: frequentOutput })));
-      const baseline = baselineScores && summarizeOutputs(baselineScores);
-      const section = async (mode: 'direct' | 'rollout', predicted: (string | null)[]): Promise<OutputSection> => {
-        const modelScores = await scoreOutputs(options.runner, truths.map((truth, j) => ({ truth, predicted: predicted[j]! })));
-        const modelSummary = summarizeOutputs(modelScores);
-        return { mode, model: modelSummary, baseline, flags: [...untrainedDirectFlags(ckpt, mode), ...outputFlags(modelSummary, baseline, mode)] };
-      };
-      const direct = await predictOutputs(ckpt, withResult.map(({ t }) => t), { mode: 'direct', batchSize, maxRolloutTokens, progress });
-      generatedTokens += direct.tokens;
-      output = await section('direct', direct.predicted);
-      if (rolloutOutputs) outputByRollout = await section('rollout', withResult.map(({ i }) => rolloutOutputs![i]!));
-    }
-
+    const data = await readEvalTraces(options);
+    const taught = teacherForcedPhase(ckpt, data, { batchSize, examples: options.examples ?? EVAL_DEFAULTS.examples, progress });
+    const rolled = rollout ? rolloutPhase(ckpt, data.traces, { maxRolloutTokens, progress }) : null;
+    const outputs = await outputPhase(ckpt, data, rolled?.outputs ?? null, { runner: options.runner, batchSize, maxRolloutTokens, progress });
     const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,
         limit: options.limit ?? null,
-        seed,
-        rollout: options.rollout ?? false,
+        seed: options.seed ?? EVAL_DEFAULTS.seed,
+        rollout,
         batchSize,
         maxRolloutTokens,
-        baselineTrainTraces: train.length,
+        baselineTrainTraces: data.train.length,
       },
       corpus: {
         dir: options.corpusDir,
         // The id training records for its corpus, so a report shows whether model and corpus belong together.
-        id: createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16),
+        id: manifestId(manifest),
         split: options.split,
-        traces: traces.length,
+        traces: data.traces.length,
       },
-      coverage: { frames: teacherForced.model.frames, framesSkipped, tracesSkipped },
-      teacherForced,
-      rollout: rolloutScores ? { summary: summarizeRollouts(rolloutScores) } : null,
-      output,
-      rolloutOutput: outputByRollout,
-      generatedTokens,
+      coverage: taught.coverage,
+      teacherForced: taught.teacherForced,
+      rollout: rolled ? { summary: summarizeRollouts(rolled.scores) } : null,
+      output: outputs.output,
+      rolloutOutput: outputs.rolloutOutput,
+      generatedTokens: taught.generatedTokens + (rolled?.generatedTokens ?? 0) + outputs.generatedTokens,
     });
-    return { report, examples };
+    return { report, examples: taught.examples };
   } finally {
     ckpt.model.dispose();
   }
@@ -451,15 +450,15 @@ export async function evaluateCruxeval(
   const started = performance.now();
   const progress = options.progress ?? quiet;
   const problems = readCruxeval(options.file).slice(0, options.limit);
-  const loaded = await loadModel(options.modelDir, options.backend ?? 'auto');
+  const loaded = await loadModel(options.modelDir, options.backend ?? EVAL_DEFAULTS.backend);
   const { ckpt } = loaded;
   try {
     const mode = options.mode ?? (options.rollout ? 'rollout' : 'direct');
     const programs = problems.map((p) => ({ source: p.code, entry: `f(${p.input})` }));
-    const maxRolloutTokens = options.maxRolloutTokens ?? 2048;
+    const maxRolloutTokens = options.maxRolloutTokens ?? EVAL_DEFAULTS.maxRolloutTokens;
     const { predicted, tokens } = await predictOutputs(ckpt, programs, {
       mode,
-      batchSize: options.batchSize ?? 32,
+      batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize,
       maxRolloutTokens,
       progress,
     });

@@ -29,6 +29,7 @@ import {
 import {
   StateTally,
   decodeState,
+  pct,
   scoreState,
   stateStrings,
   type FrameScore,
@@ -202,8 +203,4 @@ export function baselineFlags(comparisons: readonly BaselineComparison[]): strin
         `model does not beat baseline ${PREDICTOR_LABELS[c.baseline]} on ${METRIC_LABELS[c.metric]} ` +
         `(${pct(c.model)} vs ${pct(c.baselineValue)})`,
     );
-}
-
-export function pct(x: number | null): string {
-  return x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`;
 }

@@ -14,10 +14,3 @@ export class UserError extends Error {
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
-
-/** Throws a clear error when `value` is not a positive integer (for our own APIs). */
-export function assertPositiveInt(name: string, value: unknown): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${String(value)}`);
-  }
-}

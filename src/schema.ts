@@ -29,8 +29,6 @@
 /** What happened at a step (settrace semantics). */
 export type TraceEvent = 'call' | 'line' | 'return' | 'exception';
 
-export const TRACE_EVENTS: readonly TraceEvent[] = ['call', 'line', 'return', 'exception'];
-
 /**
  * How a trace ended.
  * - `ok`: the program (and its entry call) finished normally.

@@ -19,12 +19,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from './tf.js';
-import { upgradeTrainConfig, type TrainConfig } from './config.js';
+import * as v from 'valibot';
+import { schemaIssue } from '../corpus/errors.js';
+import { POSITION_ENCODINGS, TRAIN_CONFIG_SCHEMA, type TrainConfig } from './config.js';
 import type { SamplerState } from './data.js';
 import { TrainingError } from './errors.js';
 import { GPT, validateModelConfig, type ModelConfig } from './model.js';
 import { deriveSeed } from './rng.js';
-import { Tokenizer, type TokenizerJSON } from './tokenizer.js';
+import { Tokenizer } from './tokenizer.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
 const FORMAT = 'execwm-checkpoint';
@@ -58,6 +60,43 @@ export interface CheckpointMeta {
   tensors: TensorEntry[];
   weightsSha256: string;
 }
+
+const number4 = v.tuple([v.number(), v.number(), v.number(), v.number()]);
+
+/**
+ * checkpoint.json, checked field by field when read (see {@link readCheckpoint}); the train
+ * config fills what older checkpoints lack. Model config fields in the order training writes them.
+ */
+const CHECKPOINT_SCHEMA = v.object({
+  format: v.literal(FORMAT),
+  version: v.literal(VERSION),
+  step: v.number(),
+  modelConfig: v.object({
+    blockSize: v.number(),
+    nLayer: v.number(),
+    nHead: v.number(),
+    nEmbd: v.number(),
+    dropout: v.number(),
+    vocabSize: v.number(),
+    positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS)),
+  }),
+  trainConfig: TRAIN_CONFIG_SCHEMA,
+  manifestId: v.string(),
+  sampler: v.object({ rng: number4, order: v.array(v.number()), cursor: v.number(), epoch: v.number() }),
+  modelRngState: v.number(),
+  adamT: v.number(),
+  tokensSeen: v.number(),
+  tensors: v.array(v.object({ name: v.string(), shape: v.array(v.number()), offset: v.number() })),
+  weightsSha256: v.string(),
+}) satisfies v.GenericSchema<unknown, CheckpointMeta>;
+
+/** tokenizer.json (see tokenizer.ts). */
+const TOKENIZER_SCHEMA = v.object({
+  format: v.literal('execwm-bpe'),
+  version: v.literal(1),
+  specialTokens: v.array(v.string()),
+  merges: v.array(v.tuple([v.number(), v.number()])),
+});
 
 /** What a training run saves; tensors are read from the live variables. */
 export interface CheckpointState extends Omit<CheckpointMeta, 'format' | 'version' | 'tensors' | 'weightsSha256'> {
@@ -143,22 +182,30 @@ export async function readCheckpoint(dir: string): Promise<CheckpointFiles> {
   const found = findCheckpoint(dir);
   if (found === null) throw new TrainingError(`No checkpoint in ${dir} (expected ${path.join(dir, CHECKPOINT_DIR, 'checkpoint.json')})`);
   const bad = (why: string) => new TrainingError(`Corrupt checkpoint ${found}: ${why}`);
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(await readFile(path.join(found, 'checkpoint.json'), 'utf8')) as CheckpointMeta;
-  } catch (err) {
-    throw bad(`checkpoint.json is unreadable (${(err as Error).message})`);
+  const readJson = async (file: string): Promise<unknown> => {
+    try {
+      return JSON.parse(await readFile(path.join(found, file), 'utf8'));
+    } catch (err) {
+      throw bad(`${file} is unreadable (${(err as Error).message})`);
+    }
+  };
+  const check = <S extends v.GenericSchema>(file: string, schema: S, json: unknown): v.InferOutput<S> => {
+    const result = v.safeParse(schema, json);
+    if (!result.success) throw bad(`${file}: ${schemaIssue(result.issues)}`);
+    return result.output;
+  };
+  const json = await readJson('checkpoint.json');
+  const { format, version } = (json ?? {}) as { format?: unknown; version?: unknown };
+  if (format !== FORMAT || version !== VERSION) {
+    throw bad(`not an execwm checkpoint of version ${VERSION} (format ${String(format)}, version ${String(version)})`);
   }
-  if (meta?.format !== FORMAT || meta.version !== VERSION) {
-    throw bad(`not an execwm checkpoint of version ${VERSION} (format ${String(meta?.format)}, version ${String(meta?.version)})`);
-  }
-  // Older checkpoints lack later fields: fill them here, once, with what those runs did.
-  meta.trainConfig = upgradeTrainConfig(meta.trainConfig);
+  // The one place checkpoint.json is read: older checkpoints get their missing fields here.
+  const meta: CheckpointMeta = check('checkpoint.json', CHECKPOINT_SCHEMA, json);
   let tokenizer: Tokenizer;
   try {
-    tokenizer = new Tokenizer(JSON.parse(await readFile(path.join(found, 'tokenizer.json'), 'utf8')) as TokenizerJSON);
+    tokenizer = new Tokenizer(check('tokenizer.json', TOKENIZER_SCHEMA, await readJson('tokenizer.json')));
   } catch (err) {
-    throw bad(`tokenizer.json is unreadable (${(err as Error).message})`);
+    throw err instanceof TrainingError ? err : bad(`tokenizer.json: ${(err as Error).message}`);
   }
   try {
     validateModelConfig(meta.modelConfig);
@@ -209,12 +256,16 @@ export interface LoadedCheckpoint {
   modelConfig: ModelConfig;
   trainConfig: TrainConfig;
   step: number;
+  /** Id of the corpus manifest the run trained on. */
+  manifestId: string;
+  /** SHA-256 of the checkpoint's weights.bin. */
+  weightsSha256: string;
 }
 
 /** Loads the model and tokenizer of a run folder or checkpoint folder. */
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const files = await readCheckpoint(dir);
-  const { modelConfig, trainConfig, step } = files.meta;
+  const { modelConfig, trainConfig, step, manifestId, weightsSha256 } = files.meta;
   const model = new GPT(modelConfig, { seed: deriveSeed(trainConfig.seed, 'model') });
   try {
     assignTensors(files, 'weight', model.namedWeights());
@@ -223,5 +274,5 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     throw err;
   }
   model.rngState = files.meta.modelRngState;
-  return { model, tokenizer: files.tokenizer, modelConfig, trainConfig, step };
+  return { model, tokenizer: files.tokenizer, modelConfig, trainConfig, step, manifestId, weightsSha256 };
 }

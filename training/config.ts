@@ -1,10 +1,29 @@
 /**
  * The training configuration: typed, defaulted, and saved in every checkpoint
- * (the model's own `ModelConfig` lives in model.ts and is saved beside it).
+ * (the model's own `ModelConfig` lives in model.ts and is saved beside it), and the
+ * named model sizes. Plain data without tfjs, so the CLI can print these defaults
+ * in its help without loading a backend.
  */
+import * as v from 'valibot';
 import type { BackendName } from './backend.js';
-import { MODEL_PRESETS, POSITION_ENCODINGS, type PositionEncoding } from './model.js';
+import type { ModelConfig } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
+
+/** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
+export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
+export type PositionEncoding = (typeof POSITION_ENCODINGS)[number];
+
+/**
+ * Named sizes. `tiny` is for tests and smoke runs, `small` (~0.5M params with a ~1,000-token
+ * vocabulary) for the demo. Every preset's context holds the source and first frame of ~94% of
+ * default (`medium`) synthetic programs with the default vocabulary; a trace longer than that
+ * is cut into windows on frame boundaries.
+ */
+export const MODEL_PRESETS: Record<'tiny' | 'small' | 'base', Omit<ModelConfig, 'vocabSize'>> = {
+  tiny: { blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
+  small: { blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 },
+  base: { blockSize: 512, nLayer: 6, nHead: 8, nEmbd: 320, dropout: 0.1 },
+};
 
 export type PresetName = keyof typeof MODEL_PRESETS;
 export const PRESET_NAMES = Object.keys(MODEL_PRESETS) as PresetName[];
@@ -166,14 +185,36 @@ function positive(name: string, value: number): void {
 }
 
 /**
- * A train config read from a checkpoint, with the fields older checkpoints lack set to what
- * those runs did: no changed-only diffs, no output examples, answers counted as next tokens.
+ * A train config as a checkpoint stores it, fields in the order training writes them. The
+ * fields older checkpoints lack read as what those runs did: learned positions, answers
+ * counted as next tokens, no changed-only diffs, no output examples.
  */
-export function upgradeTrainConfig(
-  saved: Partial<TrainConfig> & Omit<TrainConfig, 'changedOnly' | 'outputExamples' | 'outputWeight' | 'positionEncoding'>,
-): TrainConfig {
-  return { changedOnly: false, outputExamples: false, outputWeight: null, positionEncoding: 'learned', ...saved };
-}
+export const TRAIN_CONFIG_SCHEMA = v.object({
+  preset: v.picklist(PRESET_NAMES),
+  vocabSize: v.number(),
+  positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS), 'learned'),
+  stateWeight: v.number(),
+  outputWeight: v.optional(v.nullable(v.number()), null),
+  diff: v.boolean(),
+  changedOnly: v.optional(v.boolean(), false),
+  outputExamples: v.optional(v.boolean(), false),
+  steps: v.number(),
+  batchSize: v.number(),
+  lr: v.number(),
+  minLrRatio: v.number(),
+  weightDecay: v.number(),
+  beta1: v.number(),
+  beta2: v.number(),
+  epsilon: v.number(),
+  gradClip: v.number(),
+  evalEvery: v.number(),
+  evalBatches: v.number(),
+  checkpointEvery: v.number(),
+  seed: v.number(),
+  // The saved backend is only a record: a resumed run or an evaluation picks its own.
+  backend: v.custom<BackendName>((x) => typeof x === 'string', 'Expected a backend name'),
+  warmupSteps: v.number(),
+}) satisfies v.GenericSchema<unknown, TrainConfig>;
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to `lr · minLrRatio`. */
 export function learningRate(config: TrainConfig, step: number): number {

@@ -25,11 +25,12 @@ export {
   type Segment,
   type SequenceOptions,
 } from './sequence.js';
-export { GPT, MODEL_PRESETS, validateModelConfig, type ModelConfig } from './model.js';
+export { GPT, validateModelConfig, type ModelConfig } from './model.js';
 export { BACKEND_NAMES, probeBackends, setupBackend, type BackendName } from './backend.js';
 export { cwmObjective, type ObjectiveInput, type ObjectiveOutput } from './objective.js';
 export {
   DEFAULT_TRAIN_CONFIG,
+  MODEL_PRESETS,
   PRESET_NAMES,
   learningRate,
   resolveTrainConfig,
@@ -37,6 +38,7 @@ export {
   type TrainConfig,
   type TrainConfigInput,
 } from './config.js';
-export { train, type InMemoryCorpus, type MetricsLine, type TrainOptions, type TrainResult } from './train.js';
+export { train, type InMemoryCorpus, type TrainOptions, type TrainResult } from './train.js';
+export { readMetrics, type MetricsLine } from './metrics.js';
 export { loadCheckpoint, readCheckpoint, findCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 export { TrainingError } from './errors.js';

@@ -13,6 +13,7 @@
  */
 import * as tf from './tf.js';
 import { matMul } from './kernels/matmul.js';
+import { POSITION_ENCODINGS, type PositionEncoding } from './config.js';
 
 /** Additive mask value for positions a query may not see; exp() of it underflows to 0. */
 const MASKED = -1e9;
@@ -278,10 +279,6 @@ class Block {
   }
 }
 
-/** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
-export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
-export type PositionEncoding = (typeof POSITION_ENCODINGS)[number];
-
 export interface ModelConfig {
   /** Number of token ids (from the tokenizer); no default, it comes from the tokenizer. */
   vocabSize: number;
@@ -302,18 +299,6 @@ export interface ModelConfig {
    */
   positionEncoding?: PositionEncoding;
 }
-
-/**
- * Named sizes. `tiny` is for tests and smoke runs, `small` (~0.5M params with a ~1,000-token
- * vocabulary) for the demo. Every preset's context holds the source and first frame of ~94% of
- * default (`medium`) synthetic programs with the default vocabulary; a trace longer than that
- * is cut into windows on frame boundaries.
- */
-export const MODEL_PRESETS: Record<'tiny' | 'small' | 'base', Omit<ModelConfig, 'vocabSize'>> = {
-  tiny: { blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 32, dropout: 0 },
-  small: { blockSize: 256, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0 },
-  base: { blockSize: 512, nLayer: 6, nHead: 8, nEmbd: 320, dropout: 0.1 },
-};
 
 /** Checks a config and throws a clear Error naming the first bad field. */
 export function validateModelConfig(config: ModelConfig): void {

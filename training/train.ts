@@ -12,20 +12,20 @@
  * the losses the uninterrupted run would have had — the checkpoint holds the
  * weights, Adam moments and step, the batch sampler's RNG and the dropout RNG.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TraceStatus } from '../src/schema.js';
-import { readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
+import { manifestId, readCorpus, readManifest, type CorpusTrace } from '../corpus/index.js';
 import * as tf from './tf.js';
 import { setupBackend } from './backend.js';
 import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointFiles } from './checkpoint.js';
-import { learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { MODEL_PRESETS, learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { BatchSampler, KIND_OUTPUT, KIND_STATE, buildRows, countKinds, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
 import { TrainingError } from './errors.js';
 import { deriveSeed } from './rng.js';
-import { GPT, MODEL_PRESETS, type ModelConfig } from './model.js';
+import { METRICS_FILE, readMetrics, truncateMetrics, type MetricsLine, type TrainLine, type ValLosses } from './metrics.js';
+import { GPT, type ModelConfig } from './model.js';
 import { cwmObjective } from './objective.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
@@ -60,32 +60,6 @@ export interface TrainOptions {
   threads?: number;
 }
 
-/** One line of metrics.jsonl. */
-export type MetricsLine =
-  | {
-      type: 'train';
-      step: number;
-      lr: number;
-      loss: number;
-      next: number;
-      /** Absent in runs from before the output loss had a term of its own. */
-      output?: number;
-      state: number;
-      gradNorm: number;
-      tokens: number;
-      tokensPerSec: number;
-    }
-  | ({ type: 'val'; step: number } & ValLosses);
-
-/** Validation losses: the objective and each of its terms. */
-export interface ValLosses {
-  loss: number;
-  next: number;
-  /** Absent in runs from before the output loss had a term of its own. */
-  output?: number;
-  state: number;
-}
-
 export interface TrainResult {
   out: string;
   /** Steps completed in total (including any before a resume). */
@@ -95,28 +69,26 @@ export interface TrainResult {
   paramCount: number;
   backend: string;
   /** Train lines of this call, in order. */
-  history: Extract<MetricsLine, { type: 'train' }>[];
+  history: TrainLine[];
   /** The last validation losses. */
   val: ValLosses | null;
   rowStats: { train: RowStats; val: RowStats };
 }
 
-const METRICS_FILE = 'metrics.jsonl';
 const PLOT_FILE = 'loss.svg';
 const TRAIN_STATUSES: TraceStatus[] = ['ok'];
 
 /** Loads the ok traces of a corpus split by split, or refuses it with a one-line reason. */
 export async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ manifestId: string; train: Trace[]; val: Trace[] }> {
-  let manifestId: string;
+  let id: string;
   let all: AsyncIterable<CorpusTrace> | Iterable<CorpusTrace>;
   let where: string;
   if (typeof corpus === 'string') {
-    const manifest = readManifest(corpus);
-    manifestId = createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16);
+    id = manifestId(readManifest(corpus));
     all = readCorpus(corpus);
     where = `corpus ${corpus}`;
   } else {
-    manifestId = corpus.manifestId;
+    id = corpus.manifestId;
     all = corpus.traces;
     where = 'the corpus';
   }
@@ -135,7 +107,7 @@ export async function loadCorpus(corpus: string | InMemoryCorpus): Promise<{ man
   if (ok === 0) throw new TrainingError(`${where} has ${total} traces but none with status ok`);
   if (train.length === 0) throw new TrainingError(`${where} has no ok traces in the train split`);
   if (val.length === 0) throw new TrainingError(`${where} has no ok traces in the val split (needed for the validation loss)`);
-  return { manifestId, train, val };
+  return { manifestId: id, train, val };
 }
 
 /** Plain-text pieces the tokenizer learns from (special tokens are added separately). */
@@ -221,62 +193,41 @@ function batchTensors(batch: Batch): {
   };
 }
 
-/**
- * Keeps the metrics lines up to `step` (those a resumed run will not redo). The file is
- * replaced by a rename, so a kill during the rewrite cannot lose the lines it keeps.
- */
-async function truncateMetrics(file: string, step: number): Promise<void> {
-  if (!existsSync(file)) return;
-  const kept = (await readFile(file, 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .filter((l) => {
-      try {
-        return (JSON.parse(l) as MetricsLine).step <= step;
-      } catch {
-        return false; // a line cut by a kill
-      }
-    });
-  await writeFile(`${file}.tmp`, kept.map((l) => `${l}\n`).join(''));
-  await rename(`${file}.tmp`, file);
+/** What the run folder holds before training starts: the settings to use and, on resume, the checkpoint. */
+interface OpenedRun {
+  config: TrainConfig;
+  saved: CheckpointFiles | null;
 }
 
-async function readMetrics(file: string): Promise<MetricsLine[]> {
-  if (!existsSync(file)) return [];
-  return (await readFile(file, 'utf8'))
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as MetricsLine);
-}
-
-/** Trains (or resumes) a model; see the file comment for what lands in `out`. */
-export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { out, resume = false, progress } = options;
-  const given = options.config ?? {};
-  let config = resolveTrainConfig(given);
-
-  // Decide everything that can refuse the run before writing anything.
-  let saved: CheckpointFiles | null = null;
+/** Decides everything about the run folder that can refuse the run, before anything is written. */
+async function openRun(out: string, given: TrainConfigInput, resume: boolean): Promise<OpenedRun> {
+  const config = resolveTrainConfig(given);
   if (existsSync(out) && holdsRun(out)) {
     if (!resume) {
       throw new TrainingError(`${out} already holds a training run; pass --resume to continue it or choose another --out`);
     }
     if (findCheckpoint(out) !== null) {
-      saved = await readCheckpoint(out);
+      const saved = await readCheckpoint(out);
       const mismatch = configMismatch(saved.meta.trainConfig, given);
       if (mismatch) throw new TrainingError(`Cannot resume ${out} with other settings: ${mismatch}`);
-      config = { ...saved.meta.trainConfig, backend: config.backend };
+      return { config: { ...saved.meta.trainConfig, backend: config.backend }, saved };
     }
   } else if (existsSync(out) && (await readdir(out)).length > 0 && !resume) {
     throw new TrainingError(`${out} is not empty and holds no training run; choose an empty or new --out`);
   }
-  const data = await loadCorpus(options.corpus);
-  if (saved && saved.meta.manifestId !== data.manifestId) {
-    throw new TrainingError(
-      `Cannot resume ${out}: its checkpoint was trained on corpus ${saved.meta.manifestId}, this corpus is ${data.manifestId}`,
-    );
-  }
+  return { config, saved: null };
+}
 
+/** The tokenizer, the model's shape, and the train and val rows packed to its context. */
+interface PreparedData {
+  tokenizer: Tokenizer;
+  modelConfig: ModelConfig;
+  train: { rows: Rows; stats: RowStats };
+  val: { rows: Rows; stats: RowStats };
+}
+
+/** Tokenizes and packs the traces (with the saved tokenizer and model shape on resume). */
+function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }, saved: CheckpointFiles | null): PreparedData {
   const preset = MODEL_PRESETS[config.preset];
   const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly };
   const tokenizer: Tokenizer =
@@ -287,156 +238,208 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const examplesOf = (traces: readonly Trace[]) =>
     config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];
   const packing = { blockSize: modelConfig.blockSize, tokenizer, seed: deriveSeed(config.seed, 'packing') };
-  const trainRows = buildRows(encodeAll(data.train), { ...packing, outputExamples: examplesOf(data.train) });
-  const valRows = buildRows(encodeAll(data.val), { ...packing, outputExamples: examplesOf(data.val) });
-  if (trainRows.rows.count === 0) {
+  const train = buildRows(encodeAll(data.train), { ...packing, outputExamples: examplesOf(data.train) });
+  const val = buildRows(encodeAll(data.val), { ...packing, outputExamples: examplesOf(data.val) });
+  if (train.rows.count === 0) {
     throw new TrainingError(
       `No train trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset}): ` +
-        `all ${trainRows.stats.traces} have a source or frame too long; use a larger preset`,
+        `all ${train.stats.traces} have a source or frame too long; use a larger preset`,
     );
   }
-  if (valRows.rows.count === 0) {
+  if (val.rows.count === 0) {
     throw new TrainingError(`No val trace fits the context of ${modelConfig.blockSize} tokens (preset ${config.preset})`);
   }
+  return { tokenizer, modelConfig, train, val };
+}
 
+/** Everything a step changes: the model, its optimizer, the batch order, and how far the run got. */
+interface RunState {
+  model: GPT;
+  weights: Map<string, tf.Variable>;
+  optimizer: AdamW;
+  sampler: BatchSampler;
+  step: number;
+  tokensSeen: number;
+}
+
+/** A fresh model, optimizer and sampler from the seed, restored from the checkpoint on resume. */
+function buildState(config: TrainConfig, prepared: PreparedData, saved: CheckpointFiles | null, out: string): RunState {
+  const model = new GPT(prepared.modelConfig, { seed: deriveSeed(config.seed, 'model') });
+  const weights = model.namedWeights();
+  const optimizer = new AdamW(weights, config);
+  const rowCount = prepared.train.rows.count;
+  const state: RunState = { model, weights, optimizer, sampler: BatchSampler.create(rowCount, deriveSeed(config.seed, 'batches')), step: 0, tokensSeen: 0 };
+  if (!saved) return state;
+  try {
+    assignTensors(saved, 'weight', weights);
+    assignTensors(saved, 'adam_m', optimizer.m);
+    assignTensors(saved, 'adam_v', optimizer.v);
+    state.sampler = BatchSampler.restore(rowCount, saved.meta.sampler);
+  } catch (err) {
+    optimizer.dispose();
+    model.dispose();
+    throw err instanceof TrainingError ? err : new TrainingError(`Cannot resume ${out}: ${(err as Error).message}`);
+  }
+  optimizer.t = saved.meta.adamT;
+  model.rngState = saved.meta.modelRngState;
+  state.step = saved.meta.step;
+  state.tokensSeen = saved.meta.tokensSeen;
+  return state;
+}
+
+/** One optimizer step on `batch`; returns the loss, its three terms and the gradient norm before clipping. */
+function trainStep(state: RunState, batch: Batch, config: TrainConfig, lr: number): number[] {
+  const { model, weights, optimizer } = state;
+  const [loss, next, output, stateLoss, gradNorm] = tf.tidy(() => {
+    const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
+    let parts: tf.Scalar[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.forward(x, { training: true, documents, positions }); // [B, T, V]
+      const o = cwmObjective({ logits, labels, isState, isOutput, stateWeight: config.stateWeight, outputWeight: config.outputWeight });
+      // variableGrads disposes everything but its result; keep the parts for logging.
+      parts = [tf.keep(o.next), tf.keep(o.output), tf.keep(o.state)];
+      return o.loss;
+    }, [...weights.values()]);
+    const byName: Record<string, tf.Tensor> = {};
+    for (const [name, w] of weights) byName[name] = grads[w.name]!;
+    const norm = optimizer.apply(byName, lr);
+    return [value, ...parts, norm];
+  });
+  // Zero weights make `loss` and `next` one tensor: read all before disposing any.
+  const scalars = [loss!, next!, output!, stateLoss!, gradNorm!];
+  const values = scalars.map((t) => t.dataSync()[0]!);
+  for (const t of new Set(scalars)) t.dispose();
+  return values;
+}
+
+/** What the loop needs besides the live state: where to write, what to save, and when to stop. */
+interface LoopContext {
+  out: string;
+  config: TrainConfig;
+  prepared: PreparedData;
+  manifestId: string;
+  lastStep: number;
+  progress: TrainOptions['progress'];
+}
+
+/** Trains up to `lastStep`, logging every step and validation, checkpointing on schedule. */
+async function trainLoop(state: RunState, ctx: LoopContext): Promise<{ history: TrainLine[]; val: ValLosses | null }> {
+  const { out, config, prepared, progress } = ctx;
+  const { model, optimizer, weights } = state;
+  const metricsFile = path.join(out, METRICS_FILE);
+  const log = async (line: MetricsLine) => appendFile(metricsFile, `${JSON.stringify(line)}\n`);
+  const checkpoint = () =>
+    saveCheckpoint(out, {
+      step: state.step,
+      modelConfig: prepared.modelConfig,
+      trainConfig: config,
+      manifestId: ctx.manifestId,
+      sampler: state.sampler.state(),
+      modelRngState: model.rngState,
+      adamT: optimizer.t,
+      tokensSeen: state.tokensSeen,
+      weights,
+      adamM: optimizer.m,
+      adamV: optimizer.v,
+      tokenizer: prepared.tokenizer,
+    });
+  const history: TrainLine[] = [];
+  let val: ValLosses | null = null;
+  const tokensPerStep = config.batchSize * prepared.modelConfig.blockSize;
+  const started = performance.now();
+  let tokensThisRun = 0;
+  if (state.step === 0) {
+    val = validate(model, prepared.val.rows, config);
+    await log({ type: 'val', step: 0, ...val });
+  }
+  while (state.step < ctx.lastStep) {
+    const lr = learningRate(config, state.step);
+    const batch = makeBatch(prepared.train.rows, state.sampler.next(config.batchSize));
+    const values = trainStep(state, batch, config, lr);
+    const step = ++state.step;
+    state.tokensSeen += tokensPerStep;
+    tokensThisRun += tokensPerStep;
+    const secs = (performance.now() - started) / 1000;
+    const line = {
+      type: 'train' as const,
+      step,
+      lr,
+      loss: values[0]!,
+      next: values[1]!,
+      output: values[2]!,
+      state: values[3]!,
+      gradNorm: values[4]!,
+      tokens: state.tokensSeen,
+      tokensPerSec: secs > 0 ? tokensThisRun / secs : 0,
+    };
+    if (!Number.isFinite(line.loss)) {
+      throw new TrainingError(`Loss became ${line.loss} at step ${step}; lower --lr (now ${config.lr})`);
+    }
+    history.push(line);
+    await log(line);
+    if (step % config.evalEvery === 0 || step === config.steps) {
+      val = validate(model, prepared.val.rows, config);
+      await log({ type: 'val', step, ...val });
+    }
+    if (step % config.checkpointEvery === 0 || step === ctx.lastStep) {
+      await checkpoint();
+      // The plot follows the checkpoints, so a long run can be watched while it trains.
+      await writeLossPlot(path.join(out, PLOT_FILE), readMetrics(out));
+    }
+    progress?.update(step, {
+      loss: line.loss,
+      next: line.next,
+      state: line.state,
+      ...(val ? { val: val.loss } : {}),
+      'tok/s': Math.round(line.tokensPerSec),
+    });
+  }
+  if (history.length === 0) await writeLossPlot(path.join(out, PLOT_FILE), readMetrics(out));
+  return { history, val };
+}
+
+/** Trains (or resumes) a model; see the file comment for what lands in `out`. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { out, resume = false, progress } = options;
+  const { config, saved } = await openRun(out, options.config ?? {}, resume);
+  const data = await loadCorpus(options.corpus);
+  if (saved && saved.meta.manifestId !== data.manifestId) {
+    throw new TrainingError(
+      `Cannot resume ${out}: its checkpoint was trained on corpus ${saved.meta.manifestId}, this corpus is ${data.manifestId}`,
+    );
+  }
+  const prepared = prepareData(config, data, saved);
   let backend: string;
   try {
     backend = await setupBackend(config.backend, { threads: options.threads });
   } catch (err) {
     throw new TrainingError((err as Error).message);
   }
+  const state = buildState(config, prepared, saved, out);
 
-  const model = new GPT(modelConfig, { seed: deriveSeed(config.seed, 'model') });
-  const weights = model.namedWeights();
-  const optimizer = new AdamW(weights, config);
-  let step = 0;
-  let tokensSeen = 0;
-  let sampler = BatchSampler.create(trainRows.rows.count, deriveSeed(config.seed, 'batches'));
-  if (saved) {
-    try {
-      assignTensors(saved, 'weight', weights);
-      assignTensors(saved, 'adam_m', optimizer.m);
-      assignTensors(saved, 'adam_v', optimizer.v);
-      sampler = BatchSampler.restore(trainRows.rows.count, saved.meta.sampler);
-    } catch (err) {
-      optimizer.dispose();
-      model.dispose();
-      throw err instanceof TrainingError ? err : new TrainingError(`Cannot resume ${out}: ${(err as Error).message}`);
-    }
-    optimizer.t = saved.meta.adamT;
-    model.rngState = saved.meta.modelRngState;
-    step = saved.meta.step;
-    tokensSeen = saved.meta.tokensSeen;
-  }
   // Only now, with the checkpoint fully restored, does the run folder change.
   await mkdir(out, { recursive: true });
-  const metricsFile = path.join(out, METRICS_FILE);
-  if (saved) await truncateMetrics(metricsFile, saved.meta.step);
-  else await writeFile(metricsFile, '');
-  const vars = [...weights.values()];
-  const checkpoint = () =>
-    saveCheckpoint(out, {
-      step,
-      modelConfig,
-      trainConfig: config,
-      manifestId: data.manifestId,
-      sampler: sampler.state(),
-      modelRngState: model.rngState,
-      adamT: optimizer.t,
-      tokensSeen,
-      weights,
-      adamM: optimizer.m,
-      adamV: optimizer.v,
-      tokenizer,
-    });
-  const log = async (line: MetricsLine) => appendFile(metricsFile, `${JSON.stringify(line)}\n`);
-
+  if (saved) await truncateMetrics(out, saved.meta.step);
+  else await writeFile(path.join(out, METRICS_FILE), '');
+  const paramCount = [...state.weights.values()].reduce((n, v) => n + v.size, 0);
   const lastStep = Math.min(config.steps, options.stopAfterStep ?? config.steps);
-  const history: Extract<MetricsLine, { type: 'train' }>[] = [];
-  let val: ValLosses | null = null;
-  const tokensPerStep = config.batchSize * modelConfig.blockSize;
-  const started = performance.now();
-  let tokensThisRun = 0;
+  let outcome;
   try {
-    if (step === 0) {
-      val = validate(model, valRows.rows, config);
-      await log({ type: 'val', step: 0, ...val });
-    }
-    while (step < lastStep) {
-      const lr = learningRate(config, step);
-      const batch = makeBatch(trainRows.rows, sampler.next(config.batchSize));
-      const [loss, next, output, state, gradNorm] = tf.tidy(() => {
-        const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
-        let parts: tf.Scalar[] = [];
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(x, { training: true, documents, positions }); // [B, T, V]
-          const o = cwmObjective({ logits, labels, isState, isOutput, stateWeight: config.stateWeight, outputWeight: config.outputWeight });
-          // variableGrads disposes everything but its result; keep the parts for logging.
-          parts = [tf.keep(o.next), tf.keep(o.output), tf.keep(o.state)];
-          return o.loss;
-        }, vars);
-        const byName: Record<string, tf.Tensor> = {};
-        for (const [name, w] of weights) byName[name] = grads[w.name]!;
-        const norm = optimizer.apply(byName, lr);
-        return [value, ...parts, norm];
-      });
-      // Zero weights make `loss` and `next` one tensor: read all before disposing any.
-      const scalars = [loss!, next!, output!, state!, gradNorm!];
-      const values = scalars.map((t) => t.dataSync()[0]!);
-      for (const t of new Set(scalars)) t.dispose();
-      step++;
-      tokensSeen += tokensPerStep;
-      tokensThisRun += tokensPerStep;
-      const secs = (performance.now() - started) / 1000;
-      const line = {
-        type: 'train' as const,
-        step,
-        lr,
-        loss: values[0]!,
-        next: values[1]!,
-        output: values[2]!,
-        state: values[3]!,
-        gradNorm: values[4]!,
-        tokens: tokensSeen,
-        tokensPerSec: secs > 0 ? tokensThisRun / secs : 0,
-      };
-      if (!Number.isFinite(line.loss)) {
-        throw new TrainingError(`Loss became ${line.loss} at step ${step}; lower --lr (now ${config.lr})`);
-      }
-      history.push(line);
-      await log(line);
-      if (step % config.evalEvery === 0 || step === config.steps) {
-        val = validate(model, valRows.rows, config);
-        await log({ type: 'val', step, ...val });
-      }
-      if (step % config.checkpointEvery === 0 || step === lastStep) {
-        await checkpoint();
-        // The plot follows the checkpoints, so a long run can be watched while it trains.
-        await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
-      }
-      progress?.update(step, {
-        loss: line.loss,
-        next: line.next,
-        state: line.state,
-        ...(val ? { val: val.loss } : {}),
-        'tok/s': Math.round(line.tokensPerSec),
-      });
-    }
-    if (history.length === 0) await writeLossPlot(path.join(out, PLOT_FILE), await readMetrics(metricsFile));
+    outcome = await trainLoop(state, { out, config, prepared, manifestId: data.manifestId, lastStep, progress });
   } finally {
     progress?.stop();
-    optimizer.dispose();
-    model.dispose();
+    state.optimizer.dispose();
+    state.model.dispose();
   }
   return {
     out,
-    step,
-    modelConfig,
+    step: state.step,
+    modelConfig: prepared.modelConfig,
     trainConfig: config,
-    paramCount: vars.reduce((n, v) => n + v.size, 0),
+    paramCount,
     backend,
-    history,
-    val,
-    rowStats: { train: trainRows.stats, val: valRows.stats },
+    history: outcome.history,
+    val: outcome.val,
+    rowStats: { train: prepared.train.stats, val: prepared.val.stats },
   };
 }

@@ -10,9 +10,12 @@
  */
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { EvalError } from '../../eval/errors.js';
+import { pct } from '../../eval/metrics.js';
+import { readReport, type StoredReport } from '../../eval/report.js';
 import { UserError } from '../errors.js';
 import { positiveInt } from '../flags.js';
 import { packagePath } from '../paths.js';
@@ -104,37 +107,12 @@ function runStage(title: string, args: string[], quiet: boolean): Promise<number
   });
 }
 
-type Figures = { variableAccuracy: number | null; stateExactMatch: number | null };
-type OutputShape = {
-  mode: string;
-  model: { equalAccuracy: number | null; exactAccuracy: number | null };
-  baseline: { equalAccuracy: number | null; exactAccuracy: number | null } | null;
-} | null;
-
-/** The parts of report.json the demo reads. */
-export interface ReportShape {
-  model: { params: number; step: number };
-  corpus: { traces: number } | null;
-  teacherForced: {
-    model: Figures;
-    baselines: Record<string, Figures>;
-    breakdowns?: { event?: { key: string; figures: Record<string, Figures> }[] };
-  } | null;
-  output: OutputShape;
-  /** Absent in reports of versions that had no rollout outputs beside the direct ones. */
-  rolloutOutput?: OutputShape;
-}
-
-function pct(x: number | null): string {
-  return x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`;
-}
-
 /**
  * The headline figures of a report, each beside the baseline it must beat: copy-previous-state
  * for states; for call frames (no previous state to copy) the most frequent value of each
  * argument name; the most frequent return value for outputs.
  */
-export function demoFigures(report: ReportShape): Figure[] {
+export function demoFigures(report: StoredReport): Figure[] {
   const tf = report.teacherForced;
   const copy = tf?.baselines.copyPrevious ?? null;
   const call = tf?.breakdowns?.event?.find((row) => row.key === 'call') ?? null;
@@ -150,7 +128,7 @@ export function demoFigures(report: ReportShape): Figure[] {
       baselineLabel: 'most-frequent-value',
     });
   }
-  for (const out of [report.output, report.rolloutOutput ?? null]) {
+  for (const out of [report.output, report.rolloutOutput]) {
     if (!out) continue;
     figures.push({
       label: `output accuracy (${out.mode})`,
@@ -172,10 +150,14 @@ export function formatDemoTable(figures: Figure[]): string {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd()).join('\n');
 }
 
-function readReport(dir: string): ReportShape {
-  const path = join(dir, 'report.json');
-  if (!existsSync(path)) throw new UserError(`the evaluation wrote no report at ${path}`);
-  return JSON.parse(readFileSync(path, 'utf8')) as ReportShape;
+/** The report an evaluation stage wrote; a missing or damaged one is the stage's failure, in one line. */
+function readStageReport(dir: string): StoredReport {
+  try {
+    return readReport(dir);
+  } catch (err) {
+    if (err instanceof EvalError) throw new UserError(`the evaluation wrote no usable report: ${err.message}`);
+    throw err;
+  }
 }
 
 /** One evaluated set: its title, report folder and figures. */
@@ -233,14 +215,14 @@ export async function runDemo(options: DemoOptions): Promise<{ sets: DemoSet[]; 
     ['eval', '--model', run, '--corpus', corpus, '--split', 'test', '--limit', String(options.evalLimit), '--seed', String(options.seed), ...rolloutFlag, '--out', evalDir, ...quietFlag],
     options.quiet,
   );
-  const sets: DemoSet[] = [{ title: `held-out synthetic ${options.programPreset} programs`, reportDir: evalDir, figures: demoFigures(readReport(evalDir)) }];
+  const sets: DemoSet[] = [{ title: `held-out synthetic ${options.programPreset} programs`, reportDir: evalDir, figures: demoFigures(readStageReport(evalDir)) }];
   if (handwritten) {
     await runStage(
       title('evaluate on the hand-written functions'),
       ['eval', '--model', run, '--corpus', handCorpus, '--split', 'test', '--baselines-from', corpus, ...(options.handwrittenLimit === null ? [] : ['--limit', String(options.handwrittenLimit), '--seed', String(options.seed)]), ...rolloutFlag, '--out', handEvalDir, ...quietFlag],
       options.quiet,
     );
-    sets.push({ title: 'hand-written functions (eval/data/handwritten.jsonl)', reportDir: handEvalDir, figures: demoFigures(readReport(handEvalDir)) });
+    sets.push({ title: 'hand-written functions (eval/data/handwritten.jsonl)', reportDir: handEvalDir, figures: demoFigures(readStageReport(handEvalDir)) });
   }
   return { sets, seconds: (performance.now() - started) / 1000 };
 }

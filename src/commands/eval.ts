@@ -9,7 +9,7 @@ import { CorpusError } from '../../corpus/errors.js';
 import { SPLITS, type Split } from '../../corpus/splits.js';
 import { EvalError } from '../../eval/errors.js';
 import { renderSummary, writeReport } from '../../eval/report.js';
-import type { EvalProgress } from '../../eval/run.js';
+import { EVAL_DEFAULTS, type EvalProgress } from '../../eval/config.js';
 import type { BackendName } from '../../training/backend.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
@@ -110,16 +110,16 @@ export function registerEval(program: Command): void {
     .requiredOption('--model <dir>', 'run or checkpoint folder written by `execwm train`')
     .option('--corpus <dir>', 'trace corpus to evaluate on (written by `execwm trace`)')
     .option('--cruxeval <file>', 'CRUXEval JSONL (code, input, output): output prediction on its functions')
-    .option('--split <name>', `corpus split to evaluate (${SPLITS.join(', ')})`, 'test')
+    .option('--split <name>', `corpus split to evaluate (${SPLITS.join(', ')})`, EVAL_DEFAULTS.split)
     .option('--limit <n>', 'evaluate a seeded random sample of n traces (CRUXEval: the first n problems)', positiveInt('--limit'))
-    .option('--seed <n>', 'seed of the --limit sample', nonNegativeInt('--seed'), 0)
+    .option('--seed <n>', 'seed of the --limit sample', nonNegativeInt('--seed'), EVAL_DEFAULTS.seed)
     .option('--out <dir>', 'where report.json and report.html go (default: <model>/eval-<split>)')
     .option('--rollout', 'also generate whole traces from the context alone (slow) and score their return values beside the direct ones')
     .option('--baselines-from <dir>', "fit the most-frequent baselines on this corpus's train split (e.g. the training corpus, for a set with no train split)")
-    .option('--backend <name>', 'tfjs backend (auto, node-gpu, node, wasm, cpu)', 'auto')
-    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), 32)
-    .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), 20)
-    .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), 2048)
+    .option('--backend <name>', 'tfjs backend (auto, node-gpu, node, wasm, cpu)', EVAL_DEFAULTS.backend)
+    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), EVAL_DEFAULTS.batchSize)
+    .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), EVAL_DEFAULTS.examples)
+    .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), EVAL_DEFAULTS.maxRolloutTokens)
     .option('--json', 'print report.json to stdout instead of the summary table')
     .option('--quiet', 'no progress output')
     .addHelpText(

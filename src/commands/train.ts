@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { CorpusError } from '../../corpus/errors.js';
 import type { BackendName } from '../../training/backend.js';
-import type { PresetName, TrainConfigInput } from '../../training/config.js';
+import { DEFAULT_TRAIN_CONFIG as D, PRESET_NAMES, type PresetName, type TrainConfigInput } from '../../training/config.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
 import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../flags.js';
@@ -48,7 +48,7 @@ function diffFlag(value: boolean | string | undefined): Pick<TrainConfigInput, '
 
 /** Turns parsed flags into a training config input, refusing bad combinations as usage errors. */
 export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInput> {
-  const { PRESET_NAMES, resolveTrainConfig } = await import('../../training/config.js');
+  const { resolveTrainConfig } = await import('../../training/config.js');
   const { BACKEND_NAMES } = await import('../../training/backend.js');
   if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError('give --steps or --tokens, not both');
   if (flags.preset !== undefined && !PRESET_NAMES.includes(flags.preset as PresetName)) {
@@ -84,6 +84,10 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
   return defined;
 }
 
+/** The `--diff` mode the default config trains with. */
+const DEFAULT_DIFF = D.diff ? (D.changedOnly ? 'changed' : 'cwm') : 'none';
+const diffMode = (mode: string) => (mode === DEFAULT_DIFF ? `${mode} (default)` : mode);
+
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -95,20 +99,20 @@ export function registerTrain(program: Command): void {
     )
     .requiredOption('--corpus <dir>', 'corpus folder (needs ok traces in the train and val splits)')
     .requiredOption('--out <dir>', 'run folder to create (refused if it holds another run, unless --resume)')
-    .option('--preset <name>', 'model size: tiny, small, base (default small)')
-    .option('--state-weight <λ>', 'weight of the state loss; 0 trains the next-token-only baseline (default 1)', nonNegativeNumber('--state-weight'))
+    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset})`)
+    .option('--state-weight <λ>', `weight of the state loss; 0 trains the next-token-only baseline (default ${D.stateWeight})`, nonNegativeNumber('--state-weight'))
     .option('--output-weight <μ>', 'give the answers of output examples a loss of their own with this weight (default: they count as next-token targets)', nonNegativeNumber('--output-weight'))
-    .option('--positions <kind>', 'how the model sees positions: rope (rotary) or learned (absolute embeddings) (default rope)')
-    .option('--steps <n>', 'optimizer steps (default 4000)', positiveInt('--steps'))
+    .option('--positions <kind>', `how the model sees positions: rope (rotary) or learned (absolute embeddings) (default ${D.positionEncoding})`)
+    .option('--steps <n>', `optimizer steps (default ${D.steps})`, positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
-    .option('--batch <n>', 'sequences per step (default 8)', positiveInt('--batch'))
-    .option('--lr <rate>', 'peak learning rate after warm-up, cosine decay after (default 0.003)', nonNegativeNumber('--lr'))
+    .option('--batch <n>', `sequences per step (default ${D.batchSize})`, positiveInt('--batch'))
+    .option('--lr <rate>', `peak learning rate after warm-up, cosine decay after (default ${D.lr})`, nonNegativeNumber('--lr'))
     .option('--warmup <n>', 'warm-up steps (default 5% of steps, at most 200)', nonNegativeInt('--warmup'))
-    .option('--vocab-size <n>', 'tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default 1024)', positiveInt('--vocab-size'))
-    .option('--eval-every <n>', 'steps between validation losses (default 100)', positiveInt('--eval-every'))
-    .option('--checkpoint-every <n>', 'steps between checkpoints (default 100; always at the end)', positiveInt('--checkpoint-every'))
-    .option('--seed <n>', 'seed of weights, packing and batch order (default 0)', integer('--seed'))
-    .option('--backend <name>', 'tfjs backend: auto, node-gpu, node, wasm, cpu (default auto: node-gpu, node, wasm, cpu)')
+    .option('--vocab-size <n>', `tokenizer vocabulary: 256 bytes + special tokens + BPE merges (default ${D.vocabSize})`, positiveInt('--vocab-size'))
+    .option('--eval-every <n>', `steps between validation losses (default ${D.evalEvery})`, positiveInt('--eval-every'))
+    .option('--checkpoint-every <n>', `steps between checkpoints (default ${D.checkpointEvery}; always at the end)`, positiveInt('--checkpoint-every'))
+    .option('--seed <n>', `seed of weights, packing and batch order (default ${D.seed})`, integer('--seed'))
+    .option('--backend <name>', `tfjs backend: auto, node-gpu, node, wasm, cpu (default ${D.backend}: node-gpu, node, wasm, cpu)`)
     .option(
       '--threads <n>',
       'wasm threads (default 1): more split the matrix products across cores, with the same losses; ' +
@@ -117,8 +121,8 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--diff [mode]',
-      'how states are written: changed (default) writes only the locals that changed since the previous line of the ' +
-        'same call; cwm (or --diff alone) writes every local with ".." for the unchanged (CWM format); none spells every value',
+      `how states are written: ${diffMode('changed')} writes only the locals that changed since the previous line of the ` +
+        `same call; ${diffMode('cwm')} (or --diff alone) writes every local with ".." for the unchanged (CWM format); ${diffMode('none')} spells every value`,
     )
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')

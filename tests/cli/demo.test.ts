@@ -33,13 +33,21 @@ describe('execwm demo', () => {
 describe('demo table', () => {
   it('says whether the model beats each baseline', () => {
     const figures = demoFigures({
-      model: { params: 1, step: 1 },
-      corpus: { traces: 1 },
+      reportVersion: 1,
+      model: { id: 'm', params: 1, step: 1 },
+      corpus: { id: 'c', split: 'test', traces: 1 },
       teacherForced: {
-        model: { variableAccuracy: 0.9, stateExactMatch: 0.2 },
+        model: { frames: 1, variableAccuracy: 0.9, stateExactMatch: 0.2, undecodableShare: 0 },
         baselines: { copyPrevious: { variableAccuracy: 0.8, stateExactMatch: 0.4 } },
       },
-      output: { mode: 'direct', model: { equalAccuracy: 0.5, exactAccuracy: 0.5 }, baseline: { equalAccuracy: 0.1, exactAccuracy: 0.1 } },
+      rollout: null,
+      output: {
+        mode: 'direct',
+        model: { programs: 1, equalAccuracy: 0.5, exactAccuracy: 0.5 },
+        baseline: { programs: 1, equalAccuracy: 0.1, exactAccuracy: 0.1 },
+        flags: [],
+      },
+      rolloutOutput: null,
     });
     const table = formatDemoTable(figures);
     expect(table).toMatch(/variable accuracy\s+90\.0%\s+80\.0%\s+copy-previous-state\s+yes/);

@@ -1,28 +1,12 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../corpus/writer.js';
-import { main } from '../../src/cli.js';
 import { exportLines } from '../../src/commands/export.js';
 import { formatTrace } from '../../src/commands/show.js';
 import { corpusStats, formatStats } from '../../src/commands/stats.js';
 import { TRUNCATION_MARKER } from '../../src/schema.js';
 import { traceToText } from '../../training/sequence.js';
 import { incrementTrace, v } from './fixtures.js';
-import { tempDir, testConfig } from './helpers.js';
-
-/** Runs the CLI in-process and returns its exit code, stdout and stderr. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+import { runInProcess as run, tempDir, testConfig } from './helpers.js';
 
 async function smallCorpus(): Promise<string> {
   const dir = tempDir();

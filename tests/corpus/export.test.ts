@@ -1,30 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pl from 'nodejs-polars';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/format.js';
 import { readCorpus } from '../../corpus/reader.js';
 import { writeCorpus } from '../../corpus/writer.js';
-import { main } from '../../src/cli.js';
 import { promptRecords, sequenceOptions, type DiffMode, type PromptRecord } from '../../src/commands/export.js';
 import { SPECIAL_TOKENS, outputExampleSegments, traceToText } from '../../training/sequence.js';
 import { incrementTrace, randomTrace } from './fixtures.js';
-import { tempDir, testConfig } from './helpers.js';
-
-/** Runs the CLI in-process and returns its exit code, stdout and stderr. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+import { runInProcess as run, tempDir, testConfig } from './helpers.js';
 
 const jsonLines = <T>(text: string): T[] =>
   text

@@ -1,10 +1,11 @@
-/** Shared setup for corpus tests: temp folders and a complete corpus config. */
+/** Shared setup for corpus tests: temp folders, a complete corpus config, the CLI run in-process. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import { CORPUS_FORMAT_VERSION, type CorpusConfig } from '../../corpus/manifest.js';
 import { DEFAULT_SPLIT_RATIOS } from '../../corpus/splits.js';
+import { main } from '../../src/cli.js';
 import { DEFAULT_LIMITS, SCHEMA_VERSION } from '../../src/schema.js';
 
 const made: string[] = [];
@@ -36,4 +37,19 @@ export function testConfig(overrides: Partial<CorpusConfig> = {}): CorpusConfig 
     inputsPerShard: 4,
     ...overrides,
   };
+}
+
+/** Runs the CLI in-process and returns its exit code, stdout and stderr. */
+export async function runInProcess(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  try {
+    const code = await main(argv);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
 }

@@ -111,6 +111,10 @@ describe('corpus writer and reader', () => {
     writeFileSync(join(dir, 'manifest.json'), '{"shards": [');
     expect(() => readManifest(dir)).toThrow(CorpusError);
     await writeCorpus({ dir, config: testConfig(), traces: [incrementTrace()], overwrite: true });
+    const manifest = readManifest(dir);
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, counts: { ...manifest.counts, total: '1' } }));
+    expect(() => readManifest(dir)).toThrow(/^corrupt manifest \S+: counts\.total: Invalid type: Expected number but received "1"$/);
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     const shard = join(dir, 'part-00000.arrow');
     const bytes = readFileSync(shard);
     bytes[bytes.length - 100] ^= 1;

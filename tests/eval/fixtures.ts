@@ -3,8 +3,8 @@ import { DEFAULT_SPLIT_RATIOS, writeCorpus, type CorpusTrace } from '../../corpu
 import { splitOf } from '../../corpus/splits.js';
 import type { Step, Trace, Value } from '../../src/schema.js';
 import { saveCheckpoint } from '../../training/checkpoint.js';
-import { resolveTrainConfig } from '../../training/config.js';
-import { GPT, MODEL_PRESETS } from '../../training/model.js';
+import { MODEL_PRESETS, resolveTrainConfig } from '../../training/config.js';
+import { GPT } from '../../training/model.js';
 import { SPECIAL_TOKEN_LIST } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
 import { trainTokenizer } from '../../training/tokenizer.js';

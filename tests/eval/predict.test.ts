@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Trace } from '../../src/schema.js';
-import { GPT, MODEL_PRESETS } from '../../training/model.js';
+import { MODEL_PRESETS } from '../../training/config.js';
+import { GPT } from '../../training/model.js';
 import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
 import { trainTokenizer, type Tokenizer } from '../../training/tokenizer.js';

@@ -1,11 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Trace } from '../../src/schema.js';
 import { MostFrequentValues } from '../../eval/baselines.js';
-import { renderSummary, writeReport, type EvalReport } from '../../eval/report.js';
+import { readReport, renderSummary, writeReport, type EvalReport } from '../../eval/report.js';
 import { TeacherForcedEvaluator } from '../../eval/teacher.js';
 import { requiredInCi } from '../helpers.js';
 import { step, v } from './fixtures.js';
@@ -79,6 +79,25 @@ describe('report files', () => {
     expect(html).toContain('<svg');
     // The only literal </script> closes the two script elements.
     expect(html.match(/<\/script>/g)!.length).toBe(2);
+  });
+
+  it('reads report.json back through its schema, and refuses a damaged or foreign one in one line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'execwm-report-'));
+    dirs.push(dir);
+    const { report, examples } = buildReport();
+    const { json } = writeReport(dir, report, examples);
+    const stored = readReport(dir);
+    expect(stored.teacherForced!.model.variableAccuracy).toBe(report.teacherForced!.model.variableAccuracy);
+    expect(stored.model).toEqual(report.model);
+    // A report from before rollout outputs were scored beside the direct ones.
+    const { rolloutOutput: _, ...older } = report;
+    writeFileSync(json, JSON.stringify(older));
+    expect(readReport(dir).rolloutOutput).toBeNull();
+    writeFileSync(json, JSON.stringify({ ...report, teacherForced: { ...report.teacherForced, model: { frames: 'many' } } }));
+    expect(() => readReport(dir)).toThrow(/^corrupt report .*report\.json: teacherForced\.model\.frames: Invalid type: Expected number but received "many"$/);
+    writeFileSync(json, '{"reportVersion": 2}');
+    expect(() => readReport(dir)).toThrow(/reportVersion: Invalid type: Expected 1 but received 2$/);
+    expect(() => readReport(join(dir, 'nope'))).toThrow(/^no report at /);
   });
 
   it('prints a terminal table of the model beside both baselines', () => {

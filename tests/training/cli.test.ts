@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus, type CorpusTrace } from '../../corpus/index.js';
 import { testConfig } from '../corpus/helpers.js';
-import type { MetricsLine } from '../../training/train.js';
+import { readMetrics } from '../../training/metrics.js';
 import { REPO_ROOT, runCli } from '../helpers.js';
 import { loopTrace } from './fixtures.js';
 
@@ -32,12 +32,7 @@ async function corpus(name: string, traces: CorpusTrace[]): Promise<string> {
 
 // The default seed (0) on purpose: runs in separate processes must agree with it too.
 const TINY = ['--preset', 'tiny', '--backend', 'wasm', '--batch', '4', '--vocab-size', '320', '--quiet'];
-const metrics = (out: string) =>
-  readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as MetricsLine)
-    .filter((l) => l.type === 'train');
+const metrics = (out: string) => readMetrics(out).filter((l) => l.type === 'train');
 
 let good: string;
 beforeAll(async () => {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
-import { GPT, MODEL_PRESETS, gelu, layerNorm, type ModelConfig } from '../../training/model.js';
+import { MODEL_PRESETS } from '../../training/config.js';
+import { GPT, gelu, layerNorm, type ModelConfig } from '../../training/model.js';
 import { setKernelOverrides } from '../../training/kernels/wasm.js';
 import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/index.js';
 import * as tf from '../../training/tf.js';
 import { loadCheckpoint, readCheckpoint } from '../../training/checkpoint.js';
-import { MODEL_PRESETS } from '../../training/model.js';
-import { train, type InMemoryCorpus, type MetricsLine, type TrainOptions } from '../../training/train.js';
-import type { TrainConfigInput } from '../../training/config.js';
+import { readMetrics } from '../../training/metrics.js';
+import { train, type InMemoryCorpus, type TrainOptions } from '../../training/train.js';
+import { MODEL_PRESETS, type TrainConfigInput } from '../../training/config.js';
 import { loopTrace } from './fixtures.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'execwm-train-'));
@@ -46,7 +46,7 @@ describe('training loop (tiny model, wasm backend)', () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
     expect(res.history.every((h) => h.next > 0 && h.state > 0)).toBe(true);
-    const lines = readFileSync(path.join(res.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsLine);
+    const lines = readMetrics(res.out);
     expect(lines.filter((l) => l.type === 'train')).toHaveLength(30);
     expect(lines.filter((l) => l.type === 'val').map((l) => l.step)).toEqual([0, 8, 16, 24, 30]);
     expect(readFileSync(path.join(res.out, 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
@@ -111,10 +111,7 @@ describe('training loop (tiny model, wasm backend)', () => {
     const expected = whole.history.slice(6).map((h) => h.loss);
     rest.history.forEach((h, i) => expect(Math.abs(h.loss - expected[i]!)).toBeLessThan(1e-6));
     // metrics.jsonl reads as one run: each step once.
-    const steps = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as MetricsLine)
+    const steps = readMetrics(out)
       .filter((l) => l.type === 'train')
       .map((l) => l.step);
     expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
@@ -123,10 +120,7 @@ describe('training loop (tiny model, wasm backend)', () => {
   describe('resume after a kill -9 at an awkward moment (the folder a kill leaves, built by hand)', () => {
     const config = { ...BASE, steps: 12, checkpointEvery: 4, evalEvery: 4 };
     const trainSteps = (out: string) =>
-      readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as MetricsLine)
+      readMetrics(out)
         .filter((l) => l.type === 'train')
         .map((l) => l.step);
     let whole: Awaited<ReturnType<typeof train>>;
@@ -227,6 +221,35 @@ describe('training loop (tiny model, wasm backend)', () => {
     } finally {
       loaded.model.dispose();
     }
+  });
+
+  it('reads a checkpoint from before the later config fields as what those runs did', async () => {
+    const res = await run({ config: { steps: 2 } });
+    const file = path.join(res.out, 'checkpoint', 'checkpoint.json');
+    const meta = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown>; modelConfig: Record<string, unknown> };
+    for (const key of ['changedOnly', 'outputExamples', 'outputWeight', 'positionEncoding']) delete meta.trainConfig[key];
+    writeFileSync(file, JSON.stringify(meta));
+    const files = await readCheckpoint(res.out);
+    expect(files.meta.trainConfig).toEqual({
+      ...res.trainConfig,
+      changedOnly: false,
+      outputExamples: false,
+      outputWeight: null,
+      positionEncoding: 'learned',
+    });
+    expect(files.meta.modelConfig).toEqual(res.modelConfig);
+  });
+
+  it('refuses a checkpoint.json field of the wrong type in one line naming the field', async () => {
+    const res = await run({ config: { steps: 2 } });
+    const file = path.join(res.out, 'checkpoint', 'checkpoint.json');
+    const meta = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown> };
+    writeFileSync(file, JSON.stringify({ ...meta, trainConfig: { ...meta.trainConfig, stateWeight: 'high' } }));
+    await expect(loadCheckpoint(res.out)).rejects.toThrow(
+      /^Corrupt checkpoint \S+: checkpoint\.json: trainConfig\.stateWeight: Invalid type: Expected number but received "high"$/,
+    );
+    writeFileSync(file, JSON.stringify({ ...meta, format: 'other' }));
+    await expect(loadCheckpoint(res.out)).rejects.toThrow(/not an execwm checkpoint of version 1 \(format other, version 1\)/);
   });
 
   it('refuses a corrupt checkpoint and a resume with other settings or another corpus', async () => {

@@ -21,10 +21,6 @@ export function useTransposingMatMul(on: boolean): void {
   transposing = on;
 }
 
-export function transposingMatMulEnabled(): boolean {
-  return transposing;
-}
-
 /** Swaps the last two axes. */
 function swapLast(x: tf.Tensor): tf.Tensor {
   const perm = x.shape.map((_, i) => i);
