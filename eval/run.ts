@@ -31,6 +31,7 @@ import {
 } from './predict.js';
 import { EVAL_DEFAULTS, type CorpusEvalOptions, type EvalOptions, type EvalProgress } from './config.js';
 import type { EvalReport, OutputSection } from './report.js';
+import { taskFlags, taskPhase, type TasksSection } from './tasks.js';
 import { TeacherForcedEvaluator, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
 
 export interface EvalResult {
@@ -114,6 +115,8 @@ interface Measured {
   rollout: EvalReport['rollout'];
   output: EvalReport['output'];
   rolloutOutput: EvalReport['rolloutOutput'];
+  /** Derived tasks, with `--tasks`. */
+  tasks?: TasksSection;
   /** Tokens the model generated, for the throughput figure. */
   generatedTokens: number;
 }
@@ -121,7 +124,7 @@ interface Measured {
 /** A report of `measured`: format version, model section, every section's flags in one list, timing since `started`. */
 function buildReport(options: EvalOptions, loaded: LoadedModel, started: number, measured: Measured): EvalReport {
   const seconds = (performance.now() - started) / 1000;
-  const { config, corpus, coverage, teacherForced, rollout, output, rolloutOutput, generatedTokens } = measured;
+  const { config, corpus, coverage, teacherForced, rollout, output, rolloutOutput, tasks, generatedTokens } = measured;
   return {
     reportVersion: 1,
     execwm: options.execwmVersion,
@@ -134,7 +137,8 @@ function buildReport(options: EvalOptions, loaded: LoadedModel, started: number,
     rollout,
     output,
     rolloutOutput,
-    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? []), ...(rolloutOutput?.flags ?? [])],
+    ...(tasks ? { tasks } : {}),
+    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? []), ...(rolloutOutput?.flags ?? []), ...(tasks ? taskFlags(tasks) : [])],
     timing: { seconds, backend: loaded.backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
   };
 }
@@ -386,6 +390,12 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const taught = teacherForcedPhase(ckpt, data, { batchSize, examples: options.examples ?? EVAL_DEFAULTS.examples, progress });
     const rolled = rollout ? rolloutPhase(ckpt, data.traces, { maxRolloutTokens, progress }) : null;
     const outputs = await outputPhase(ckpt, data, rolled?.outputs ?? null, { runner: options.runner, batchSize, maxRolloutTokens, progress });
+    const taskNames = options.tasks ?? EVAL_DEFAULTS.tasks;
+    const tasksPerTrace = options.tasksPerTrace ?? EVAL_DEFAULTS.tasksPerTrace;
+    const tasks =
+      taskNames.length === 0
+        ? null
+        : taskPhase(ckpt, data.traces, { ...stateEncoding(ckpt), tasks: taskNames, seed: options.seed ?? EVAL_DEFAULTS.seed, perTrace: tasksPerTrace, batchSize, progress });
     const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,
@@ -395,6 +405,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         batchSize,
         maxRolloutTokens,
         baselineTrainTraces: data.train.length,
+        ...(tasks ? { tasks: taskNames, tasksPerTrace } : {}),
       },
       corpus: {
         dir: options.corpusDir,
@@ -408,7 +419,8 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       rollout: rolled ? { summary: summarizeRollouts(rolled.scores) } : null,
       output: outputs.output,
       rolloutOutput: outputs.rolloutOutput,
-      generatedTokens: taught.generatedTokens + (rolled?.generatedTokens ?? 0) + outputs.generatedTokens,
+      ...(tasks ? { tasks: tasks.section } : {}),
+      generatedTokens: taught.generatedTokens + (rolled?.generatedTokens ?? 0) + outputs.generatedTokens + (tasks?.generatedTokens ?? 0),
     });
     return { report, examples: taught.examples };
   } finally {
