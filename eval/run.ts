@@ -395,7 +395,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const tasks =
       taskNames.length === 0
         ? null
-        : taskPhase(ckpt, data.traces, { ...stateEncoding(ckpt), tasks: taskNames, seed: options.seed ?? EVAL_DEFAULTS.seed, perTrace: tasksPerTrace, batchSize, progress });
+        : taskPhase(ckpt, data.traces, { ...stateEncoding(ckpt), tasks: taskNames, seed: options.seed ?? EVAL_DEFAULTS.seed, perTrace: tasksPerTrace, batchSize, baselines: data, progress });
     const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,

@@ -13,7 +13,8 @@
  * current value of the name it returns; `until L` line L with the current state
  * copied; `back` the textually previous line with the current state copied;
  * `coverage` always `yes`; `nextline` the textually next line; `value` the variable's
- * value before the line ran; `output` the first argument (the identity function).
+ * most frequent value in the train split (the line changes it, so copying its value
+ * from before the line is never right); `output` the most frequent train return value.
  *
  * Incremental Consistency (REval): per trace one chain about a line L and its first
  * hit — coverage L, value of the variable L changes, the next line, the output — and
@@ -32,6 +33,7 @@ import {
   type TaskName,
 } from '../training/tasks.js';
 import { outputExampleSegments, sourceLine, SPECIAL_TOKENS } from '../training/sequence.js';
+import type { MostFrequentValues } from './baselines.js';
 import type { EvalProgress } from './config.js';
 import { framesEqual, rate, stateStrings, type RolloutFrame, type StateStrings } from './metrics.js';
 import { decodeGreedy, parseDirectOutput, parseRolloutFrames, specialIds, trueRolloutFrames, type DecodeRequest } from './predict.js';
@@ -65,8 +67,8 @@ export const BASELINE_NAMES: Record<TaskName, string> = {
   back: 'previous line, state copied',
   coverage: 'always executed',
   nextline: 'textually next line',
-  value: 'value before the line',
-  output: 'first argument',
+  value: 'most frequent value',
+  output: 'most frequent output',
 };
 
 /** The latest state at or before step i (a return frame has none of its own). */
@@ -93,22 +95,25 @@ export function baselineFrame(trace: Trace, task: TaskName, i: number, command: 
   return lineFrame(here.line + 1);
 }
 
+/** What the question baselines know of the train split. */
+export interface TaskBaselineData {
+  mostFrequent: MostFrequentValues;
+  /** The most frequent train return value, or null without one. */
+  frequentOutput: string | null;
+}
+
 /** The baseline's answer to a question. */
-export function baselineAnswer(trace: Trace, ex: Pick<TaskExample, 'task' | 'command' | 'step'>): string {
+export function baselineAnswer(ex: Pick<TaskExample, 'task' | 'command'>, data: TaskBaselineData): string {
   const parts = ex.command.split(' ');
   switch (ex.task) {
     case 'coverage':
       return 'yes';
     case 'nextline':
       return String(Number(parts[1]) + 1);
-    case 'value': {
-      const v = stateAt(trace.steps, ex.step!)[parts[1]!];
-      return v === undefined ? '' : JSON.stringify(v);
-    }
-    default: {
-      const first = Object.values(trace.steps[0]?.locals ?? {})[0];
-      return first === undefined ? '' : JSON.stringify(first.repr);
-    }
+    case 'value':
+      return JSON.stringify(data.mostFrequent.valueFor(parts[1]!));
+    default:
+      return data.frequentOutput === null ? '' : JSON.stringify(data.frequentOutput);
   }
 }
 
@@ -151,21 +156,30 @@ export function consistencyChain(trace: Trace): TaskExample[] | null {
 }
 
 /** Scores one example's continuation (and the baseline) as correct or not. */
-function scoreExample(trace: Trace, ex: TaskExample, text: string): { model: boolean; baseline: boolean; modelLine?: boolean; baselineLine?: boolean } {
+function scoreExample(trace: Trace, ex: TaskExample, text: string, data: TaskBaselineData): { model: boolean; baseline: boolean; modelLine?: boolean; baselineLine?: boolean } {
   if (ex.answer.kind === 'frame') {
     const truth = trueRolloutFrames(trace)[ex.answer.step]!;
     const predicted = parseStopFrame(text);
     const base = baselineFrame(trace, ex.task, ex.step!, ex.command);
     return { model: framesEqual(truth, predicted), baseline: framesEqual(truth, base), modelLine: sameLine(truth, predicted), baselineLine: sameLine(truth, base) };
   }
-  return { model: parseAnswer(ex.task, text) === ex.answer.text, baseline: baselineAnswer(trace, ex) === ex.answer.text };
+  return { model: parseAnswer(ex.task, text) === ex.answer.text, baseline: baselineAnswer(ex, data) === ex.answer.text };
 }
 
 /** Evaluates the chosen tasks on `traces`. */
 export function taskPhase(
   ckpt: LoadedCheckpoint,
   traces: readonly Trace[],
-  options: { tasks: readonly TaskName[]; diff: boolean; changedOnly: boolean; seed: number; perTrace: number; batchSize: number; progress: EvalProgress },
+  options: {
+    tasks: readonly TaskName[];
+    diff: boolean;
+    changedOnly: boolean;
+    seed: number;
+    perTrace: number;
+    batchSize: number;
+    baselines: TaskBaselineData;
+    progress: EvalProgress;
+  },
 ): { section: TasksSection; generatedTokens: number } {
   const { model, tokenizer } = ckpt;
   const block = model.config.blockSize;
@@ -208,7 +222,7 @@ export function taskPhase(
   items.forEach((it, j) => {
     const r = results[j]!;
     generatedTokens += r.ids.length + (r.stop === null ? 0 : 1);
-    const s = scoreExample(it.trace, it.ex, tokenizer.decode(r.ids));
+    const s = scoreExample(it.trace, it.ex, tokenizer.decode(r.ids), options.baselines);
     if (it.chain !== null) {
       chainScores[it.chain]!.model.push(s.model);
       chainScores[it.chain]!.baseline.push(s.baseline);

@@ -7,6 +7,7 @@
 import type { BackendName } from './backend.js';
 import type { ModelConfig } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
+import { TRAIN_TASKS, type TaskMix } from './tasks.js';
 
 /** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
 export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
@@ -57,6 +58,13 @@ export interface TrainConfig {
    * task; default true. Checkpoints from before this field read as false.
    */
   outputExamples: boolean;
+  /**
+   * Derived tasks mixed into the train split (training/tasks.ts): per task, examples per
+   * trace on average; default `{}` (the traces and output examples only). The val split
+   * stays without them, so validation losses compare across mixes. Checkpoints from
+   * before this field read as `{}`.
+   */
+  tasks: TaskMix;
   /** Optimizer steps to run; default 2000 (or derived from `tokens`). */
   steps: number;
   /** Sequences per step; default 16. */
@@ -98,6 +106,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   diff: true,
   changedOnly: true,
   outputExamples: true,
+  tasks: {},
   steps: 2000,
   batchSize: 16,
   lr: 3e-3,
@@ -153,6 +162,10 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
     throw new Error(`Expected \`positionEncoding\` to be one of ${POSITION_ENCODINGS.join(', ')}, got ${String(config.positionEncoding)}`);
   }
   if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
+  for (const [task, w] of Object.entries(config.tasks)) {
+    if (!(TRAIN_TASKS as readonly string[]).includes(task)) throw new Error(`Expected \`tasks\` to name some of ${TRAIN_TASKS.join(', ')}, got ${task}`);
+    if (!(w > 0) || !Number.isFinite(w)) throw new Error(`Expected the weight of task ${task} to be a positive number, got ${w}`);
+  }
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
   positive('lr', config.lr);
   if (config.outputWeight !== null && !(config.outputWeight >= 0 && Number.isFinite(config.outputWeight))) {
@@ -185,12 +198,13 @@ function positive(name: string, value: number): void {
 
 /**
  * A train config read from a checkpoint, with the fields older checkpoints lack set to what
- * those runs did: no changed-only diffs, no output examples, answers counted as next tokens.
+ * those runs did: no changed-only diffs, no output examples, answers counted as next tokens,
+ * no derived tasks.
  */
 export function upgradeTrainConfig(
-  saved: Partial<TrainConfig> & Omit<TrainConfig, 'changedOnly' | 'outputExamples' | 'outputWeight' | 'positionEncoding'>,
+  saved: Partial<TrainConfig> & Omit<TrainConfig, 'changedOnly' | 'outputExamples' | 'outputWeight' | 'positionEncoding' | 'tasks'>,
 ): TrainConfig {
-  return { changedOnly: false, outputExamples: false, outputWeight: null, positionEncoding: 'learned', ...saved };
+  return { changedOnly: false, outputExamples: false, outputWeight: null, positionEncoding: 'learned', tasks: {}, ...saved };
 }
 
 /** Learning rate at `step` (0-based): linear warm-up, then cosine decay to `lr · minLrRatio`. */

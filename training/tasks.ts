@@ -364,3 +364,42 @@ export function parseTaskList(text: string): TaskName[] {
   if (names.length === 0) throw new Error('Expected at least one task');
   return [...new Set(names)] as TaskName[];
 }
+
+/** Tasks a training mix may add (the output example has its own switch, `outputExamples`). */
+export const TRAIN_TASKS = TASKS.filter((t) => t !== 'output');
+export type TrainTaskName = Exclude<TaskName, 'output'>;
+
+/** Mix weights: examples of each task per train trace, on average (2.5 = two, and a third half the time). */
+export type TaskMix = Partial<Record<TrainTaskName, number>>;
+
+/** Parses `all` (weight 1 each) or `name[:weight],…`; throws on an unknown name or a bad weight. */
+export function parseTaskMix(text: string): TaskMix {
+  if (text.trim() === 'all') return Object.fromEntries(TRAIN_TASKS.map((t) => [t, 1]));
+  const mix: TaskMix = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const [name, weightText] = part.split(':') as [string, string | undefined];
+    if (name === 'output') throw new Error('output examples are in the mix by default (turn them off with --no-output-examples)');
+    if (!(TRAIN_TASKS as readonly string[]).includes(name)) throw new Error(`Unknown task ${JSON.stringify(name)}; expected all or some of ${TRAIN_TASKS.join(', ')}`);
+    const weight = weightText === undefined ? 1 : Number(weightText);
+    if (!(weight > 0) || !Number.isFinite(weight)) throw new Error(`Expected the weight of ${name} to be a positive number, got ${JSON.stringify(weightText)}`);
+    mix[name as TrainTaskName] = weight;
+  }
+  if (Object.keys(mix).length === 0) throw new Error('Expected at least one task');
+  return mix;
+}
+
+/**
+ * A trace's training examples for `mix`: per task, ⌊w⌋ examples plus one more with
+ * probability w − ⌊w⌋, drawn with `seed`.
+ */
+export function mixExamples(trace: Trace, mix: TaskMix, options: SequenceOptions & { seed: number }): TaskExample[] {
+  const rng = new Rng(deriveSeed(options.seed, `mix:${trace.id}`));
+  const out: TaskExample[] = [];
+  for (const task of TRAIN_TASKS) {
+    const w = mix[task];
+    if (w === undefined) continue;
+    const n = Math.floor(w) + (rng.next() < w - Math.floor(w) ? 1 : 0);
+    if (n > 0) out.push(...deriveTaskExamples(trace, { ...options, tasks: [task], perTrace: n, seed: rng.nextUint32() }));
+  }
+  return out;
+}
