@@ -46,7 +46,7 @@ function shortHash(bytes: Buffer | string): string {
 }
 
 /** A checkpoint ready to evaluate, with what the report says about it. */
-interface LoadedModel {
+export interface LoadedModel {
   ckpt: LoadedCheckpoint;
   /** The tfjs backend in use. */
   backend: string;
@@ -57,7 +57,7 @@ interface LoadedModel {
 }
 
 /** Loads the model after checking it exists and speaks this version's sequence format. */
-async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel> {
+export async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel> {
   const found = findCheckpoint(dir);
   if (found === null) throw new EvalError(`no model at ${dir} (no checkpoint.json there or in ${join(dir, 'checkpoint')})`);
   let used: string;
@@ -86,7 +86,7 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
 }
 
 /** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
-function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
+export function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
   return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly };
 }
 

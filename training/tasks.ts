@@ -195,6 +195,53 @@ function promptFrames(trace: Trace, upTo: number, options: SequenceOptions): Seg
   return out;
 }
 
+/** The stop of a debugger command at step i (`step`, `next`, `out`, `until L`, `back`), or null when execution ends first. */
+export function commandTarget(steps: readonly Step[], i: number, command: string): number | null {
+  const [name, arg] = command.split(' ');
+  switch (name) {
+    case 'step':
+      return stepTarget(steps, i);
+    case 'next':
+      return nextTarget(steps, i);
+    case 'out':
+      return outTarget(steps, i);
+    case 'until':
+      return untilTarget(steps, i, Number(arg));
+    case 'back':
+      return backTarget(i);
+    default:
+      throw new Error(`Unknown debugger command ${JSON.stringify(command)}`);
+  }
+}
+
+/**
+ * The example of one debugger command at step i; when execution ends before it stops,
+ * the target is `<|trace_end|>` alone and the answer the text `end`.
+ */
+export function debuggerExample(
+  trace: Trace,
+  i: number,
+  command: string,
+  options: SequenceOptions,
+  known?: { task: DebuggerTask; stop: number },
+): TaskExample {
+  const steps = trace.steps;
+  const lines = trace.source.split('\n');
+  const task = known?.task ?? (command.split(' ')[0] as DebuggerTask);
+  const stop = known ? known.stop : commandTarget(steps, i, command);
+  return {
+    task,
+    trace: trace.id,
+    step: i,
+    command,
+    context: contextSegments(trace),
+    frames: task === 'back' ? [frameSegments(steps[i]!, lines, null, { diff: false }).filter((s) => s.text !== '')] : promptFrames(trace, i, options),
+    query: commandSegments(command),
+    target: stop === null ? [sp(SPECIAL_TOKENS.traceEnd)] : targetFrameSegments(steps[stop]!, lines),
+    answer: stop === null ? { kind: 'text', text: 'end' } : { kind: 'frame', step: stop },
+  };
+}
+
 /** Draws `n` of `items` in a seeded order, kept in their original order. */
 function draw<T>(items: readonly T[], n: number, rng: Rng): T[] {
   if (items.length <= n) return [...items];
@@ -216,22 +263,11 @@ export function changedVariable(steps: readonly Step[], hit: number, after: numb
 /** Every example of the chosen tasks that one trace yields (at most `perTrace` per task). */
 export function deriveTaskExamples(trace: Trace, options: DeriveOptions): TaskExample[] {
   const steps = trace.steps;
-  const lines = trace.source.split('\n');
   const perTrace = options.perTrace ?? 4;
   const rng = new Rng(deriveSeed(options.seed ?? 0, `tasks:${trace.id}`));
   const context = contextSegments(trace);
   const out: TaskExample[] = [];
-  const frameExample = (task: DebuggerTask, i: number, command: string, stop: number): TaskExample => ({
-    task,
-    trace: trace.id,
-    step: i,
-    command,
-    context,
-    frames: task === 'back' ? [frameSegments(steps[i]!, lines, null, { diff: false }).filter((s) => s.text !== '')] : promptFrames(trace, i, options),
-    query: commandSegments(command),
-    target: targetFrameSegments(steps[stop]!, lines),
-    answer: { kind: 'frame', step: stop },
-  });
+  const frameExample = (task: DebuggerTask, i: number, command: string, stop: number): TaskExample => debuggerExample(trace, i, command, options, { task, stop });
   const question = (task: QuestionTask, step: number | null, command: string, answer: string): TaskExample => ({
     task,
     trace: trace.id,
