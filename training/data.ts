@@ -229,20 +229,19 @@ export function buildRows(
     if (ws === null) skipped++;
     else windows.push(...ws);
   }
-  let outputExamples = 0;
-  for (const ex of options.outputExamples ?? []) {
-    const w = outputExampleWindow(ex, rowLength);
-    if (w === null) continue;
-    windows.push(w);
-    outputExamples++;
-  }
-  let taskExamples = 0;
-  for (const ex of options.taskExamples ?? []) {
-    const w = outputExampleWindow(ex, rowLength);
-    if (w === null) continue;
-    windows.push(w);
-    taskExamples++;
-  }
+  /** Adds the examples that fit a row as windows of their own; returns how many did. */
+  const addExamples = (examples: Iterable<EncodedOutputExample>): number => {
+    let added = 0;
+    for (const ex of examples) {
+      const w = outputExampleWindow(ex, rowLength);
+      if (w === null) continue;
+      windows.push(w);
+      added++;
+    }
+    return added;
+  };
+  const outputExamples = addExamples(options.outputExamples ?? []);
+  const taskExamples = addExamples(options.taskExamples ?? []);
   const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
   const counts = countKinds(rows.kinds);
   return {

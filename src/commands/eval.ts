@@ -13,7 +13,7 @@ import { EVAL_DEFAULTS, type EvalProgress } from '../../eval/config.js';
 import type { BackendName } from '../../training/backend.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
-import { nonNegativeInt, positiveInt } from '../flags.js';
+import { nonNegativeInt, parsedFlag, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 import { VERSION } from '../version.js';
 
@@ -61,12 +61,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
   }
   if (flags.tasks !== undefined && flags.cruxeval) throw new UsageError('--tasks needs --corpus: the tasks are derived from its traces');
   const { parseTaskList } = await import('../../training/tasks.js');
-  let tasks;
-  try {
-    tasks = flags.tasks === undefined ? undefined : parseTaskList(flags.tasks);
-  } catch (err) {
-    throw new UsageError(`--tasks: ${(err as Error).message}`);
-  }
+  const tasks = parsedFlag('--tasks', flags.tasks, parseTaskList);
   const { sandboxRunner } = await import('../../eval/equality.js');
   const { evaluateCorpus, evaluateCruxeval } = await import('../../eval/run.js');
   const runner = sandboxRunner();

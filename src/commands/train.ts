@@ -7,7 +7,7 @@ import type { BackendName } from '../../training/backend.js';
 import { DEFAULT_TRAIN_CONFIG as D, PRESET_NAMES, type PresetName, type TrainConfigInput } from '../../training/config.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
-import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../flags.js';
+import { integer, nonNegativeInt, nonNegativeNumber, parsedFlag, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 
 interface TrainFlags {
@@ -59,12 +59,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${JSON.stringify(flags.backend)}`);
   }
   const { parseTaskMix } = await import('../../training/tasks.js');
-  let tasks;
-  try {
-    tasks = flags.tasks === undefined ? undefined : parseTaskMix(flags.tasks);
-  } catch (err) {
-    throw new UsageError(`--tasks: ${(err as Error).message}`);
-  }
+  const tasks = parsedFlag('--tasks', flags.tasks, parseTaskMix);
   const input: TrainConfigInput = {
     preset: flags.preset as PresetName | undefined,
     stateWeight: flags.stateWeight,

@@ -3,28 +3,16 @@
  * debugger tasks mixed in, a program traced in the sandbox, and the session's truth
  * and marks checked line by line.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/index.js';
 import { train } from '../../training/train.js';
-import { REPO_ROOT } from '../helpers.js';
+import { runCliAsync } from '../helpers.js';
 import { loopTrace } from '../training/fixtures.js';
 
-function runCli(args: string[], stdin: string): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'execwm.js'), ...args], { cwd: REPO_ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+const runCli = (args: string[], input: string) => runCliAsync(args, { input });
 
 let root: string;
 let model: string;
@@ -42,13 +30,13 @@ beforeAll(async () => {
     out: model,
     config: { preset: 'tiny', vocabSize: 320, steps: 3, batchSize: 4, evalEvery: 3, evalBatches: 1, checkpointEvery: 3, backend: 'wasm', tasks: { step: 1, next: 1, until: 1 } },
   });
-}, 120_000);
+}, 300_000);
 
 afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-describe('execwm debug', { timeout: 180_000 }, () => {
+describe('execwm debug', { timeout: 300_000 }, () => {
   it('follows the real execution through step, next, out, until, break/continue, back and print, marking the model', async () => {
     const commands = ['step', 'next', 'step', 'step', 'out', 'until 8', 'print i', 'break 9', 'continue', 'back', 'next', 'next', 'next', 'jump', 'quit'];
     const res = await runCli(['debug', '--model', model, program, '--entry', 'f(2)', '--backend', 'wasm'], `${commands.join('\n')}\n`);
