@@ -6,6 +6,7 @@
  */
 import type { Split } from '../corpus/splits.js';
 import type { BackendName } from '../training/backend.js';
+import type { TaskName } from '../training/tasks.js';
 import type { ProgramRunner } from './equality.js';
 
 export interface EvalProgress {
@@ -49,6 +50,10 @@ export interface CorpusEvalOptions extends EvalOptions {
   baselineCorpusDir?: string;
   /** Traces shown in the report's viewer. */
   examples?: number;
+  /** Also evaluate these derived tasks (training/tasks.ts); default none. */
+  tasks?: readonly TaskName[];
+  /** At most this many examples per task and trace. */
+  tasksPerTrace?: number;
 }
 
 /** What an unset option means. */
@@ -61,4 +66,6 @@ export const EVAL_DEFAULTS = {
   maxRolloutTokens: 2048,
   baselineTraces: 2000,
   examples: 20,
+  tasks: [] as readonly TaskName[],
+  tasksPerTrace: 4,
 } satisfies Required<Omit<CorpusEvalOptions, 'modelDir' | 'runner' | 'execwmVersion' | 'progress' | 'corpusDir' | 'limit' | 'baselineCorpusDir'>>;

@@ -14,6 +14,7 @@ import { EvalError } from './errors.js';
 import { BASELINES, PREDICTORS, PREDICTOR_LABELS, type Predictor } from './baselines.js';
 import { DIMENSIONS, DIMENSION_LABELS, type BreakdownRow } from './breakdowns.js';
 import { pct, type OutputSummary, type RolloutSummary, type StateSummary } from './metrics.js';
+import type { TasksSection } from './tasks.js';
 import type { TeacherForcedResult, ViewerTrace } from './teacher.js';
 
 /** Output prediction figures beside the baseline that always answers the most frequent return value. */
@@ -61,6 +62,8 @@ export interface EvalReport {
   output: OutputSection | null;
   /** Output prediction from the rollouts (the return value of the generated trace), with `--rollout`. */
   rolloutOutput: OutputSection | null;
+  /** Derived tasks (`--tasks`): per task the model's figure beside its baseline; absent without `--tasks`. */
+  tasks?: TasksSection;
   /** Every flag of the sections above, in one list. */
   flags: string[];
   timing: { seconds: number; backend: string; generatedTokens: number; tokensPerSecond: number | null };
@@ -187,8 +190,47 @@ export function renderSummary(report: EvalReport): string {
     rows.push(['no return value', fmt(o.model.missingShare), ...(o.baseline ? ['-'] : [])]);
     out.push(table(rows));
   }
+  if (report.tasks) out.push('', ...taskSummaryLines(report.tasks));
   if (report.flags.length > 0) out.push('', ...report.flags.map((f) => `! ${f}`));
   return `${out.join('\n')}\n`;
+}
+
+/** The rows of the task table: task, examples, metric, model, baseline (and its name). */
+function taskRows(section: TasksSection): string[][] {
+  const rows: string[][] = [];
+  for (const [task, f] of Object.entries(section.tasks)) {
+    rows.push([task, String(f.examples), f.metric, fmt(f.model), fmt(f.baseline.value), f.baseline.name]);
+    if (f.lineAccuracy) rows.push(['', '', 'line accuracy', fmt(f.lineAccuracy.model), fmt(f.lineAccuracy.baseline), '']);
+  }
+  const ic = section.incrementalConsistency;
+  if (ic) rows.push(['consistency', String(ic.chains), 'incremental consistency', fmt(ic.model), fmt(ic.baseline), 'the baselines above']);
+  return rows;
+}
+
+function taskSummaryLines(section: TasksSection): string[] {
+  const head = `tasks${section.skipped ? ` (${section.skipped} examples did not fit the model's context)` : ''}`;
+  return [head, table([['task', 'examples', 'figure', 'model', 'baseline', ''], ...taskRows(section)])];
+}
+
+/** One section per task: its figure beside the baseline, then Incremental Consistency. */
+function tasksHtml(section: TasksSection): string {
+  const parts = Object.entries(section.tasks).map(([task, f]) => {
+    const rows = [`<tr><th></th><th>model</th><th>${esc(f.baseline.name)}</th></tr>`];
+    rows.push(`<tr><td>${esc(f.metric)}</td><td class="num">${fmt(f.model)}</td><td class="num">${fmt(f.baseline.value)}</td></tr>`);
+    if (f.lineAccuracy) rows.push(`<tr><td>line accuracy</td><td class="num">${fmt(f.lineAccuracy.model)}</td><td class="num">${fmt(f.lineAccuracy.baseline)}</td></tr>`);
+    return `<section class="task" id="task-${esc(task)}"><h3>${esc(task)} (${f.examples} examples)</h3><table class="summary">${rows.join('')}</table></section>`;
+  });
+  const ic = section.incrementalConsistency;
+  if (ic) {
+    parts.push(
+      `<section class="task" id="task-consistency"><h3>Incremental Consistency (${ic.chains} chains: coverage, value, next line, output)</h3>` +
+        `<table class="summary"><tr><th></th><th>model</th><th>baselines</th></tr>` +
+        `<tr><td>mean correct share before the first mistake</td><td class="num">${fmt(ic.model)}</td><td class="num">${fmt(ic.baseline)}</td></tr>` +
+        `<tr><td>whole chain correct</td><td class="num">${fmt(ic.modelAllCorrect)}</td><td></td></tr></table></section>`,
+    );
+  }
+  const note = section.skipped ? `<p class="legend">${section.skipped} examples did not fit the model's context.</p>` : '';
+  return `<h2>Tasks</h2>${note}${parts.join('')}`;
 }
 
 function esc(s: string): string {
@@ -382,6 +424,7 @@ ${flags}
 <h2>Summary</h2>
 ${summaryTableHtml(report)}
 ${tf ? `<h2>Breakdowns</h2>${legend}<div class="charts">${charts}</div>` : ''}
+${report.tasks ? tasksHtml(report.tasks) : ''}
 <section id="viewer-section"><h2>Trace viewer (teacher-forced)</h2>
 <div class="controls"><select id="trace" aria-label="trace"></select>
 <button id="first" type="button">first</button><button id="prev" type="button">&#x25c0; back</button>

@@ -30,6 +30,7 @@ import {
 } from './predict.js';
 import { EVAL_DEFAULTS, type CorpusEvalOptions, type EvalOptions, type EvalProgress } from './config.js';
 import type { EvalReport, OutputSection } from './report.js';
+import { taskFlags, taskPhase, type TasksSection } from './tasks.js';
 import { TeacherForcedEvaluator, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
 
 export interface EvalResult {
@@ -40,7 +41,7 @@ export interface EvalResult {
 const quiet: EvalProgress = { start: () => undefined, advance: () => undefined, stop: () => undefined };
 
 /** A checkpoint ready to evaluate, with what the report says about it. */
-interface LoadedModel {
+export interface LoadedModel {
   ckpt: LoadedCheckpoint;
   /** The tfjs backend in use. */
   backend: string;
@@ -51,7 +52,7 @@ interface LoadedModel {
 }
 
 /** Loads the model after checking it exists and speaks this version's sequence format. */
-async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel> {
+export async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel> {
   const found = findCheckpoint(dir);
   if (found === null) throw new EvalError(`no model at ${dir} (no checkpoint.json there or in ${join(dir, 'checkpoint')})`);
   let used: string;
@@ -74,7 +75,7 @@ async function loadModel(dir: string, backend: BackendName): Promise<LoadedModel
 }
 
 /** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
-function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
+export function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
   return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly };
 }
 
@@ -103,6 +104,8 @@ interface Measured {
   rollout: EvalReport['rollout'];
   output: EvalReport['output'];
   rolloutOutput: EvalReport['rolloutOutput'];
+  /** Derived tasks, with `--tasks`. */
+  tasks?: TasksSection;
   /** Tokens the model generated, for the throughput figure. */
   generatedTokens: number;
 }
@@ -110,7 +113,7 @@ interface Measured {
 /** A report of `measured`: format version, model section, every section's flags in one list, timing since `started`. */
 function buildReport(options: EvalOptions, loaded: LoadedModel, started: number, measured: Measured): EvalReport {
   const seconds = (performance.now() - started) / 1000;
-  const { config, corpus, coverage, teacherForced, rollout, output, rolloutOutput, generatedTokens } = measured;
+  const { config, corpus, coverage, teacherForced, rollout, output, rolloutOutput, tasks, generatedTokens } = measured;
   return {
     reportVersion: 1,
     execwm: options.execwmVersion,
@@ -123,7 +126,8 @@ function buildReport(options: EvalOptions, loaded: LoadedModel, started: number,
     rollout,
     output,
     rolloutOutput,
-    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? []), ...(rolloutOutput?.flags ?? [])],
+    ...(tasks ? { tasks } : {}),
+    flags: [...(teacherForced?.flags ?? []), ...(output?.flags ?? []), ...(rolloutOutput?.flags ?? []), ...(tasks ? taskFlags(tasks) : [])],
     timing: { seconds, backend: loaded.backend, generatedTokens, tokensPerSecond: seconds > 0 ? generatedTokens / seconds : null },
   };
 }
@@ -375,6 +379,12 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const taught = teacherForcedPhase(ckpt, data, { batchSize, examples: options.examples ?? EVAL_DEFAULTS.examples, progress });
     const rolled = rollout ? rolloutPhase(ckpt, data.traces, { maxRolloutTokens, progress }) : null;
     const outputs = await outputPhase(ckpt, data, rolled?.outputs ?? null, { runner: options.runner, batchSize, maxRolloutTokens, progress });
+    const taskNames = options.tasks ?? EVAL_DEFAULTS.tasks;
+    const tasksPerTrace = options.tasksPerTrace ?? EVAL_DEFAULTS.tasksPerTrace;
+    const tasks =
+      taskNames.length === 0
+        ? null
+        : taskPhase(ckpt, data.traces, { ...stateEncoding(ckpt), tasks: taskNames, seed: options.seed ?? EVAL_DEFAULTS.seed, perTrace: tasksPerTrace, batchSize, baselines: data, progress });
     const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,
@@ -384,6 +394,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
         batchSize,
         maxRolloutTokens,
         baselineTrainTraces: data.train.length,
+        ...(tasks ? { tasks: taskNames, tasksPerTrace } : {}),
       },
       corpus: {
         dir: options.corpusDir,
@@ -397,7 +408,8 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
       rollout: rolled ? { summary: summarizeRollouts(rolled.scores) } : null,
       output: outputs.output,
       rolloutOutput: outputs.rolloutOutput,
-      generatedTokens: taught.generatedTokens + (rolled?.generatedTokens ?? 0) + outputs.generatedTokens,
+      ...(tasks ? { tasks: tasks.section } : {}),
+      generatedTokens: taught.generatedTokens + (rolled?.generatedTokens ?? 0) + outputs.generatedTokens + (tasks?.generatedTokens ?? 0),
     });
     return { report, examples: taught.examples };
   } finally {

@@ -18,6 +18,7 @@ import { registerExport } from './commands/export.js';
 import { registerCorpus } from './commands/corpus.js';
 import { registerTrain } from './commands/train.js';
 import { registerEval } from './commands/eval.js';
+import { registerDebug } from './commands/debug.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerCorpus(program);
   registerTrain(program);
   registerEval(program);
+  registerDebug(program);
   registerDemo(program);
   registerDoctor(program);
   return program;

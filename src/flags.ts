@@ -45,3 +45,13 @@ export function nonNegativeNumber(flag: string): FlagParser {
     return n;
   };
 }
+
+/** Parses a flag's text with `parse`, turning its error into a usage error naming the flag. */
+export function parsedFlag<T>(flag: string, value: string | undefined, parse: (text: string) => T): T | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parse(value);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}

@@ -8,6 +8,7 @@ import * as v from 'valibot';
 import type { BackendName } from './backend.js';
 import type { ModelConfig } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
+import { TRAIN_TASKS, type TaskMix } from './tasks.js';
 
 /** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
 export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
@@ -58,6 +59,13 @@ export interface TrainConfig {
    * task; default true. Checkpoints from before this field read as false.
    */
   outputExamples: boolean;
+  /**
+   * Derived tasks mixed into the train split (training/tasks.ts): per task, examples per
+   * trace on average; default `{}` (the traces and output examples only). The val split
+   * stays without them, so validation losses compare across mixes. Checkpoints from
+   * before this field read as `{}`.
+   */
+  tasks: TaskMix;
   /** Optimizer steps to run; default 4000 (or derived from `tokens`). */
   steps: number;
   /** Sequences per step; default 8 (at equal tokens, 8 × twice the steps learned more than 16 or 4: docs/results.md). */
@@ -99,6 +107,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   diff: true,
   changedOnly: true,
   outputExamples: true,
+  tasks: {},
   steps: 4000,
   batchSize: 8,
   lr: 3e-3,
@@ -154,6 +163,10 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
     throw new Error(`Expected \`positionEncoding\` to be one of ${POSITION_ENCODINGS.join(', ')}, got ${String(config.positionEncoding)}`);
   }
   if (config.changedOnly && !config.diff) throw new Error('`changedOnly` is a kind of diff encoding: it needs `diff`');
+  for (const [task, w] of Object.entries(config.tasks)) {
+    if (!(TRAIN_TASKS as readonly string[]).includes(task)) throw new Error(`Expected \`tasks\` to name some of ${TRAIN_TASKS.join(', ')}, got ${task}`);
+    if (!(w > 0) || !Number.isFinite(w)) throw new Error(`Expected the weight of task ${task} to be a positive number, got ${w}`);
+  }
   if (!Number.isInteger(config.seed)) throw new Error(`Expected \`seed\` to be an integer, got ${config.seed}`);
   positive('lr', config.lr);
   if (config.outputWeight !== null && !(config.outputWeight >= 0 && Number.isFinite(config.outputWeight))) {
@@ -184,10 +197,18 @@ function positive(name: string, value: number): void {
   if (!(value > 0) || !Number.isFinite(value)) throw new Error(`Expected \`${name}\` to be a positive number, got ${value}`);
 }
 
+/** A saved task mix: known task names, each with a positive weight. */
+const TASK_MIX_SCHEMA = v.custom<TaskMix>(
+  (x) =>
+    typeof x === 'object' && x !== null && !Array.isArray(x) &&
+    Object.entries(x).every(([name, weight]) => (TRAIN_TASKS as readonly string[]).includes(name) && typeof weight === 'number' && weight > 0),
+  `Expected a task mix: some of ${TRAIN_TASKS.join(', ')}, each with a positive weight`,
+);
+
 /**
  * A train config as a checkpoint stores it, fields in the order training writes them. The
  * fields older checkpoints lack read as what those runs did: learned positions, answers
- * counted as next tokens, no changed-only diffs, no output examples.
+ * counted as next tokens, no changed-only diffs, no output examples, no derived tasks.
  */
 export const TRAIN_CONFIG_SCHEMA = v.object({
   preset: v.picklist(PRESET_NAMES),
@@ -198,6 +219,7 @@ export const TRAIN_CONFIG_SCHEMA = v.object({
   diff: v.boolean(),
   changedOnly: v.optional(v.boolean(), false),
   outputExamples: v.optional(v.boolean(), false),
+  tasks: v.optional(TASK_MIX_SCHEMA, {}),
   steps: v.number(),
   batchSize: v.number(),
   lr: v.number(),

@@ -13,8 +13,8 @@
  * so the model sees the state it continues from; the repeated tokens are
  * inputs only (kind none), so nothing is counted twice.
  *
- * Output examples (sequence.ts) are windows of their own whose prompt is
- * inputs only.
+ * Output examples (sequence.ts) and task examples (tasks.ts) are windows of
+ * their own whose prompt is inputs only.
  *
  * Short windows are packed into rows (first fit over a few open rows, in a
  * seeded order); the first token of each packed trace is never a target and
@@ -196,6 +196,8 @@ export interface RowStats {
   skipped: number;
   /** Output examples packed (those that fit a row). */
   outputExamples: number;
+  /** Derived task examples packed (training/tasks.ts; those that fit a row). */
+  taskExamples: number;
   windows: number;
   rows: number;
   /** Target tokens per kind. */
@@ -208,7 +210,14 @@ export interface RowStats {
 /** Windows and packs encoded traces (and any output examples) into rows; reports what was skipped. */
 export function buildRows(
   encoded: Iterable<EncodedTrace>,
-  options: { blockSize: number; tokenizer: Tokenizer; seed: number; outputExamples?: Iterable<EncodedOutputExample> },
+  options: {
+    blockSize: number;
+    tokenizer: Tokenizer;
+    seed: number;
+    outputExamples?: Iterable<EncodedOutputExample>;
+    /** Task examples: like output examples, targets after the prompt (training/tasks.ts). */
+    taskExamples?: Iterable<EncodedOutputExample>;
+  },
 ): { rows: Rows; stats: RowStats } {
   const rowLength = options.blockSize + 1;
   const windows: Window[] = [];
@@ -220,18 +229,24 @@ export function buildRows(
     if (ws === null) skipped++;
     else windows.push(...ws);
   }
-  let outputExamples = 0;
-  for (const ex of options.outputExamples ?? []) {
-    const w = outputExampleWindow(ex, rowLength);
-    if (w === null) continue;
-    windows.push(w);
-    outputExamples++;
-  }
+  /** Adds the examples that fit a row as windows of their own; returns how many did. */
+  const addExamples = (examples: Iterable<EncodedOutputExample>): number => {
+    let added = 0;
+    for (const ex of examples) {
+      const w = outputExampleWindow(ex, rowLength);
+      if (w === null) continue;
+      windows.push(w);
+      added++;
+    }
+    return added;
+  };
+  const outputExamples = addExamples(options.outputExamples ?? []);
+  const taskExamples = addExamples(options.taskExamples ?? []);
   const rows = packWindows(windows, { rowLength, padId: options.tokenizer.specialId(SPECIAL_TOKENS.pad), seed: options.seed });
   const counts = countKinds(rows.kinds);
   return {
     rows,
-    stats: { traces, skipped, outputExamples, windows: windows.length, rows: rows.count, nextTokens: counts.next, stateTokens: counts.state, outputTokens: counts.output },
+    stats: { traces, skipped, outputExamples, taskExamples, windows: windows.length, rows: rows.count, nextTokens: counts.next, stateTokens: counts.state, outputTokens: counts.output },
   };
 }
 

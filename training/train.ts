@@ -29,6 +29,7 @@ import { GPT, type ModelConfig } from './model.js';
 import { cwmObjective } from './objective.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
+import { encodeTaskExample, mixExamples } from './tasks.js';
 import { SPECIAL_TOKEN_LIST, encodeOutputExample, encodeTrace, traceToSegments, type SequenceOptions } from './sequence.js';
 import { Tokenizer, trainTokenizer } from './tokenizer.js';
 import type { Trace } from '../src/schema.js';
@@ -238,7 +239,12 @@ function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }
   const examplesOf = (traces: readonly Trace[]) =>
     config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];
   const packing = { blockSize: modelConfig.blockSize, tokenizer, seed: deriveSeed(config.seed, 'packing') };
-  const train = buildRows(encodeAll(data.train), { ...packing, outputExamples: examplesOf(data.train) });
+  const taskSeed = deriveSeed(config.seed, 'tasks');
+  const tasksOf = (traces: readonly Trace[]) =>
+    traces.flatMap((t) =>
+      mixExamples(t, config.tasks, { ...encoding, seed: taskSeed }).flatMap((ex) => encodeTaskExample(ex, tokenizer, modelConfig.blockSize + 1) ?? []),
+    );
+  const train = buildRows(encodeAll(data.train), { ...packing, outputExamples: examplesOf(data.train), taskExamples: tasksOf(data.train) });
   const val = buildRows(encodeAll(data.val), { ...packing, outputExamples: examplesOf(data.val) });
   if (train.rows.count === 0) {
     throw new TrainingError(

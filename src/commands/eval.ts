@@ -13,7 +13,7 @@ import { EVAL_DEFAULTS, type EvalProgress } from '../../eval/config.js';
 import type { BackendName } from '../../training/backend.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
-import { nonNegativeInt, positiveInt } from '../flags.js';
+import { nonNegativeInt, parsedFlag, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 import { VERSION } from '../version.js';
 
@@ -31,6 +31,7 @@ interface EvalFlags {
   batchSize: number;
   examples: number;
   maxRolloutTokens: number;
+  tasks?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -58,6 +59,9 @@ async function runEval(flags: EvalFlags): Promise<void> {
   if (!BACKEND_NAMES.includes(flags.backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${flags.backend}`);
   }
+  if (flags.tasks !== undefined && flags.cruxeval) throw new UsageError('--tasks needs --corpus: the tasks are derived from its traces');
+  const { parseTaskList } = await import('../../training/tasks.js');
+  const tasks = parsedFlag('--tasks', flags.tasks, parseTaskList);
   const { sandboxRunner } = await import('../../eval/equality.js');
   const { evaluateCorpus, evaluateCruxeval } = await import('../../eval/run.js');
   const runner = sandboxRunner();
@@ -88,6 +92,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
         seed: flags.seed,
         examples: flags.examples,
         baselineCorpusDir: flags.baselinesFrom,
+        tasks,
       });
     }
     const paths = writeReport(out, result.report, result.examples);
@@ -120,6 +125,7 @@ export function registerEval(program: Command): void {
     .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), EVAL_DEFAULTS.batchSize)
     .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), EVAL_DEFAULTS.examples)
     .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), EVAL_DEFAULTS.maxRolloutTokens)
+    .option('--tasks <list>', 'also score derived tasks: all, or some of step,next,out,until,back,coverage,nextline,value,output (README, "Task formats")')
     .option('--json', 'print report.json to stdout instead of the summary table')
     .option('--quiet', 'no progress output')
     .addHelpText(
@@ -132,11 +138,14 @@ match, undecodable share, each beside the copy-previous-state and most-frequent-
 baselines, broken down by value type, event, difficulty, step position and role.
 Output accuracy (exact and Python == in the sandbox, as CRUXEval scores it) from
 direct prediction (context -> value) and, with --rollout, from the return value of
-each generated trace.
+each generated trace. --tasks adds the debugger actions, inverse steps and
+REval-style questions derived from the same traces, each beside a simple baseline,
+and Incremental Consistency over the coverage/value/next-line/output chain.
 
 Examples:
   execwm eval --model runs/r1 --corpus data/c1 --split test
   execwm eval --model runs/r1 --corpus data/c1 --limit 200 --seed 1 --rollout
+  execwm eval --model runs/r1 --corpus data/c1 --limit 50 --tasks all
   execwm eval --model runs/r1 --cruxeval ../shared/datasets/cruxeval.jsonl`,
     )
     .action(async (flags: EvalFlags) => runEval(flags));

@@ -6,7 +6,9 @@
  *   state encodings, with the output examples if asked.
  * - `prompts`: JSONL of prompt/completion pairs for the tasks the trainer and
  *   eval use — the state of each call/line frame given the trace before it, and
- *   the return value given the source and call — the shape fine-tuning tools take.
+ *   the return value given the source and call — the shape fine-tuning tools take —
+ *   and the derived tasks of training/tasks.ts (debugger actions, inverse steps,
+ *   REval-style questions).
  * - `jsonl`: each trace with full locals.
  * - `parquet`: the Hugging Face layout with a dataset card (corpus/parquet.ts, corpus/card.ts).
  */
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { CorpusTrace, Split } from '../../corpus/index.js';
 import { SPECIAL_TOKENS, outputExampleSegments, traceToSegments, traceToText, type SequenceOptions } from '../../training/sequence.js';
+import { TRAIN_TASKS, deriveTaskExamples, taskExampleText, type TrainTaskName } from '../../training/tasks.js';
 import { UsageError, UserError } from '../errors.js';
 import { nonNegativeInt, positiveInt } from '../flags.js';
 import { createProgress } from '../progress.js';
@@ -28,8 +31,11 @@ const FORMATS: readonly ExportFormat[] = ['cwm', 'jsonl', 'prompts', 'parquet'];
 export type DiffMode = 'none' | 'cwm' | 'changed';
 const DIFF_MODES: readonly DiffMode[] = ['none', 'cwm', 'changed'];
 
-export type PromptTask = 'state' | 'output';
-const PROMPT_TASKS: readonly PromptTask[] = ['state', 'output'];
+/** `state` and `output`, and the derived tasks (training/tasks.ts). */
+export type PromptTask = 'state' | 'output' | TrainTaskName;
+const PROMPT_TASKS: readonly PromptTask[] = ['state', 'output', ...TRAIN_TASKS];
+/** What `--tasks` means when not given. */
+const DEFAULT_PROMPT_TASKS: readonly PromptTask[] = ['state', 'output'];
 
 /** The training serializer's options for a diff mode. */
 export function sequenceOptions(diff: DiffMode): SequenceOptions {
@@ -51,8 +57,10 @@ export interface PromptRecord {
   id: string;
   split: Split;
   task: PromptTask;
-  /** The index in `steps` of the frame whose state is asked for (`state` tasks). */
+  /** The index in `steps` of the frame whose state is asked for (`state`), the current frame (debugger actions) or the hit (questions). */
   step?: number;
+  /** Derived tasks: the command (`next`, `until 5`, `value y 3 2`). */
+  command?: string;
   prompt: string;
   completion: string;
 }
@@ -71,6 +79,10 @@ const EVENT_SEPARATORS: ReadonlySet<string> = new Set([SPECIAL_TOKENS.callSep, S
  * `output`: the trainer's output example split where the trainer splits it:
  * prompt = the context and `<|return_sep|>`, completion = the rest (return line,
  * value, `<|frame_sep|><|trace_end|>`). Only traces whose entry call returned.
+ *
+ * A derived task (`next`, `until`, `coverage`, …): every example training/tasks.ts
+ * derives from the trace, the prompt ending with the command and the completion
+ * with `<|trace_end|>` (README, "Task formats").
  */
 export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; tasks: readonly PromptTask[] }): PromptRecord[] {
   const out: PromptRecord[] = [];
@@ -98,6 +110,12 @@ export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; tas
           .map((s) => s.text)
           .join('');
       out.push({ ...base, task: 'output', prompt: join(0, cut), completion: join(cut) });
+    }
+  }
+  const derived = TRAIN_TASKS.filter((t) => options.tasks.includes(t));
+  if (derived.length > 0) {
+    for (const ex of deriveTaskExamples(trace, { ...sequenceOptions(options.diff), tasks: derived, perTrace: Infinity })) {
+      out.push({ ...base, task: ex.task as TrainTaskName, ...(ex.step === null ? {} : { step: ex.step }), command: ex.command, ...taskExampleText(ex) });
     }
   }
   return out;
@@ -154,9 +172,10 @@ function diffMode(value: boolean | string | undefined): DiffMode {
 }
 
 function parseTasks(value: string): PromptTask[] {
+  if (value.trim() === 'all') return [...PROMPT_TASKS];
   const tasks = value.split(',').map((t) => t.trim());
   const bad = tasks.find((t) => !(PROMPT_TASKS as readonly string[]).includes(t));
-  if (bad !== undefined) throw new InvalidArgumentError(`expected a comma-separated list of ${PROMPT_TASKS.join(', ')}, got "${bad}"`);
+  if (bad !== undefined) throw new InvalidArgumentError(`expected all or a comma-separated list of ${PROMPT_TASKS.join(', ')}, got "${bad}"`);
   return tasks as PromptTask[];
 }
 
@@ -198,7 +217,7 @@ async function exportJsonl(corpus: string, opts: ExportCliOptions, diff: DiffMod
     format: opts.format as LineOptions['format'],
     diff,
     outputExamples: opts.outputExamples ?? false,
-    tasks: opts.tasks ?? PROMPT_TASKS,
+    tasks: opts.tasks ?? DEFAULT_PROMPT_TASKS,
   };
   let traces = 0;
   let lines = 0;
@@ -277,7 +296,11 @@ export function registerExport(program: Command): void {
         '".." for unchanged values) or changed (only what changed)',
     )
     .option('--output-examples', 'cwm: also write each function trace\'s output example (source and call -> return value) as a record with task "output"')
-    .option('--tasks <list>', 'prompts: state (the locals of each call/line frame), output (the return value), or state,output (default)', parseTasks)
+    .option(
+      '--tasks <list>',
+      `prompts: state (the locals of each call/line frame), output (the return value), the derived tasks ${TRAIN_TASKS.join(', ')} (README, "Task formats"), or all; default state,output`,
+      parseTasks,
+    )
     .option('--split <split>', 'only traces of train, val or test', parseSplit)
     .option('--ok-only', 'only traces with status ok')
     .option('--limit <n>', 'at most n traces', nonNegativeInt('--limit'))

@@ -7,7 +7,7 @@ import type { BackendName } from '../../training/backend.js';
 import { DEFAULT_TRAIN_CONFIG as D, PRESET_NAMES, type PresetName, type TrainConfigInput } from '../../training/config.js';
 import { TrainingError } from '../../training/errors.js';
 import { UsageError, UserError } from '../errors.js';
-import { integer, nonNegativeInt, nonNegativeNumber, positiveInt } from '../flags.js';
+import { integer, nonNegativeInt, nonNegativeNumber, parsedFlag, positiveInt } from '../flags.js';
 import { createProgress, type Progress } from '../progress.js';
 
 interface TrainFlags {
@@ -33,6 +33,7 @@ interface TrainFlags {
   diff?: boolean | string;
   /** False with --no-output-examples (commander defaults it to true). */
   outputExamples?: boolean;
+  tasks?: string;
   quiet?: boolean;
   json?: boolean;
 }
@@ -57,6 +58,8 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
   if (flags.backend !== undefined && !BACKEND_NAMES.includes(flags.backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${JSON.stringify(flags.backend)}`);
   }
+  const { parseTaskMix } = await import('../../training/tasks.js');
+  const tasks = parsedFlag('--tasks', flags.tasks, parseTaskMix);
   const input: TrainConfigInput = {
     preset: flags.preset as PresetName | undefined,
     stateWeight: flags.stateWeight,
@@ -74,6 +77,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     backend: flags.backend as BackendName | undefined,
     ...diffFlag(flags.diff),
     outputExamples: flags.outputExamples === false ? false : undefined,
+    tasks,
   };
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as TrainConfigInput;
   try {
@@ -124,6 +128,10 @@ export function registerTrain(program: Command): void {
       `how states are written: ${diffMode('changed')} writes only the locals that changed since the previous line of the ` +
         `same call; ${diffMode('cwm')} (or --diff alone) writes every local with ".." for the unchanged (CWM format); ${diffMode('none')} spells every value`,
     )
+    .option(
+      '--tasks <list>',
+      'mix derived tasks into the train split: all, or name[:weight],... of step,next,out,until,back,coverage,nextline,value (weight = examples per trace; default none)',
+    )
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')
     .option('--quiet', 'no progress output')
@@ -133,7 +141,8 @@ export function registerTrain(program: Command): void {
       '\nExamples:\n' +
         '  execwm train --corpus data/c1 --out runs/r1 --preset small --steps 2000\n' +
         '  execwm train --corpus data/c1 --out runs/base0 --state-weight 0     # next-token-only baseline\n' +
-        '  execwm train --corpus data/c1 --out runs/r1 --resume                # after an interruption',
+        '  execwm train --corpus data/c1 --out runs/r1 --resume                # after an interruption\n' +
+        '  execwm train --corpus data/c1 --out runs/mix --tasks next,back:0.5  # debugger actions and inverse steps mixed in',
     )
     .action(async (flags: TrainFlags) => {
       const config = await configFromFlags(flags);
@@ -180,6 +189,7 @@ export function registerTrain(program: Command): void {
         process.stdout.write(
           `trained ${result.step} steps, ${(result.paramCount / 1e6).toFixed(2)}M params on ${result.backend}` +
             (v ? `: val loss ${v.loss.toFixed(3)} (next ${v.next.toFixed(3)}, output ${(v.output ?? 0).toFixed(3)}, state ${v.state.toFixed(3)})` : '') +
+            (result.rowStats.train.taskExamples > 0 ? `; ${result.rowStats.train.taskExamples} task examples mixed in` : '') +
             (skipped > 0 ? `; ${skipped} train traces too long for the context were skipped` : '') +
             ` → ${result.out}\n`,
         );

@@ -54,3 +54,23 @@ describe('train --diff', () => {
     await expect(configFromFlags({ ...base, diff: 'sparse' })).rejects.toThrow(/--diff takes none, cwm or changed, got "sparse"/);
   });
 });
+
+describe('train --tasks', () => {
+  it('takes all or name[:weight] lists of derived tasks, and refuses the rest as usage errors', async () => {
+    const { configFromFlags } = await import('../../src/commands/train.js');
+    const { UsageError } = await import('../../src/errors.js');
+    const base = { corpus: 'c', out: 'o' };
+    expect((await configFromFlags(base)).tasks).toBeUndefined();
+    expect((await configFromFlags({ ...base, tasks: 'next,back:0.5' })).tasks).toEqual({ next: 1, back: 0.5 });
+    expect(Object.keys((await configFromFlags({ ...base, tasks: 'all' })).tasks!)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value']);
+    for (const [list, message] of [
+      ['jump', /^--tasks: Unknown task "jump"/],
+      ['next:0', /^--tasks: Expected the weight of next to be a positive number/],
+      ['output', /^--tasks: output examples are in the mix by default/],
+    ] as const) {
+      const err = await configFromFlags({ ...base, tasks: list }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+});

@@ -107,6 +107,30 @@ describe('export --format prompts', () => {
     const only = await run(['export', dir, '--format', 'prompts', '--tasks', 'output']);
     expect(jsonLines<PromptRecord>(only.out).every((r) => r.task === 'output')).toBe(true);
   });
+
+  it('writes every derived task example of a trace with its command, prompt and completion', async () => {
+    const { dir, traces } = await corpus();
+    const records = promptRecords(traces[0]!, { diff: 'none', tasks: ['next', 'back', 'coverage'] });
+    // f(3): call, line 2, line 3, return — next from each but the last, back from each but the first, coverage of lines 2 and 3.
+    expect(records.map((r) => `${r.task} ${r.command} ${r.step ?? ''}`)).toEqual([
+      'next next 0',
+      'next next 1',
+      'next next 2',
+      'back back 1',
+      'back back 2',
+      'back back 3',
+      'coverage coverage 2 ',
+      'coverage coverage 3 ',
+    ]);
+    expect(records[0]).toMatchObject({
+      prompt: '<|trace_context_start|>def f(x):\n    y = x + 1\n    return y\nf(3)<|frame_sep|><|call_sep|>{"x": "3"}<|action_sep|>def f(x):<|frame_sep|><|action_sep|>next<|frame_sep|>',
+      completion: '<|line_sep|>{"x": "3"}<|action_sep|>    y = x + 1<|frame_sep|><|trace_end|>',
+    });
+    const all = await run(['export', dir, '--format', 'prompts', '--tasks', 'all']);
+    expect(all.code).toBe(0);
+    const tasks = new Set(jsonLines<PromptRecord>(all.out).map((r) => r.task));
+    expect(tasks).toEqual(new Set(['state', 'output', 'step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value']));
+  });
 });
 
 describe('export --format parquet', () => {
@@ -139,7 +163,7 @@ describe('export --format parquet', () => {
       [['--format', 'jsonl', '--diff'], /--diff does not apply to --format jsonl/],
       [['--format', 'cwm', '--diff', 'sometimes'], /--diff takes none, cwm or changed, got "sometimes"/],
       [['--format', 'cwm', '--tasks', 'state'], /--tasks does not apply to --format cwm/],
-      [['--format', 'prompts', '--tasks', 'state,guess'], /expected a comma-separated list of state, output, got "guess"/],
+      [['--format', 'prompts', '--tasks', 'state,guess'], /expected all or a comma-separated list of state, output, step, next, out, until, back, coverage, nextline, value, got "guess"/],
     ];
     for (const [flags, message] of cases) {
       const res = await run(['export', dir, ...flags]);

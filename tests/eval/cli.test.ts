@@ -100,6 +100,32 @@ describe('execwm eval', { timeout: 180_000 }, () => {
     expect(lines.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['sample_0', 'sample_1', 'sample_2', 'sample_3']);
   });
 
+  it('with --tasks scores every derived task beside its baseline in report.json, report.html and the summary', async () => {
+    const out = join(root, 'out-tasks');
+    const res = await runCli(['eval', '--model', model, '--corpus', corpus, '--out', out, '--limit', '2', '--tasks', 'all', '--quiet']);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
+    const tasks = report.tasks!;
+    expect(Object.keys(tasks.tasks)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value', 'output']);
+    for (const f of Object.values(tasks.tasks)) {
+      expect(f.examples).toBeGreaterThan(0);
+      expect(f.baseline.value).not.toBeNull();
+    }
+    // On these loops the copy baselines are right now and then: next line after `s = k` is the loop header.
+    expect(tasks.tasks.nextline!.baseline.value).toBeGreaterThan(0);
+    expect(tasks.tasks.coverage!.baseline.value).toBe(1);
+    expect(tasks.incrementalConsistency!.chains).toBe(2);
+    expect(report.config.tasks).toHaveLength(9);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    for (const t of Object.keys(tasks.tasks)) expect(html).toContain(`id="task-${t}"`);
+    expect(res.stdout).toMatch(/^until\s+\d+\s+frame exact match\s+\d+\.\d%\s+\d+\.\d%\s+line L, state copied$/m);
+    expect(res.stdout).toMatch(/^consistency\s+2\s+incremental consistency/m);
+    const bad = await runCli(['eval', '--model', model, '--corpus', corpus, '--tasks', 'jump', '--quiet']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr.split('\n')[0]).toMatch(/^execwm: --tasks: Unknown task "jump"/);
+  });
+
   it('says in one line that the model is missing', async () => {
     const res = await runCli(['eval', '--model', join(root, 'nope'), '--corpus', corpus]);
     expect(res.status).toBe(1);

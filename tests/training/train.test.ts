@@ -75,6 +75,24 @@ describe('training loop (tiny model, wasm backend)', () => {
     expect(without.rowStats.train.nextTokens).toBeLessThan(withExamples.rowStats.train.nextTokens);
   });
 
+  it('mixes derived tasks into the train split only, as many per trace as the weights ask, and saves the mix', async () => {
+    const plain = await run({ config: { steps: 1 } });
+    const mixed = await run({ config: { steps: 1, tasks: { next: 2, back: 1 } } });
+    const train = corpus().traces.filter((t) => t.split === 'train').length;
+    expect(plain.rowStats.train.taskExamples).toBe(0);
+    expect(plain.trainConfig.tasks).toEqual({});
+    expect(mixed.rowStats.train.taskExamples).toBe(3 * train);
+    expect(mixed.rowStats.val).toEqual(plain.rowStats.val);
+    expect(mixed.trainConfig.tasks).toEqual({ next: 2, back: 1 });
+    expect((await readCheckpoint(mixed.out)).meta.trainConfig.tasks).toEqual({ next: 2, back: 1 });
+    // A checkpoint written before the field existed reads as no mix.
+    const file = path.join(plain.out, 'checkpoint', 'checkpoint.json');
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown> };
+    delete json.trainConfig.tasks;
+    writeFileSync(file, JSON.stringify(json));
+    expect((await readCheckpoint(plain.out)).meta.trainConfig.tasks).toEqual({});
+  });
+
   it('trains on diff-encoded sequences and records the choice in the checkpoint', async () => {
     const res = await run({ config: { diff: true, steps: 2 } });
     expect(res.history).toHaveLength(2);
