@@ -40,17 +40,7 @@ export type TraceEvent = 'call' | 'line' | 'return' | 'exception';
  * - `syntax_error`: the source (or the entry) did not compile.
  * - `crashed`: the sandbox died for another reason, or the tracer was tampered with.
  */
-export type TraceStatus =
-  | 'ok'
-  | 'exception'
-  | 'timeout'
-  | 'step_limit'
-  | 'memory_limit'
-  | 'output_limit'
-  | 'syntax_error'
-  | 'crashed';
-
-export const TRACE_STATUSES: readonly TraceStatus[] = [
+export const TRACE_STATUSES = [
   'ok',
   'exception',
   'timeout',
@@ -59,7 +49,9 @@ export const TRACE_STATUSES: readonly TraceStatus[] = [
   'output_limit',
   'syntax_error',
   'crashed',
-];
+] as const;
+
+export type TraceStatus = (typeof TRACE_STATUSES)[number];
 
 /**
  * An encoded Python value.
