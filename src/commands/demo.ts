@@ -56,7 +56,7 @@ export const DEMO_DEFAULTS: DemoOptions = {
   programs: 4000,
   programPreset: 'easy',
   modelPreset: 'small',
-  steps: 1800,
+  steps: 1350,
   vocabSize: 1024,
   batch: 8,
   evalLimit: 60,
