@@ -79,6 +79,7 @@ const CHECKPOINT_SCHEMA = v.object({
     dropout: v.number(),
     vocabSize: v.number(),
     positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS)),
+    smearKeys: v.optional(v.boolean()),
   }),
   trainConfig: TRAIN_CONFIG_SCHEMA,
   manifestId: v.string(),

@@ -36,6 +36,8 @@ export interface TrainConfig {
   vocabSize: number;
   /** How the model sees positions (model.ts `positionEncoding`); default `rope`. Checkpoints from before this field read as `learned`. */
   positionEncoding: PositionEncoding;
+  /** Smeared keys in attention (model.ts `smearKeys`); default false. Checkpoints from before this field read as false. */
+  smearKeys: boolean;
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
   /**
@@ -102,6 +104,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   preset: 'small',
   vocabSize: 1024,
   positionEncoding: 'rope',
+  smearKeys: false,
   stateWeight: 1,
   outputWeight: null,
   diff: true,
@@ -214,6 +217,7 @@ export const TRAIN_CONFIG_SCHEMA = v.object({
   preset: v.picklist(PRESET_NAMES),
   vocabSize: v.number(),
   positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS), 'learned'),
+  smearKeys: v.optional(v.boolean(), false),
   stateWeight: v.number(),
   outputWeight: v.optional(v.nullable(v.number()), null),
   diff: v.boolean(),

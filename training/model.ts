@@ -152,12 +152,42 @@ type RotaryInput = { rope: Rotary; tables: { cos: tf.Tensor4D; sin: tf.Tensor4D 
 type LayerCache = {
   k: tf.Tensor4D; // [B, nh, Tc, hs]
   v: tf.Tensor4D; // [B, nh, Tc, hs]
+  /** With smeared keys: the last position's key before smearing, which the next position mixes in. */
+  lastKey?: tf.Tensor4D; // [B, nh, 1, hs]
 };
 
-/** Multi-head causal self-attention with one fused q/k/v projection. */
+/**
+ * Where the previous position belongs to the same document: [B, 1, t, 1] of 1 and 0 (0 at a
+ * document's first token), or null when every new position has its predecessor in view.
+ */
+type SmearInput = { samePrevious: tf.Tensor4D | null };
+
+/** The options every block and attention layer takes. */
+type LayerOptions = {
+  batch: number;
+  mask: tf.Tensor;
+  past?: LayerCache;
+  dropout: (t: tf.Tensor) => tf.Tensor;
+  rotary?: RotaryInput;
+  smear?: SmearInput;
+};
+
+/**
+ * Multi-head causal self-attention with one fused q/k/v projection.
+ *
+ * With `smearKeys`, each head's key mixes in the previous position's key before positions are
+ * applied (the "smeared key" of Olsson et al. 2022, "In-context learning and induction heads"):
+ *   k'_t = σ(a_h)·k_t + (1 − σ(a_h))·k_{t−1},   a_h learned per head, 0 at the start,
+ * and k_{−1} = 0 at a document's first token. A key then carries the token before it, so one
+ * layer can find "the token after the last place this token occurred" — the copy an argument
+ * list needs from the call in the source to the call frame — instead of two layers having to
+ * learn it together.
+ */
 class CausalSelfAttention {
   readonly cAttn: Linear;
   readonly cProj: Linear;
+  /** Per-head mixing logits a_h with smeared keys, else null. */
+  readonly smear: tf.Variable | null; // [nh]
   constructor(
     private readonly config: ModelConfig,
     seeds: SeedSequence,
@@ -165,6 +195,17 @@ class CausalSelfAttention {
     const d = config.nEmbd;
     this.cAttn = new Linear({ nIn: d, nOut: 3 * d, std: 0.02, seeds });
     this.cProj = new Linear({ nIn: d, nOut: d, std: 0.02 / Math.sqrt(2 * config.nLayer), seeds });
+    this.smear = config.smearKeys ? tf.variable(tf.zeros([config.nHead])) : null;
+  }
+
+  /** k [B, nh, T, hs] → the smeared keys [B, nh, T, hs] (see the class comment). */
+  private smearKeys(k: tf.Tensor4D, smear: tf.Variable, past: LayerCache | undefined, input: SmearInput | undefined): tf.Tensor4D {
+    const [b, nh, t, hs] = k.shape;
+    const first = past?.lastKey ?? tf.zeros([b, nh, 1, hs]); // [B, nh, 1, hs]
+    let previous = (t > 1 ? tf.concat([first, tf.slice(k, [0, 0, 0, 0], [b, nh, t - 1, hs])], 2) : first) as tf.Tensor4D; // [B, nh, T, hs]
+    if (input?.samePrevious) previous = tf.mul(previous, input.samePrevious);
+    const gate = tf.reshape(tf.sigmoid(smear), [1, nh, 1, 1]); // [1, nh, 1, 1]
+    return tf.add(tf.mul(k, gate), tf.mul(previous, tf.sub(1, gate))) as tf.Tensor4D; // [B, nh, T, hs]
   }
 
   /**
@@ -172,10 +213,7 @@ class CausalSelfAttention {
    * `mask` [T, Tk] (or [B, 1, T, Tk], one per row) is added to the scores; `past` (if any) holds keys/values of earlier positions,
    * and the returned `present` holds past + new keys/values (Tk = past length + T).
    */
-  apply(
-    x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor; rotary?: RotaryInput },
-  ): { y: tf.Tensor2D; present: LayerCache } {
+  apply(x: tf.Tensor2D, opts: LayerOptions): { y: tf.Tensor2D; present: LayerCache } {
     const { nEmbd: d, nHead: nh } = this.config;
     const hs = d / nh;
     const b = opts.batch;
@@ -196,6 +234,11 @@ class CausalSelfAttention {
     };
     let q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
     let k = heads(1); // [B, nh, T, hs]
+    let lastKey: tf.Tensor4D | undefined;
+    if (this.smear) {
+      lastKey = tf.slice(k, [0, 0, t - 1, 0], [b, nh, 1, hs]) as tf.Tensor4D; // [B, nh, 1, hs]
+      k = this.smearKeys(k, this.smear, opts.past, opts.smear);
+    }
     if (opts.rotary) {
       // Keys enter the cache rotated by their own positions, so cached decoding needs nothing more.
       q = opts.rotary.rope.apply(q, opts.rotary.tables);
@@ -210,7 +253,7 @@ class CausalSelfAttention {
     const att = opts.dropout(tf.softmax(scores)); // [B, nh, T, Tk]
     const out = matMul(att, v); // [B, nh, T, hs]
     const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D; // [B·T, D]
-    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present: { k, v } };
+    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present: lastKey ? { k, v, lastKey } : { k, v } };
   }
 }
 
@@ -268,10 +311,7 @@ class Block {
     this.mlp = new MLP(config, seeds);
   }
   /** x [B·T, D] → [B·T, D] plus this layer's keys/values. */
-  apply(
-    x: tf.Tensor2D,
-    opts: { batch: number; mask: tf.Tensor; past?: LayerCache; dropout: (t: tf.Tensor) => tf.Tensor; rotary?: RotaryInput },
-  ): { y: tf.Tensor2D; present: LayerCache } {
+  apply(x: tf.Tensor2D, opts: LayerOptions): { y: tf.Tensor2D; present: LayerCache } {
     const a = this.attn.apply(this.ln1.apply(x), opts);
     const h = tf.add(x, a.y) as tf.Tensor2D; // [B·T, D]
     const y = tf.add(h, this.mlp.apply(this.ln2.apply(h), opts.dropout)) as tf.Tensor2D; // [B·T, D]
@@ -298,6 +338,11 @@ export interface ModelConfig {
    * read as `learned`.
    */
   positionEncoding?: PositionEncoding;
+  /**
+   * Smeared keys (see CausalSelfAttention): each key mixes in the previous position's with a
+   * learned per-head weight. Configs from before this field read as false.
+   */
+  smearKeys?: boolean;
 }
 
 /** Checks a config and throws a clear Error naming the first bad field. */
@@ -337,6 +382,7 @@ export class KVCache {
     for (const layer of this.layers) {
       layer.k.dispose();
       layer.v.dispose();
+      layer.lastKey?.dispose();
     }
     this.layers = [];
     this.length = 0;
@@ -486,9 +532,13 @@ export class GPT {
     }
     x = dropout(x) as tf.Tensor2D;
     const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
+    // Packed documents: a document's first token has no previous key to smear in.
+    const smear: SmearInput | undefined = this.config.smearKeys
+      ? { samePrevious: typeof opts.position === 'number' ? null : (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D) }
+      : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary, smear });
       x = out.y;
       presents.push(out.present);
     });
@@ -509,6 +559,7 @@ export class GPT {
       add('ln_1', block.ln1);
       add('attn.c_attn', block.attn.cAttn);
       add('attn.c_proj', block.attn.cProj);
+      if (block.attn.smear) named.set(`h.${i}.attn.smear`, block.attn.smear);
       add('ln_2', block.ln2);
       add('mlp.c_fc', block.mlp.cFc);
       add('mlp.c_proj', block.mlp.cProj);

@@ -234,7 +234,12 @@ function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
     trainTokenizer(tokenizerTexts(data.train, encoding), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
-  const modelConfig: ModelConfig = saved?.meta.modelConfig ?? { ...preset, vocabSize: tokenizer.vocabSize, positionEncoding: config.positionEncoding };
+  const modelConfig: ModelConfig = saved?.meta.modelConfig ?? {
+    ...preset,
+    vocabSize: tokenizer.vocabSize,
+    positionEncoding: config.positionEncoding,
+    ...(config.smearKeys ? { smearKeys: true } : {}),
+  };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, encoding));
   const examplesOf = (traces: readonly Trace[]) =>
     config.outputExamples ? traces.flatMap((t) => encodeOutputExample(t, tokenizer) ?? []) : [];

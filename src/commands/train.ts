@@ -17,6 +17,7 @@ interface TrainFlags {
   stateWeight?: number;
   outputWeight?: number;
   positions?: string;
+  smearKeys?: boolean;
   steps?: number;
   tokens?: number;
   batch?: number;
@@ -65,6 +66,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     stateWeight: flags.stateWeight,
     outputWeight: flags.outputWeight,
     positionEncoding: flags.positions as TrainConfigInput['positionEncoding'],
+    smearKeys: flags.smearKeys,
     steps: flags.steps,
     tokens: flags.tokens,
     batchSize: flags.batch,
@@ -107,6 +109,8 @@ export function registerTrain(program: Command): void {
     .option('--state-weight <λ>', `weight of the state loss; 0 trains the next-token-only baseline (default ${D.stateWeight})`, nonNegativeNumber('--state-weight'))
     .option('--output-weight <μ>', 'give the answers of output examples a loss of their own with this weight (default: they count as next-token targets)', nonNegativeNumber('--output-weight'))
     .option('--positions <kind>', `how the model sees positions: rope (rotary) or learned (absolute embeddings) (default ${D.positionEncoding})`)
+    .option('--smear-keys', `attention keys mix in the previous position's key (a learned weight per head), which makes copying from the source easier to learn${D.smearKeys ? ' (default)' : ''}`)
+    .option('--no-smear-keys', `plain attention keys${D.smearKeys ? '' : ' (default)'}`)
     .option('--steps <n>', `optimizer steps (default ${D.steps})`, positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
     .option('--batch <n>', `sequences per step (default ${D.batchSize})`, positiveInt('--batch'))

@@ -101,8 +101,12 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(['learned', 'rope'] as const)('keeps packed documents apart (%s positions): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding) => {
-    const model = new GPT({ ...config, positionEncoding }, { seed: 4 });
+  it.each([
+    ['learned', false],
+    ['rope', false],
+    ['rope', true],
+  ] as const)('keeps packed documents apart (%s positions, smeared keys %s): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding, smearKeys) => {
+    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 4 });
     const docA = [5, 6, 7, 8, 9];
     const docB = [11, 3, 12, 4, 13, 2, 1];
     const row = [...docA, ...docB];
@@ -160,8 +164,14 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(['learned', 'rope'] as const)('decodes with the key/value cache exactly like the full forward (%s positions), token for token', (positionEncoding) => {
-    const model = new GPT({ ...config, positionEncoding }, { seed: 5 });
+  it.each([
+    ['learned', false],
+    ['rope', false],
+    ['rope', true],
+  ] as const)('decodes with the key/value cache exactly like the full forward (%s positions, smeared keys %s), token for token', (positionEncoding, smearKeys) => {
+    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 5 });
+    // Away from the even mix the weights start at, so a wrong previous key would show.
+    model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
     const t = 14;
     const { idx } = toyBatch(2, t);
     const full = model.forward(idx); // [2, t, V]
@@ -181,6 +191,24 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     cache.dispose();
     tf.dispose([full, idx]);
     model.dispose();
+  });
+
+  it('with smeared keys mixes in the previous key by a learned weight per head, which trains', () => {
+    const model = new GPT({ ...config, positionEncoding: 'rope', smearKeys: true }, { seed: 9 });
+    const plain = new GPT({ ...config, positionEncoding: 'rope' }, { seed: 9 });
+    expect([...model.namedWeights().keys()]).toContain('h.0.attn.smear');
+    expect(model.paramCount()).toBe(plain.paramCount() + config.nLayer * config.nHead);
+    const idx = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    // The first position has no previous key; later positions differ from plain attention's.
+    const [a, b] = [model.forward(idx), plain.forward(idx)];
+    const gaps = tf.tidy(() => Array.from(tf.max(tf.abs(tf.sub(a, b)), [0, 2]).dataSync()));
+    expect(gaps[1]).toBeGreaterThan(1e-6);
+    const smear = model.blocks[0]!.attn.smear!;
+    const { grads } = tf.variableGrads(() => tf.sum(tf.square(model.forward(idx, { training: true }))) as tf.Scalar, [smear]);
+    expect(Array.from(grads[smear.name]!.dataSync()).some((g) => g !== 0)).toBe(true);
+    tf.dispose([idx, a, b, ...Object.values(grads)]);
+    model.dispose();
+    plain.dispose();
   });
 
   it('learns a fixed toy batch: loss falls over 30 Adam steps with a constant tensor count', () => {
