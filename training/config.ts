@@ -36,7 +36,10 @@ export interface TrainConfig {
   vocabSize: number;
   /** How the model sees positions (model.ts `positionEncoding`); default `rope`. Checkpoints from before this field read as `learned`. */
   positionEncoding: PositionEncoding;
-  /** Smeared keys in attention (model.ts `smearKeys`); default false. Checkpoints from before this field read as false. */
+  /**
+   * Smeared keys in attention (model.ts `smearKeys`); default true (call-frame variables 31 → 55–62%
+   * at equal tokens, docs/results.md). Checkpoints from before this field read as false.
+   */
   smearKeys: boolean;
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
@@ -104,7 +107,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   preset: 'small',
   vocabSize: 1024,
   positionEncoding: 'rope',
-  smearKeys: false,
+  smearKeys: true,
   stateWeight: 1,
   outputWeight: null,
   diff: true,
