@@ -234,14 +234,33 @@ describe('wasm kernel overrides against the cpu backend', () => {
   it.each([
     { name: 'same shapes', a: [6, 7], b: [6, 7] },
     { name: 'a row against its column (the gradient of max)', a: [6, 7], b: [6, 1] },
-    { name: 'a row vector broadcast (stock kernel)', a: [6, 7], b: [7] },
-  ])('Equal: $name', async ({ a, b }) => {
+    { name: 'a row vector broadcast over rows', a: [6, 7], b: [7] },
+    { name: 'a column against a row: the document mask [B, 1, T, 1] vs [B, 1, 1, T]', a: [3, 1, 9, 1], b: [3, 1, 1, 9] },
+    { name: 'a scalar against a rank-3 tensor', a: [], b: [2, 3, 5] },
+  ])('Equal and NotEqual: $name', async ({ a, b }) => {
     // Rounded values so that equal elements actually occur; compared as 0/1 floats.
-    await expectWasmMatchesCpu(
-      (x, y) => tf.cast(tf.equal(tf.round(x!), tf.round(y!)), 'float32'),
-      [{ shape: a, seed: 17 }, { shape: b, seed: 18 }],
-      false,
-    );
+    for (const compare of [tf.equal, tf.notEqual]) {
+      await expectWasmMatchesCpu(
+        (x, y) => tf.cast(compare(tf.round(x!), tf.round(y!)), 'float32'),
+        [{ shape: a, seed: 17 }, { shape: b, seed: 18 }],
+        false,
+      );
+      await expectWasmMatchesCpu(
+        (x, y) => tf.cast(compare(x!, y!), 'float32'),
+        [{ shape: a, seed: 17, dtype: 'int32', max: 3 }, { shape: b, seed: 18, dtype: 'int32', max: 3 }],
+        false,
+      );
+    }
+  });
+
+  it('Equal and NotEqual treat NaN as equal to nothing, and leave mixed dtypes to the stock kernel', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([NaN, 1, 2]);
+    const y = tf.tensor1d([NaN, 1, 3]);
+    expect(Array.from(tf.equal(x, y).dataSync())).toEqual([0, 1, 0]);
+    expect(Array.from(tf.notEqual(x, y).dataSync())).toEqual([1, 0, 1]);
+    expect(Array.from(tf.notEqual(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([1, 3])).dataSync())).toEqual([0, 1]);
+    tf.dispose([x, y]);
   });
 
   it('Equal inside the gradient of a row max (logSumExp)', async () => {
