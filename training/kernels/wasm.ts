@@ -698,7 +698,7 @@ function makeCompare(equal: boolean, stock: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(shape, 'bool');
     const size = tf.util.sizeFromShape(shape);
     if (size === 0) return out;
-    const buffer = heapBuffer(backend); // after makeOutput, which may grow the heap
+    const buffer = heapBuffer(backend) as ArrayBuffer; // after makeOutput, which may grow the heap
     const View = a.dtype === 'int32' ? Int32Array : Float32Array;
     const av = new View(buffer, heapInfo(backend, a).offset, tf.util.sizeFromShape(a.shape));
     const bv = new View(buffer, heapInfo(backend, b).offset, tf.util.sizeFromShape(b.shape));
