@@ -91,6 +91,14 @@ const MATMUL_CASES: {
   { name: 'SIMD kernel: weight gradient over more than one chunk of k', a: [300, 12], b: [300, 16], transposeA: true },
   { name: 'SIMD kernel: rank-3 against a shared weight, folded into rows', a: [3, 12, 16], b: [16, 8], grads: false },
   { name: 'SIMD kernel: batch of 1 on the left broadcast over the right', a: [1, 8, 8], b: [4, 8, 16], grads: false },
+  // Attention products of one row and one head, T = 13 or 20: not whole 4×8 blocks.
+  { name: 'attention scores, batch 1, one head, T = 13 (XNNPACK: 13 columns)', a: [1, 1, 13, 8], b: [1, 1, 13, 8], transposeB: true },
+  { name: 'attention output, batch 1, one head, T = 13 (rows left over)', a: [1, 1, 13, 13], b: [1, 1, 13, 8] },
+  { name: 'attention gradient attᵀ·dy, batch 1, one head, T = 13', a: [1, 1, 13, 13], b: [1, 1, 13, 8], transposeA: true },
+  { name: 'attention scores, T = 20 (4 columns left over)', a: [1, 2, 20, 8], b: [1, 2, 20, 8], transposeB: true },
+  // A transposed and 128 columns or more: A's strips packed, rows left over in place.
+  { name: 'SIMD kernel: weight gradient with A packed, rows left over', a: [37, 21], b: [37, 132], transposeA: true },
+  { name: 'SIMD kernel: batched, A packed, k over more than one chunk', a: [2, 300, 9], b: [2, 300, 128], transposeA: true },
 ];
 
 describe('wasm kernel overrides against the cpu backend', () => {
