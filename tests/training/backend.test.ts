@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -16,6 +17,8 @@ function installed(pkg: string): boolean {
     return false;
   }
 }
+const execFileAsync = promisify(execFile);
+
 const nativeMissing = !installed('@tensorflow/tfjs-node') && !installed('@tensorflow/tfjs-node-gpu');
 
 describe('backend probing and setup', () => {
@@ -114,4 +117,61 @@ describe('multi-threaded wasm in Node', () => {
     expect(out.poolThreads.outside).not.toBe(2);
     expect(out.worst).toBeLessThan(1e-4);
   }, 160_000);
+
+  it('trains the small model with packed documents to the same losses, bit for bit, on 1 and 2 threads', async () => {
+    // Each thread count in its own process (the wasm build is fixed per process). At batch 2 the
+    // attention products (2·4 heads of [256, 32]·[32, 256]) are split across the threads by
+    // slices, the [B·T, ·] products by rows.
+    const script = (threads: number): string => `
+      import * as tf from './training/tf.ts';
+      import { setupBackend } from './training/backend.ts';
+      import { gemmThreads } from './training/kernels/wasm.ts';
+      import { GPT } from './training/model.ts';
+      import { cwmObjective } from './training/objective.ts';
+      import { AdamW } from './training/optim.ts';
+      await setupBackend('wasm', { threads: ${threads} });
+      const deadline = performance.now() + 40_000;
+      while (gemmThreads(tf.backend()) < ${threads} && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const [B, T] = [2, 256];
+      const model = new GPT({ vocabSize: 300, blockSize: T, nLayer: 2, nHead: 4, nEmbd: 128, dropout: 0, positionEncoding: 'rope' }, { seed: 5 });
+      const weights = model.namedWeights();
+      const optimizer = new AdamW(weights, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, gradClip: 1 });
+      const ints = (f) => tf.tensor2d(Array.from({ length: B * T }, (_, i) => f(i)), [B, T], 'int32');
+      const idx = ints((i) => (i * 2654435761) % 293);
+      const labels = ints((i) => ((i + 1) * 2654435761) % 293);
+      const documents = ints((i) => Math.floor((i % T) / 100));
+      const positions = ints((i) => (i % T) % 100);
+      const isState = tf.cast(tf.greater(labels, 150), 'float32');
+      const isOutput = tf.zerosLike(isState);
+      const losses = [];
+      for (let step = 0; step < 2; step++) {
+        const loss = tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(() => {
+            const logits = model.forward(idx, { training: true, documents, positions });
+            return cwmObjective({ logits, labels, isState, isOutput, stateWeight: 1, outputWeight: null }).loss;
+          }, [...weights.values()]);
+          const byName = {};
+          for (const [name, w] of weights) byName[name] = grads[w.name];
+          optimizer.apply(byName, 1e-3);
+          return value;
+        });
+        losses.push(loss.dataSync()[0]);
+        loss.dispose();
+      }
+      console.log(JSON.stringify({ gemmThreads: gemmThreads(tf.backend()), losses }));
+    `;
+    // Asynchronous, so that the test worker keeps answering vitest during the long runs.
+    const runs: { gemmThreads: number; losses: number[] }[] = [];
+    for (const threads of [1, 2]) {
+      const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(threads)], {
+        cwd: path.resolve(import.meta.dirname, '..', '..'),
+        encoding: 'utf8',
+        timeout: 150_000,
+      });
+      runs.push(JSON.parse(stdout.trim().split('\n').at(-1)!));
+    }
+    expect(runs.map((r) => r.gemmThreads)).toEqual([1, 2]);
+    expect(runs[0]!.losses[1]).toBeLessThan(runs[0]!.losses[0]!);
+    expect(runs[1]!.losses).toEqual(runs[0]!.losses);
+  }, 320_000);
 });

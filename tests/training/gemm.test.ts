@@ -9,7 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from '../helpers.js';
-import { gemmFits, gemmModuleBytes, gemmOver, gemmPackBytes, GEMM_KC, type GemmFunction } from '../../training/kernels/gemm.js';
+import { gemmFits, gemmModuleBytes, gemmOver, gemmPackBytes, GEMM_KC, GEMM_PACK_A_BYTES, type GemmFunction } from '../../training/kernels/gemm.js';
 import { Wasm, type WasmMemory } from '../../training/kernels/wasm-emit.js';
 import { GemmPool, PACK_MIN_COLS, splitCall, type GemmCall, type HeapAllocator } from '../../training/kernels/gemm-pool.js';
 import { relaxedSimd } from '../../training/kernels/relaxed-simd.js';
@@ -82,8 +82,8 @@ function worstError(memory: WasmMemory, call: GemmCall): number {
   return worst;
 }
 
-function run(gemm: GemmFunction, call: GemmCall, opts: { kc?: number; pack?: number } = {}): void {
-  gemm(call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, opts.kc ?? GEMM_KC, opts.pack ?? 0);
+function run(gemm: GemmFunction, call: GemmCall, opts: { kc?: number; pack?: number; packA?: number } = {}): void {
+  gemm(call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, opts.kc ?? GEMM_KC, opts.pack ?? 0, opts.packA ?? 0);
 }
 
 /** Bytes from the top of `memory` down, one region after another (a stand-in for the module's malloc). */
@@ -141,17 +141,18 @@ describe('wasm SIMD matrix product', () => {
   for (const memoryKind of ['unshared', 'shared'] as const) {
     for (const fma of [false, true]) {
       for (const packed of [false, true]) {
-        describe(`over ${memoryKind} memory, ${fma ? 'relaxed_madd' : 'multiply and add'}, B ${packed ? 'packed' : 'in place'}`, () => {
+        describe(`over ${memoryKind} memory, ${fma ? 'relaxed_madd' : 'multiply and add'}, ${packed ? 'B and a transposed A packed' : 'A and B in place'}`, () => {
           const memory =
             memoryKind === 'shared' ? new Wasm.Memory({ initial: 16, maximum: 16, shared: true }) : new Wasm.Memory({ initial: 16 });
           const gemm = gemmOver(memory, { fma });
-          // Packing space at 512 KiB, past every product's operands; NaN so stale values would show.
+          // Packing space at 512 KiB, past every product's operands, A's after B's; NaN so stale values would show.
           const pack = packed ? 512 * 1024 : 0;
           for (const p of PRODUCTS) {
             it(p.name, () => {
               const call = layout(memory, p);
-              if (packed) new Float32Array(memory.buffer).fill(Number.NaN, pack / 4, (pack + gemmPackBytes(p.n)) / 4);
-              run(gemm, call, { kc: p.kc, pack });
+              const packA = packed && p.transposeA ? pack + gemmPackBytes(p.n) : 0;
+              if (packed) new Float32Array(memory.buffer).fill(Number.NaN, pack / 4, (pack + gemmPackBytes(p.n) + GEMM_PACK_A_BYTES) / 4);
+              run(gemm, call, { kc: p.kc, pack, packA });
               expect(worstError(memory, call)).toBeLessThanOrEqual(1);
             });
           }
@@ -160,16 +161,19 @@ describe('wasm SIMD matrix product', () => {
     }
   }
 
-  it('gives the same bits with B packed as read in place', () => {
+  it('gives the same bits with A and B packed as read in place', () => {
     const memory = new Wasm.Memory({ initial: 16 });
     const gemm = gemmOver(memory);
     const call = layout(memory, { m: 13, k: 300, n: 44, count: 2, transposeA: true });
     const heap = new Float32Array(memory.buffer);
     const cSize = call.m * call.n * call.count;
-    run(gemm, call, { pack: 512 * 1024 });
-    const packed = heap.slice(call.c / 4, call.c / 4 + cSize);
     run(gemm, call);
-    expect(heap.slice(call.c / 4, call.c / 4 + cSize)).toEqual(packed);
+    const inPlace = heap.slice(call.c / 4, call.c / 4 + cSize);
+    for (const pack of [{ pack: 512 * 1024 }, { packA: 768 * 1024 }, { pack: 512 * 1024, packA: 768 * 1024 }]) {
+      heap.fill(Number.NaN, call.c / 4, call.c / 4 + cSize);
+      run(gemm, call, pack);
+      expect(heap.slice(call.c / 4, call.c / 4 + cSize)).toEqual(inPlace);
+    }
   });
 
   it('writes C only inside its slices', () => {

@@ -91,6 +91,14 @@ const MATMUL_CASES: {
   { name: 'SIMD kernel: weight gradient over more than one chunk of k', a: [300, 12], b: [300, 16], transposeA: true },
   { name: 'SIMD kernel: rank-3 against a shared weight, folded into rows', a: [3, 12, 16], b: [16, 8], grads: false },
   { name: 'SIMD kernel: batch of 1 on the left broadcast over the right', a: [1, 8, 8], b: [4, 8, 16], grads: false },
+  // Attention products of one row and one head, T = 13 or 20: not whole 4×8 blocks.
+  { name: 'attention scores, batch 1, one head, T = 13 (XNNPACK: 13 columns)', a: [1, 1, 13, 8], b: [1, 1, 13, 8], transposeB: true },
+  { name: 'attention output, batch 1, one head, T = 13 (rows left over)', a: [1, 1, 13, 13], b: [1, 1, 13, 8] },
+  { name: 'attention gradient attᵀ·dy, batch 1, one head, T = 13', a: [1, 1, 13, 13], b: [1, 1, 13, 8], transposeA: true },
+  { name: 'attention scores, T = 20 (4 columns left over)', a: [1, 2, 20, 8], b: [1, 2, 20, 8], transposeB: true },
+  // A transposed and 128 columns or more: A's strips packed, rows left over in place.
+  { name: 'SIMD kernel: weight gradient with A packed, rows left over', a: [37, 21], b: [37, 132], transposeA: true },
+  { name: 'SIMD kernel: batched, A packed, k over more than one chunk', a: [2, 300, 9], b: [2, 300, 128], transposeA: true },
 ];
 
 describe('wasm kernel overrides against the cpu backend', () => {
@@ -234,14 +242,33 @@ describe('wasm kernel overrides against the cpu backend', () => {
   it.each([
     { name: 'same shapes', a: [6, 7], b: [6, 7] },
     { name: 'a row against its column (the gradient of max)', a: [6, 7], b: [6, 1] },
-    { name: 'a row vector broadcast (stock kernel)', a: [6, 7], b: [7] },
-  ])('Equal: $name', async ({ a, b }) => {
+    { name: 'a row vector broadcast over rows', a: [6, 7], b: [7] },
+    { name: 'a column against a row: the document mask [B, 1, T, 1] vs [B, 1, 1, T]', a: [3, 1, 9, 1], b: [3, 1, 1, 9] },
+    { name: 'a scalar against a rank-3 tensor', a: [], b: [2, 3, 5] },
+  ])('Equal and NotEqual: $name', async ({ a, b }) => {
     // Rounded values so that equal elements actually occur; compared as 0/1 floats.
-    await expectWasmMatchesCpu(
-      (x, y) => tf.cast(tf.equal(tf.round(x!), tf.round(y!)), 'float32'),
-      [{ shape: a, seed: 17 }, { shape: b, seed: 18 }],
-      false,
-    );
+    for (const compare of [tf.equal, tf.notEqual]) {
+      await expectWasmMatchesCpu(
+        (x, y) => tf.cast(compare(tf.round(x!), tf.round(y!)), 'float32'),
+        [{ shape: a, seed: 17 }, { shape: b, seed: 18 }],
+        false,
+      );
+      await expectWasmMatchesCpu(
+        (x, y) => tf.cast(compare(x!, y!), 'float32'),
+        [{ shape: a, seed: 17, dtype: 'int32', max: 3 }, { shape: b, seed: 18, dtype: 'int32', max: 3 }],
+        false,
+      );
+    }
+  });
+
+  it('Equal and NotEqual treat NaN as equal to nothing, and leave mixed dtypes to the stock kernel', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([NaN, 1, 2]);
+    const y = tf.tensor1d([NaN, 1, 3]);
+    expect(Array.from(tf.equal(x, y).dataSync())).toEqual([0, 1, 0]);
+    expect(Array.from(tf.notEqual(x, y).dataSync())).toEqual([1, 0, 1]);
+    expect(Array.from(tf.notEqual(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([1, 3])).dataSync())).toEqual([0, 1]);
+    tf.dispose([x, y]);
   });
 
   it('Equal inside the gradient of a row max (logSumExp)', async () => {

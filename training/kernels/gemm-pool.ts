@@ -12,12 +12,13 @@
  *
  * Every thread runs the same compiled module (with relaxed_madd or without, decided once), so
  * a split product gives the bits of one thread. Products with PACK_MIN_COLS columns or more
- * pack B's strips first, each thread into its own region of the heap, taken from the allocator
- * given (the wasm module's malloc) and kept for later calls.
+ * pack B's strips first, and those with a transposed A and PACK_A_MIN_COLS columns or more A's
+ * strips, each thread into its own region of the heap, taken from the allocator given (the wasm
+ * module's malloc) and kept for later calls.
  */
 import { createRequire } from 'node:module';
 import type { Worker as WorkerType } from 'node:worker_threads';
-import { gemmModule, gemmPackBytes, instantiateGemm, GEMM_KC, GEMM_ROWS, type GemmFunction } from './gemm.js';
+import { gemmModule, gemmPackBytes, instantiateGemm, GEMM_KC, GEMM_PACK_A_BYTES, GEMM_ROWS, type GemmFunction } from './gemm.js';
 import { isShared, type WasmMemory } from './wasm-emit.js';
 import { fmaKernels } from './relaxed-simd.js';
 
@@ -31,7 +32,7 @@ const READY = 2; // 1 once the worker waits for jobs
 const FAILED = 3; // 1 when the last job threw
 const ARGS = 4; // the arguments of gemm, as callArgs lists them
 /** gemm's arguments (see GemmFunction). */
-const ARG_COUNT: Parameters<GemmFunction>['length'] = 14;
+const ARG_COUNT: Parameters<GemmFunction>['length'] = 15;
 const SLOTS = ARGS + ARG_COUNT;
 /** A part takes milliseconds; a worker silent this long is gone. */
 const WORKER_TIMEOUT_MS = 60_000;
@@ -40,6 +41,20 @@ const WORKER_TIMEOUT_MS = 60_000;
  * packing gained 10–15%, on 128 or fewer nothing, and it costs a copy of B per call.
  */
 export const PACK_MIN_COLS = 256;
+/**
+ * Columns from which a transposed A's strips are packed (see gemmChunks in ./gemm.ts): a strip
+ * is copied once per block of rows and read by every block of columns, so it pays where there are
+ * many. One thread, CPU time: [2048, 1024]ᵀ·[2048, 128] (the tied embedding's gradient at a
+ * vocabulary of 1024) ran at 20–21 GFLOPS in place and 43 packed, [2048, 512]ᵀ·[2048, 128] at
+ * 34–35 and 46, [2048, 128]ᵀ·[2048, 128] at 40–46 either way; the attention heads'
+ * [256, 256]ᵀ·[256, 32] (32 columns) fell from 42–45 to 31–37 packed.
+ */
+export const PACK_A_MIN_COLS = 128;
+
+/** True when the parts of `call` pack A's strips: A transposed (its rows adjacent, aRow = 4) and n ≥ PACK_A_MIN_COLS. */
+export function packsA(call: GemmCall): boolean {
+  return call.aRow === 4 && call.n >= PACK_A_MIN_COLS;
+}
 
 /** The worker, plain JavaScript evaluated in the worker thread. */
 const WORKER_SOURCE = `
@@ -79,8 +94,14 @@ export interface GemmCall {
   aStep: number;
 }
 
-function callArgs(call: GemmCall, pack: number): Parameters<GemmFunction> {
-  return [call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, GEMM_KC, pack];
+/** Where one part packs B and A (0: it reads them in place). */
+interface PackSpace {
+  b: number;
+  a: number;
+}
+
+function callArgs(call: GemmCall, pack: PackSpace): Parameters<GemmFunction> {
+  return [call.a, call.b, call.c, call.m, call.k, call.n, call.count, call.strideA, call.strideB, call.strideC, call.aRow, call.aStep, GEMM_KC, pack.b, pack.a];
 }
 
 /** Memory of the heap the kernel runs over, for packing space (e.g. the wasm module's malloc). */
@@ -168,26 +189,29 @@ export class GemmPool {
   }
 
   /**
-   * Packing space for `threads` parts of `call`, one region each (0: do not pack), grown as
-   * wider products come; the regions stay for the life of the pool.
+   * Packing space for `threads` parts of `call`, one region each: A's strip first, then B's
+   * strips where B is packed. The regions grow as wider products come and stay for the life of
+   * the pool.
    */
-  private packFor(call: GemmCall, threads: number): number[] {
-    const none = new Array<number>(threads).fill(0);
-    if (!this.heap || call.n < PACK_MIN_COLS) return none;
-    const bytes = gemmPackBytes(call.n);
+  private packFor(call: GemmCall, threads: number): PackSpace[] {
+    const packB = call.n >= PACK_MIN_COLS;
+    const packA = packsA(call);
+    const none = Array.from({ length: threads }, () => ({ b: 0, a: 0 }));
+    if (!this.heap || !(packA || packB)) return none;
+    const bytes = GEMM_PACK_A_BYTES + (packB ? gemmPackBytes(call.n) : 0);
     if (bytes > this.packBytes || threads > this.packs.length) {
       const wanted = Math.max(threads, this.packs.length);
       const size = Math.max(bytes, this.packBytes);
       const packs = Array.from({ length: wanted }, () => this.heap!.allocate(size));
       if (packs.some((address) => address === 0)) {
         for (const address of packs) if (address !== 0) this.heap.free(address);
-        return none; // no room: read B in place
+        return none; // no room: read A and B in place
       }
       for (const address of this.packs) this.heap.free(address);
       this.packs = packs;
       this.packBytes = size;
     }
-    return this.packs.slice(0, threads);
+    return this.packs.slice(0, threads).map((region) => ({ a: packA ? region : 0, b: packB ? region + GEMM_PACK_A_BYTES : 0 }));
   }
 
   /** Runs `call` split across this thread and the ready workers. */

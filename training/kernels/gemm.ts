@@ -7,7 +7,7 @@
  * between threads that share that memory (./gemm-pool.ts).
  *
  * The module (written with ./wasm-emit.ts) is small: one exported function,
- *   gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack)
+ *   gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack, packA)
  * which for s in [0, count) sets C_s[m, n] = A_s[m, k] · B_s[k, n], float32, with A_s at byte
  * address a + s·strideA (and likewise B_s, C_s). B and C are row-major; A's element (i, p) is at
  * A_s + i·aRow + p·aStep, so A is read row-major (aRow = 4k, aStep = 4) or transposed, stored
@@ -49,6 +49,9 @@ export const GEMM_KC = 256;
 export function gemmPackBytes(n: number): number {
   return GEMM_KC * (n - (n % GEMM_COLS)) * 4;
 }
+
+/** Bytes of packing space a call with `packA` needs: one strip of GEMM_ROWS rows of A, GEMM_KC steps long. */
+export const GEMM_PACK_A_BYTES = GEMM_KC * GEMM_ROWS * 4;
 
 /**
  * An inner function: C[:, 0:cols] of one slice's product for m rows (a multiple of `rows`) and
@@ -160,7 +163,7 @@ function packStrips(width: number): FunctionDef {
   return { params: 5, locals: [[5, I32]], code };
 }
 
-/** The functions of the module by index: the blocks (4×8, 4×4, 1×8, 1×4), packStrips, gemm. */
+/** The functions of the module by index: the blocks (4×8, 4×4, 1×8, 1×4), packStrips for B and for A, gemm. */
 const BLOCK_SHAPES = [
   { rows: GEMM_ROWS, cols: GEMM_COLS },
   { rows: GEMM_ROWS, cols: 4 },
@@ -168,6 +171,7 @@ const BLOCK_SHAPES = [
   { rows: 1, cols: 4 },
 ];
 const PACK_B = BLOCK_SHAPES.length;
+const PACK_A = PACK_B + 1;
 
 /**
  * The exported function, slice by slice: gemm over chunks of kc steps of k, the first chunk
@@ -180,31 +184,44 @@ const PACK_B = BLOCK_SHAPES.length;
  * strip after strip (packStrips). Read in place, a strip touches a new cache line at every step
  * of k, and with rows 256 or more floats apart those lines fall into a few cache sets that evict
  * each other: on 512 columns the products ran at 36–46 GFLOPS in place and 43–52 packed; on 128
- * columns or fewer packing gained nothing (see PACK_MIN_COLS in ./gemm-pool.ts). Packing a
- * transposed A's strips of 4 rows the same way gained nothing either.
+ * columns or fewer packing gained nothing (see PACK_MIN_COLS in ./gemm-pool.ts).
+ *
+ * With `packA` (not 0; A transposed, aRow = 4), the whole blocks run block of rows by block of
+ * rows, each first copying its strip of this chunk of A — len steps of 4 adjacent floats, aStep
+ * bytes apart — to `packA`, 16 bytes a step. Read in place, every step of k is a new cache line
+ * and, with aStep = 4 KiB (a vocabulary of 1024), a new page in the same cache set, and every
+ * block of columns reads the strip again: the tied embedding's gradient ran at half the speed of
+ * the same product with A untransposed. Packed, only the copy reads those lines (see
+ * PACK_A_MIN_COLS in ./gemm-pool.ts for where it pays). The rows left over read A in place.
  */
 function gemmChunks(): FunctionDef {
-  const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
-  // m4, n8: m and n rounded down to whole blocks; mt, nt: the rows and columns left over.
-  const [s, k0, len, m4, n8, mt, nt, n4] = [14, 15, 16, 17, 18, 19, 20, 21];
+  const [a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack, packA] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  // m4, n8: m and n rounded down to whole blocks; mt, nt: the rows and columns left over;
+  // row: the first row of the block whose strip of A is packed.
+  const [s, k0, len, m4, n8, mt, nt, n4, row] = [15, 16, 17, 18, 19, 20, 21, 22, 23];
   /** `ifTrue` when local `flag` is not 0, else `ifFalse` (both evaluated: plain arithmetic). */
   const choose = (flag: number, ifTrue: number[], ifFalse: number[]): number[] => [...ifTrue, ...ifFalse, ...op.get(flag), ...op.select];
   const lenBytes = [...op.get(len), ...op.i32(4), ...op.mul];
-  /** The inner function `func` over the left-over rows (`row`) or columns (`col`), or the whole blocks. */
-  const call = (func: number, o: { row: boolean; col: boolean }): number[] => {
+  /**
+   * The inner function `func` over the left-over rows (`row`) or columns (`col`), or the whole
+   * blocks; with `packedA`, over the one block of rows whose strip of A is packed at packA.
+   */
+  const call = (func: number, o: { row: boolean; col: boolean; packedA?: boolean }): number[] => {
     // A at a + k0·aStep (+ m4·aRow); B in place at b + k0·n·4 (+ n8·4), or its packed strips
     // (whole blocks only) 8·len floats apart, their rows 8 floats apart.
     const aInPlace = [...op.get(a), ...op.get(k0), ...op.get(aStep), ...op.mul, ...op.add, ...(o.row ? [...op.get(m4), ...op.get(aRow), ...op.mul, ...op.add] : [])];
     const bInPlace = [...op.get(b), ...op.get(k0), ...op.get(n4), ...op.mul, ...op.add, ...(o.col ? [...op.get(n8), ...op.i32(4), ...op.mul, ...op.add] : [])];
     return [
-      ...aInPlace,
+      ...(o.packedA ? op.get(packA) : aInPlace),
       ...(o.col ? bInPlace : choose(pack, op.get(pack), bInPlace)),
-      // c (+ m4·n·4) (+ n8·4)
+      // c (+ m4·n·4 | row·n·4) (+ n8·4)
       ...op.get(c),
       ...(o.row ? [...op.get(m4), ...op.get(n4), ...op.mul, ...op.add] : []),
+      ...(o.packedA ? [...op.get(row), ...op.get(n4), ...op.mul, ...op.add] : []),
       ...(o.col ? [...op.get(n8), ...op.i32(4), ...op.mul, ...op.add] : []),
-      ...op.get(o.row ? mt : m4), ...op.get(len),
-      ...op.get(aRow), ...op.get(aStep),
+      ...(o.packedA ? op.i32(GEMM_ROWS) : op.get(o.row ? mt : m4)), ...op.get(len),
+      // aRow, aStep: a packed strip holds the block's GEMM_ROWS values of each step of k side by side.
+      ...(o.packedA ? [...op.i32(4), ...op.i32(GEMM_ROWS * 4)] : [...op.get(aRow), ...op.get(aStep)]),
       // bCol, bStep
       ...(o.col ? op.i32(4) : choose(pack, lenBytes, op.i32(4))),
       ...(o.col ? op.get(n4) : choose(pack, op.i32(GEMM_COLS * 4), op.get(n4))),
@@ -221,11 +238,30 @@ function gemmChunks(): FunctionDef {
       ...op.get(b), ...op.get(k0), ...op.get(n4), ...op.mul, ...op.add, ...op.get(len), ...op.get(n8), ...op.get(n4), ...op.get(pack), ...op.call(PACK_B),
     ])]),
   ];
-  // Each inner function where its rows and its columns are not empty.
-  BLOCK_SHAPES.forEach((shape, func) => {
-    const o = { row: shape.rows !== GEMM_ROWS, col: shape.cols !== GEMM_COLS };
-    chunk.push(...op.get(o.row ? mt : m4), ...op.when([...op.get(o.col ? nt : n8), ...op.when(call(func, o))]));
-  });
+  // With packA: block by block of rows, the block's strip of this chunk of A copied to packA
+  // (packStrips: len rows of GEMM_ROWS floats, from a + k0·aStep + row·4, aStep bytes apart),
+  // then the whole blocks and the columns left over on it.
+  const packedBlocks = [
+    ...op.i32(0), ...op.set(row),
+    ...op.loop([
+      ...op.get(a), ...op.get(k0), ...op.get(aStep), ...op.mul, ...op.add, ...op.get(row), ...op.i32(4), ...op.mul, ...op.add,
+      ...op.get(len), ...op.i32(GEMM_ROWS), ...op.get(aStep), ...op.get(packA), ...op.call(PACK_A),
+      ...op.get(n8), ...op.when(call(0, { row: false, col: false, packedA: true })),
+      ...op.get(nt), ...op.when(call(1, { row: false, col: true, packedA: true })),
+      ...op.get(row), ...op.i32(GEMM_ROWS), ...op.add, ...op.tee(row), ...op.get(m4), ...op.ltU, ...op.brIf(0),
+    ]),
+  ];
+  // Otherwise each inner function where its rows and its columns are not empty; the rows left
+  // over read A in place either way.
+  const blocks = (rows: boolean): number[] =>
+    BLOCK_SHAPES.flatMap((shape, func) => {
+      const o = { row: shape.rows !== GEMM_ROWS, col: shape.cols !== GEMM_COLS };
+      return o.row === rows ? [...op.get(o.col ? nt : n8), ...op.when(call(func, o))] : [];
+    });
+  chunk.push(
+    ...op.get(m4), ...op.when([...op.get(packA), ...op.ifElse(packedBlocks, blocks(false))]),
+    ...op.get(mt), ...op.when(blocks(true)),
+  );
   chunk.push(...op.get(k0), ...op.get(kc), ...op.add, ...op.tee(k0), ...op.get(k), ...op.ltU, ...op.brIf(0));
   const slices = [
     ...op.i32(0), ...op.set(k0),
@@ -244,26 +280,27 @@ function gemmChunks(): FunctionDef {
     ...op.i32(0), ...op.set(s),
     ...op.loop(slices),
   ];
-  return { params: 14, locals: [[8, I32]], code, export: 'gemm' };
+  return { params: 15, locals: [[9, I32]], code, export: 'gemm' };
 }
 
 /** The module's bytes, over a shared memory or an ordinary one, with relaxed_madd or without. */
 export function gemmModuleBytes(opts: { shared: boolean; fma: boolean }): Uint8Array {
   return moduleBytes({
     shared: opts.shared,
-    functions: [...BLOCK_SHAPES.map((shape) => gemmBlocks({ ...shape, fma: opts.fma })), packStrips(GEMM_COLS), gemmChunks()],
+    functions: [...BLOCK_SHAPES.map((shape) => gemmBlocks({ ...shape, fma: opts.fma })), packStrips(GEMM_COLS), packStrips(GEMM_ROWS), gemmChunks()],
   });
 }
 
 /**
- * gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack): for s in
- * [0, count), C_s[m, n] = A_s[m, k] · B_s[k, n] (see the top of this file); addresses and
+ * gemm(a, b, c, m, k, n, count, strideA, strideB, strideC, aRow, aStep, kc, pack, packA): for s
+ * in [0, count), C_s[m, n] = A_s[m, k] · B_s[k, n] (see the top of this file); addresses and
  * strides in bytes. `pack`: 0, or the address of gemmPackBytes(n) bytes of scratch this call
- * may overwrite (kc at most GEMM_KC).
+ * may overwrite (kc at most GEMM_KC). `packA`: 0, or, for a transposed A only (aRow = 4), the
+ * address of GEMM_PACK_A_BYTES bytes of scratch of its own.
  */
 export type GemmFunction = (
   a: number, b: number, c: number, m: number, k: number, n: number,
-  count: number, strideA: number, strideB: number, strideC: number, aRow: number, aStep: number, kc: number, pack: number,
+  count: number, strideA: number, strideB: number, strideC: number, aRow: number, aStep: number, kc: number, pack: number, packA: number,
 ) => void;
 
 /** True when the kernel can take an [m, k]·[k, n] product: any sizes, n a multiple of 4. */

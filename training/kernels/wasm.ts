@@ -681,36 +681,65 @@ function makeCast(stock: tf.KernelFunc): tf.KernelFunc {
 }
 
 /**
- * Equal of float32 x [..., N] against y of the same shape or [..., 1] (the gradient of a max
- * over the last axis compares every input with the row's max), as one JS pass. The stock kernel
- * computes a broadcast index per element and takes ~30 ms for [2048, 256] against [2048, 1].
+ * Equal and NotEqual of two float32 or two int32 tensors under broadcasting, as one JS pass:
+ * the gradient of a max over the last axis compares every input with the row's max ([2048, 256]
+ * against [2048, 1]: ~30 ms on the stock kernel), and the packed-document mask compares each
+ * row's document numbers with themselves ([B, 1, T, 1] against [B, 1, 1, T]: ~60 ms a training
+ * step at B = 8, T = 256). The stock kernel computes a broadcast index per element; here only the
+ * last axis is walked per element, with each operand's step along it 0 or 1. JS `===` on the
+ * values is IEEE equality, as the stock kernel's (NaN equals nothing).
  */
-function makeEqual(stock: tf.KernelFunc): tf.KernelFunc {
+function makeCompare(equal: boolean, stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const backend = args.backend as unknown as WasmBackendInternals;
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const rank = a.shape.length;
-    const sameShape = b.shape.length === rank && b.shape.every((d, i) => d === a.shape[i]);
-    const column =
-      rank >= 1 && b.shape.length === rank && b.shape[rank - 1] === 1 && b.shape.slice(0, -1).every((d, i) => d === a.shape[i]);
-    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !(sameShape || column)) return stock(args);
-    const out = backend.makeOutput(a.shape, 'bool');
-    const buffer = heapBuffer(backend); // after makeOutput, which may grow the heap
-    const size = tf.util.sizeFromShape(a.shape);
-    const av = new Float32Array(buffer, heapInfo(backend, a).offset, size);
-    const bv = new Float32Array(buffer, heapInfo(backend, b).offset, tf.util.sizeFromShape(b.shape));
+    if (a.dtype !== b.dtype || (a.dtype !== 'float32' && a.dtype !== 'int32')) return stock(args);
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const out = backend.makeOutput(shape, 'bool');
+    const size = tf.util.sizeFromShape(shape);
+    if (size === 0) return out;
+    const buffer = heapBuffer(backend) as ArrayBuffer; // after makeOutput, which may grow the heap
+    const View = a.dtype === 'int32' ? Int32Array : Float32Array;
+    const av = new View(buffer, heapInfo(backend, a).offset, tf.util.sizeFromShape(a.shape));
+    const bv = new View(buffer, heapInfo(backend, b).offset, tf.util.sizeFromShape(b.shape));
     const ov = new Uint8Array(buffer, heapInfo(backend, out).offset, size);
-    if (sameShape) {
-      for (let i = 0; i < size; i++) ov[i] = av[i] === bv[i] ? 1 : 0;
-    } else {
-      const n = a.shape[rank - 1]!;
-      for (let r = 0; r < bv.length; r++) {
-        const y = bv[r]!;
-        for (let j = r * n; j < (r + 1) * n; j++) ov[j] = av[j] === y ? 1 : 0;
+    const rank = shape.length;
+    const as = broadcastStrides(a.shape, shape);
+    const bs = broadcastStrides(b.shape, shape);
+    const n = rank > 0 ? shape[rank - 1]! : 1;
+    const sa = rank > 0 ? as[rank - 1]! : 0;
+    const sb = rank > 0 ? bs[rank - 1]! : 0;
+    const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+    let ia = 0;
+    let ib = 0;
+    for (let o = 0; o < size; o += n) {
+      if (equal) for (let j = 0; j < n; j++) ov[o + j] = av[ia + j * sa] === bv[ib + j * sb] ? 1 : 0;
+      else for (let j = 0; j < n; j++) ov[o + j] = av[ia + j * sa] !== bv[ib + j * sb] ? 1 : 0;
+      // Odometer over the output's outer axes, moving each operand by its stride there.
+      for (let d = rank - 2; d >= 0; d--) {
+        index[d]!++;
+        ia += as[d]!;
+        ib += bs[d]!;
+        if (index[d]! < shape[d]!) break;
+        ia -= as[d]! * shape[d]!;
+        ib -= bs[d]! * shape[d]!;
+        index[d] = 0;
       }
     }
     return out;
   };
+}
+
+/** Element strides of a tensor of shape `from` read as `to` (its broadcast shape): 0 along broadcast axes. */
+function broadcastStrides(from: number[], to: number[]): number[] {
+  const strides = new Array<number>(to.length).fill(0);
+  let stride = 1;
+  for (let d = from.length - 1; d >= 0; d--) {
+    const axis = d + to.length - from.length;
+    if (from[d] !== 1) strides[axis] = stride;
+    stride *= from[d]!;
+  }
+  return strides;
 }
 
 /**
@@ -757,7 +786,7 @@ function makeGather(stock: tf.KernelFunc): tf.KernelFunc {
 }
 
 /** The kernels setKernelOverrides replaces. */
-const OVERRIDDEN = ['BatchMatMul', 'Sum', 'Mean', 'Add', 'Sub', 'Multiply', 'RealDiv', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal'];
+const OVERRIDDEN = ['BatchMatMul', 'Sum', 'Mean', 'Add', 'Sub', 'Multiply', 'RealDiv', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal', 'NotEqual'];
 
 /** Stock kernels replaced by overrides, to put back when overrides are switched off. */
 const stockKernels = new Map<string, tf.KernelConfig>();
@@ -783,7 +812,8 @@ export function setKernelOverrides(on: boolean): void {
     register('Identity', identity as unknown as tf.KernelFunc);
     register('Slice', makeSlice(stockKernels.get('Slice')!.kernelFunc));
     register('Cast', makeCast(stockKernels.get('Cast')!.kernelFunc));
-    register('Equal', makeEqual(stockKernels.get('Equal')!.kernelFunc));
+    register('Equal', makeCompare(true, stockKernels.get('Equal')!.kernelFunc));
+    register('NotEqual', makeCompare(false, stockKernels.get('NotEqual')!.kernelFunc));
   } else {
     for (const [name, config] of stockKernels) {
       tf.unregisterKernel(name, 'wasm');
