@@ -163,7 +163,7 @@ describe('export --format parquet', () => {
       [['--format', 'jsonl', '--diff'], /--diff does not apply to --format jsonl/],
       [['--format', 'cwm', '--diff', 'sometimes'], /--diff takes none, cwm or changed, got "sometimes"/],
       [['--format', 'cwm', '--tasks', 'state'], /--tasks does not apply to --format cwm/],
-      [['--format', 'prompts', '--tasks', 'state,guess'], /expected all or a comma-separated list of state, output, step, next, out, until, back, coverage, nextline, value, got "guess"/],
+      [['--format', 'prompts', '--tasks', 'state,guess'], /expected all or a comma-separated list of state, output, step, next, out, until, back, coverage, nextline, value, input, got "guess"/],
     ];
     for (const [flags, message] of cases) {
       const res = await run(['export', dir, ...flags]);
