@@ -66,9 +66,9 @@ async function runEval(flags: EvalFlags): Promise<void> {
   const tasks = parsedFlag('--tasks', flags.tasks, parseTaskList);
   const { PROGRAM_LIMITS, sandboxRunner } = await import('../../eval/equality.js');
   const { evaluateCorpus, evaluateCruxeval } = await import('../../eval/run.js');
-  const runner = sandboxRunner();
-  // Started on first use: runs generated inputs (--tasks input) and traces CRUXEval functions for --tasks.
-  const programRunner = sandboxRunner({ limits: PROGRAM_LIMITS });
+  // One sandbox, started on first use, for Python == and for running programs (generated inputs
+  // of --tasks input, CRUXEval functions traced for --tasks): a second would boot Pyodide again.
+  const runner = sandboxRunner({ limits: PROGRAM_LIMITS });
   const common = {
     modelDir: flags.model,
     backend: flags.backend as BackendName,
@@ -78,7 +78,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
     execwmVersion: VERSION,
     progress: progressFor(flags.quiet ?? false),
     runner,
-    programRunner,
+    programRunner: runner,
   };
   const out = flags.out ?? join(flags.model, flags.cruxeval ? 'eval-cruxeval' : `eval-${flags.split}`);
   try {
@@ -109,7 +109,7 @@ async function runEval(flags: EvalFlags): Promise<void> {
     if (err instanceof EvalError || err instanceof CorpusError || err instanceof TrainingError) throw new UserError(err.message);
     throw err;
   } finally {
-    await Promise.all([runner.close(), programRunner.close()]);
+    await runner.close();
   }
 }
 
