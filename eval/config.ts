@@ -29,6 +29,12 @@ export interface EvalOptions {
   maxRolloutTokens?: number;
   /** Sandbox for Python `==`; null compares outputs as strings only. */
   runner: ProgramRunner | null;
+  /**
+   * Sandbox that runs programs at trace limits: the generated inputs of `--tasks input`
+   * and, for tasks on CRUXEval, its functions. Without it input prediction is scored by
+   * identical text only, and tasks on CRUXEval are refused.
+   */
+  programRunner?: ProgramRunner | null;
   /** Written into the report. */
   execwmVersion: string;
   progress?: EvalProgress;
@@ -56,6 +62,25 @@ export interface CorpusEvalOptions extends EvalOptions {
   tasksPerTrace?: number;
 }
 
+export interface CruxevalEvalOptions extends EvalOptions {
+  /** CRUXEval JSONL (code, input, output). */
+  file: string;
+  /** The first this many problems; default all. */
+  limit?: number;
+  /** Output prediction by rollout or directly; default direct unless `rollout`. */
+  mode?: 'rollout' | 'direct';
+  /** Also evaluate these derived tasks on the problems, traced in the sandbox first; default none. */
+  tasks?: readonly TaskName[];
+  /** At most this many examples per task and problem. */
+  tasksPerTrace?: number;
+  /** Seeds which task examples are drawn. */
+  seed?: number;
+  /** Fit the tasks' most-frequent baselines on this corpus's train split (the problems have none). */
+  baselineCorpusDir?: string;
+  /** Train traces read to fit them. */
+  baselineTraces?: number;
+}
+
 /** What an unset option means. */
 export const EVAL_DEFAULTS = {
   split: 'test' as Split,
@@ -68,4 +93,4 @@ export const EVAL_DEFAULTS = {
   examples: 20,
   tasks: [] as readonly TaskName[],
   tasksPerTrace: 4,
-} satisfies Required<Omit<CorpusEvalOptions, 'modelDir' | 'runner' | 'execwmVersion' | 'progress' | 'corpusDir' | 'limit' | 'baselineCorpusDir'>>;
+} satisfies Required<Omit<CorpusEvalOptions, 'modelDir' | 'runner' | 'programRunner' | 'execwmVersion' | 'progress' | 'corpusDir' | 'limit' | 'baselineCorpusDir'>>;

@@ -9,7 +9,7 @@
  * `literal_eval` raise, and the pair counts as not equal unless the strings are
  * identical.
  */
-import type { Program, Trace } from '../src/schema.js';
+import { DEFAULT_LIMITS, type Program, type Trace, type TraceLimits } from '../src/schema.js';
 import { TracerPool } from '../tracer/index.js';
 import type { OutputScore } from './metrics.js';
 
@@ -57,11 +57,19 @@ export interface SandboxRunner extends ProgramRunner {
 /** Limits for one comparison: literals are small, and a runaway comparison is a bug. */
 const EQUALITY_LIMITS = { maxSteps: 1000, timeoutMs: 10_000 };
 
-export function sandboxRunner(): SandboxRunner {
+/**
+ * Limits for running a program of the evaluated set with a generated input (or tracing a
+ * CRUXEval function): those `execwm trace` uses by default, so a value cut at
+ * `maxValueChars` is cut the same way in the truth and in the run.
+ */
+export const PROGRAM_LIMITS: TraceLimits = DEFAULT_LIMITS;
+
+/** A one-sandbox runner, by default with the limits of a comparison. */
+export function sandboxRunner(options: { limits?: Partial<TraceLimits> } = {}): SandboxRunner {
   let pool: Promise<TracerPool> | null = null;
   return {
     trace(program) {
-      pool ??= TracerPool.create({ workers: 1, limits: EQUALITY_LIMITS });
+      pool ??= TracerPool.create({ workers: 1, limits: options.limits ?? EQUALITY_LIMITS });
       return pool.then((p) => p.trace(program));
     },
     async close() {

@@ -201,6 +201,7 @@ function taskRows(section: TasksSection): string[][] {
   for (const [task, f] of Object.entries(section.tasks)) {
     rows.push([task, String(f.examples), f.metric, fmt(f.model), fmt(f.baseline.value), f.baseline.name]);
     if (f.lineAccuracy) rows.push(['', '', 'line accuracy', fmt(f.lineAccuracy.model), fmt(f.lineAccuracy.baseline), '']);
+    if (f.exactText) rows.push(['', '', 'input text identical', fmt(f.exactText.model), fmt(f.exactText.baseline), '']);
   }
   const ic = section.incrementalConsistency;
   if (ic) rows.push(['consistency', String(ic.chains), 'incremental consistency', fmt(ic.model), fmt(ic.baseline), 'the baselines above']);
@@ -218,6 +219,7 @@ function tasksHtml(section: TasksSection): string {
     const rows = [`<tr><th></th><th>model</th><th>${esc(f.baseline.name)}</th></tr>`];
     rows.push(`<tr><td>${esc(f.metric)}</td><td class="num">${fmt(f.model)}</td><td class="num">${fmt(f.baseline.value)}</td></tr>`);
     if (f.lineAccuracy) rows.push(`<tr><td>line accuracy</td><td class="num">${fmt(f.lineAccuracy.model)}</td><td class="num">${fmt(f.lineAccuracy.baseline)}</td></tr>`);
+    if (f.exactText) rows.push(`<tr><td>input text identical to the true one</td><td class="num">${fmt(f.exactText.model)}</td><td class="num">${fmt(f.exactText.baseline)}</td></tr>`);
     return `<section class="task" id="task-${esc(task)}"><h3>${esc(task)} (${f.examples} examples)</h3><table class="summary">${rows.join('')}</table></section>`;
   });
   const ic = section.incrementalConsistency;

@@ -28,9 +28,10 @@ import {
   specialIds,
   trueRolloutFrames,
 } from './predict.js';
-import { EVAL_DEFAULTS, type CorpusEvalOptions, type EvalOptions, type EvalProgress } from './config.js';
+import { EVAL_DEFAULTS, type CorpusEvalOptions, type CruxevalEvalOptions, type EvalOptions, type EvalProgress } from './config.js';
 import type { EvalReport, OutputSection } from './report.js';
-import { taskFlags, taskPhase, type TasksSection } from './tasks.js';
+import { taskFlags, taskPhase, type InputRunners, type TaskBaselineData, type TasksSection } from './tasks.js';
+import { inputExample } from '../training/tasks.js';
 import { TeacherForcedEvaluator, type TeacherForcedResult, type ViewerTrace } from './teacher.js';
 
 export interface EvalResult {
@@ -148,13 +149,28 @@ export async function sample<T>(items: AsyncIterable<T> | Iterable<T>, limit: nu
   return kept.sort((a, b) => a.i - b.i).map((k) => k.item);
 }
 
-/** The most frequent return value, and how often each value was returned (for the output baseline). */
-function mostFrequentOutput(traces: readonly Trace[]): string | null {
+/** The most frequent of `values` (ties: the smallest), or null when there are none. */
+function mostFrequentText(values: Iterable<string>): string | null {
   const counts = new Map<string, number>();
-  for (const t of traces) if (t.result) counts.set(t.result.repr, (counts.get(t.result.repr) ?? 0) + 1);
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   let best: string | null = null;
   for (const [k, c] of counts) if (best === null || c > counts.get(best)! || (c === counts.get(best)! && k < best)) best = k;
   return best;
+}
+
+/** The most frequent return value (for the output baseline). */
+function mostFrequentOutput(traces: readonly Trace[]): string | null {
+  return mostFrequentText(traces.flatMap((t) => (t.result ? [t.result.repr] : [])));
+}
+
+/** The most frequent argument list among traces that have an input-prediction example (for its baseline). */
+export function mostFrequentInput(traces: readonly Trace[]): string | null {
+  const args: string[] = [];
+  for (const t of traces) {
+    const ex = inputExample(t);
+    if (ex?.answer.kind === 'text') args.push(ex.answer.text);
+  }
+  return mostFrequentText(args);
 }
 
 /** Output predictions for programs with an entry: by rollout or directly (context → value). */
@@ -233,25 +249,36 @@ async function corpusErrors<T>(read: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** The traces evaluated, and the train traces the most-frequent baselines are fitted on. */
-interface EvalTraces {
-  traces: CorpusTrace[];
+/** The most-frequent baselines and the train traces they are fitted on. */
+interface FittedBaselines extends TaskBaselineData {
   train: CorpusTrace[];
-  mostFrequent: MostFrequentValues;
-  frequentOutput: string | null;
+}
+
+/** Fits the most-frequent baselines on the train split of `dir` (at most `limit` traces); none for null. */
+async function fitBaselines(dir: string | null, limit: number): Promise<FittedBaselines> {
+  const train: CorpusTrace[] = [];
+  if (dir !== null) {
+    await corpusErrors(async () => {
+      for await (const t of readCorpus(dir, { split: 'train', limit })) train.push(t);
+    });
+  }
+  return { train, mostFrequent: MostFrequentValues.fit(train), frequentOutput: mostFrequentOutput(train), frequentInput: mostFrequentInput(train) };
+}
+
+/** The traces evaluated, and the train traces the most-frequent baselines are fitted on. */
+interface EvalTraces extends FittedBaselines {
+  traces: CorpusTrace[];
 }
 
 async function readEvalTraces(options: CorpusEvalOptions): Promise<EvalTraces> {
-  const train: CorpusTrace[] = [];
-  const baselineCorpus = options.baselineCorpusDir ?? options.corpusDir;
-  const baselineTraces = options.baselineTraces ?? EVAL_DEFAULTS.baselineTraces;
-  await corpusErrors(async () => {
-    for await (const t of readCorpus(baselineCorpus, { split: 'train', limit: baselineTraces })) train.push(t);
-  });
-  const mostFrequent = MostFrequentValues.fit(train);
-  const frequentOutput = mostFrequentOutput(train);
+  const fitted = await fitBaselines(options.baselineCorpusDir ?? options.corpusDir, options.baselineTraces ?? EVAL_DEFAULTS.baselineTraces);
   const traces = await sample(readCorpus(options.corpusDir, { split: options.split }), options.limit, options.seed ?? EVAL_DEFAULTS.seed);
-  return { traces, train, mostFrequent, frequentOutput };
+  return { ...fitted, traces };
+}
+
+/** The sandboxes input prediction runs in, or null without a program runner. */
+function inputRunners(options: EvalOptions): InputRunners | null {
+  return options.programRunner ? { programs: options.programRunner, equality: options.runner } : null;
 }
 
 /** Teacher-forced figures, the viewer's traces, and what could not be scored. */
@@ -384,7 +411,16 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
     const tasks =
       taskNames.length === 0
         ? null
-        : taskPhase(ckpt, data.traces, { ...stateEncoding(ckpt), tasks: taskNames, seed: options.seed ?? EVAL_DEFAULTS.seed, perTrace: tasksPerTrace, batchSize, baselines: data, progress });
+        : await taskPhase(ckpt, data.traces, {
+            ...stateEncoding(ckpt),
+            tasks: taskNames,
+            seed: options.seed ?? EVAL_DEFAULTS.seed,
+            perTrace: tasksPerTrace,
+            batchSize,
+            baselines: data,
+            runners: inputRunners(options),
+            progress,
+          });
     const report = buildReport(options, loaded, started, {
       config: {
         split: options.split,
@@ -455,36 +491,95 @@ export function cruxevalProgram(p: CruxevalProblem): Program {
   return { id: p.id, source: p.code, entry: `f(${p.input})`, origin: 'cruxeval' };
 }
 
-/** CRUXEval output prediction: for each function and input, the model's return value scored by Python `==`. */
+/**
+ * The CRUXEval problems traced in the sandbox (at trace limits), so the derived tasks can be
+ * asked of them as of a corpus; none is written to disk.
+ */
+async function traceCruxeval(problems: readonly CruxevalProblem[], runner: ProgramRunner, progress: EvalProgress): Promise<Trace[]> {
+  progress.start('trace CRUXEval', problems.length, 'programs');
+  const traces = await Promise.all(
+    problems.map(async (p) => {
+      const t = await runner.trace(cruxevalProgram(p));
+      progress.advance(1);
+      return t;
+    }),
+  );
+  progress.stop();
+  return traces;
+}
+
+/**
+ * CRUXEval output prediction: for each function and input, the model's return value scored by
+ * Python `==`. With `tasks`, the functions are traced in the sandbox and the derived tasks
+ * (input prediction among them: CRUXEval-I, checked by running the model's input) are scored
+ * on their traces as on a corpus.
+ */
 export async function evaluateCruxeval(
-  options: EvalOptions & { file: string; limit?: number; mode?: 'rollout' | 'direct' },
+  options: CruxevalEvalOptions,
 ): Promise<EvalResult & { perProblem: { id: string; predicted: string | null; equal: boolean }[] }> {
   const started = performance.now();
   const progress = options.progress ?? quiet;
   const problems = readCruxeval(options.file).slice(0, options.limit);
+  const taskNames = options.tasks ?? EVAL_DEFAULTS.tasks;
+  if (taskNames.length > 0 && !options.programRunner) throw new EvalError('tasks on CRUXEval need a sandbox to trace its functions in (programRunner)');
   const loaded = await loadModel(options.modelDir, options.backend ?? EVAL_DEFAULTS.backend);
   const { ckpt } = loaded;
   try {
     const mode = options.mode ?? (options.rollout ? 'rollout' : 'direct');
     const programs = problems.map((p) => ({ source: p.code, entry: `f(${p.input})` }));
     const maxRolloutTokens = options.maxRolloutTokens ?? EVAL_DEFAULTS.maxRolloutTokens;
-    const { predicted, tokens } = await predictOutputs(ckpt, programs, {
-      mode,
-      batchSize: options.batchSize ?? EVAL_DEFAULTS.batchSize,
-      maxRolloutTokens,
-      progress,
-    });
+    const batchSize = options.batchSize ?? EVAL_DEFAULTS.batchSize;
+    const { predicted, tokens } = await predictOutputs(ckpt, programs, { mode, batchSize, maxRolloutTokens, progress });
     const scores = await scoreOutputs(options.runner, problems.map((p, i) => ({ truth: p.output, predicted: predicted[i]! })));
+    let tasks: { section: TasksSection; generatedTokens: number; traced: number; notOk: number; flags: string[] } | null = null;
+    const tasksPerTrace = options.tasksPerTrace ?? EVAL_DEFAULTS.tasksPerTrace;
+    if (taskNames.length > 0) {
+      const baselineDir = options.baselineCorpusDir ?? null;
+      const baselines = await fitBaselines(baselineDir, options.baselineTraces ?? EVAL_DEFAULTS.baselineTraces);
+      const traces = await traceCruxeval(problems, options.programRunner!, progress);
+      const phase = await taskPhase(ckpt, traces, {
+        ...stateEncoding(ckpt),
+        tasks: taskNames,
+        seed: options.seed ?? EVAL_DEFAULTS.seed,
+        perTrace: tasksPerTrace,
+        batchSize,
+        baselines,
+        runners: inputRunners(options),
+        progress,
+      });
+      const fitted = taskNames.some((t) => t === 'value' || t === 'output' || t === 'input');
+      const flags =
+        baselineDir === null && fitted
+          ? ['tasks on CRUXEval: no train split to fit the most-frequent baselines (value, output, input) on; give --baselines-from the training corpus']
+          : [];
+      tasks = { ...phase, traced: traces.length, notOk: traces.filter((t) => t.status !== 'ok').length, flags };
+    }
     const report = buildReport(options, loaded, started, {
-      config: { cruxeval: options.file, problems: problems.length, mode, maxRolloutTokens },
+      config: {
+        cruxeval: options.file,
+        problems: problems.length,
+        mode,
+        maxRolloutTokens,
+        ...(tasks
+          ? {
+              tasks: taskNames,
+              tasksPerTrace,
+              seed: options.seed ?? EVAL_DEFAULTS.seed,
+              baselinesFrom: options.baselineCorpusDir ?? null,
+              traced: { programs: tasks.traced, notOk: tasks.notOk },
+            }
+          : {}),
+      },
       corpus: null,
       coverage: { frames: 0, framesSkipped: 0, tracesSkipped: 0 },
       teacherForced: null,
       rollout: null,
       output: { mode, model: summarizeOutputs(scores), baseline: null, flags: untrainedDirectFlags(ckpt, mode) },
       rolloutOutput: null,
-      generatedTokens: tokens,
+      ...(tasks ? { tasks: tasks.section } : {}),
+      generatedTokens: tokens + (tasks?.generatedTokens ?? 0),
     });
+    if (tasks) report.flags.push(...tasks.flags);
     return {
       report,
       examples: [],

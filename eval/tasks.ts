@@ -6,7 +6,12 @@
  * Scores:
  * - debugger actions: *frame exact match* (event, source line and every local, or the
  *   value of a return frame) and *line accuracy* (event and source line only);
- * - questions: the answer text identical to the truth.
+ * - questions: the answer text identical to the truth;
+ * - input prediction: the generated argument list is run in the sandbox as
+ *   `NAME(<args>)` on the program's source, and is right when it returns a value
+ *   Python-`==` to the true return value (CRUXEval-I); one that does not close the
+ *   call, does not parse, raises or runs out of budget is wrong. Beside it, the share
+ *   whose text is identical to the true arguments.
  *
  * Baselines (no model): `step`/`next` the textually next line with the current state
  * copied; `out` the first `return` line at or after the current line, returning the
@@ -14,7 +19,8 @@
  * copied; `back` the textually previous line with the current state copied;
  * `coverage` always `yes`; `nextline` the textually next line; `value` the variable's
  * most frequent value in the train split (the line changes it, so copying its value
- * from before the line is never right); `output` the most frequent train return value.
+ * from before the line is never right); `output` the most frequent train return value;
+ * `input` the most frequent train argument list, run and scored the same way.
  *
  * Incremental Consistency (REval): per trace one chain about a line L and its first
  * hit — coverage L, value of the variable L changes, the next line, the output — and
@@ -24,17 +30,20 @@ import type { Step, Trace } from '../src/schema.js';
 import type { LoadedCheckpoint } from '../training/checkpoint.js';
 import {
   DEBUGGER_TASKS,
+  INPUT_TASK,
   afterFrame,
   changedVariable,
   deriveTaskExamples,
   encodeTaskExample,
   lineHits,
+  splitEntryCall,
   type TaskExample,
   type TaskName,
 } from '../training/tasks.js';
 import { outputExampleSegments, sourceLine, SPECIAL_TOKENS } from '../training/sequence.js';
 import type { MostFrequentValues } from './baselines.js';
 import type { EvalProgress } from './config.js';
+import { pythonEqual, type ProgramRunner } from './equality.js';
 import { framesEqual, rate, stateStrings, type RolloutFrame, type StateStrings } from './metrics.js';
 import { decodeGreedy, parseDirectOutput, parseRolloutFrames, specialIds, trueRolloutFrames, type DecodeRequest } from './predict.js';
 
@@ -49,6 +58,8 @@ export interface TaskFigure {
   baseline: { name: string; value: number | null };
   /** Debugger actions: event and source line right, locals aside. */
   lineAccuracy?: { model: number | null; baseline: number | null };
+  /** Input prediction: the share of answers whose text is identical to the true arguments. */
+  exactText?: { model: number | null; baseline: number | null };
 }
 
 export interface TasksSection {
@@ -69,7 +80,11 @@ export const BASELINE_NAMES: Record<TaskName, string> = {
   nextline: 'textually next line',
   value: 'most frequent value',
   output: 'most frequent output',
+  input: 'most frequent input',
 };
+
+/** The figure of input prediction: with a sandbox, the run's return value compared by Python `==`. */
+const INPUT_METRIC = { sandbox: 'f(input) == output', text: 'input exact match (no sandbox)' };
 
 /** The latest state at or before step i (a return frame has none of its own). */
 function stateAt(steps: readonly Step[], i: number): StateStrings {
@@ -100,6 +115,8 @@ export interface TaskBaselineData {
   mostFrequent: MostFrequentValues;
   /** The most frequent train return value, or null without one. */
   frequentOutput: string | null;
+  /** The most frequent train argument list of an entry call (input prediction), or null without one. */
+  frequentInput: string | null;
 }
 
 /** The baseline's answer to a question. */
@@ -129,6 +146,30 @@ function parseAnswer(task: TaskName, text: string): string {
   if (task !== 'output') return text;
   const v = parseDirectOutput(text);
   return v === null ? '' : JSON.stringify(v);
+}
+
+/** The sandboxes input prediction uses: one runs programs at trace limits, the other compares values. */
+export interface InputRunners {
+  programs: ProgramRunner;
+  /** Python `==` on two literals; null compares the return value's text only. */
+  equality: ProgramRunner | null;
+}
+
+/**
+ * Whether `args` is a right input for the trace's entry function: `NAME(args)` must be one
+ * call (the text may not close it early) that returns a value `==` the trace's return value.
+ * The true arguments are right without running (traces are deterministic).
+ */
+export async function inputIsRight(runners: InputRunners, trace: Trace, args: string): Promise<boolean> {
+  const call = trace.entry === null ? null : splitEntryCall(trace.entry);
+  if (call === null || trace.result === null) return false;
+  if (args === call.args) return true;
+  const entry = `${call.name}(${args})`;
+  if (splitEntryCall(entry)?.args !== args) return false;
+  const run = await runners.programs.trace({ id: `${trace.id}:input`, source: trace.source, entry });
+  if (run.status !== 'ok' || run.result === null) return false;
+  const [got, want] = [run.result.repr, trace.result.repr];
+  return runners.equality === null ? got === want : pythonEqual(runners.equality, got, want);
 }
 
 /** The four questions of a trace's Incremental Consistency chain, or null when it has no line that changes a variable. */
@@ -166,8 +207,46 @@ function scoreExample(trace: Trace, ex: TaskExample, text: string, data: TaskBas
   return { model: parseAnswer(ex.task, text) === ex.answer.text, baseline: baselineAnswer(ex, data) === ex.answer.text };
 }
 
+/** Input-prediction answers scored: per example, the model's and the baseline's (null without one). */
+interface InputTally {
+  n: number;
+  model: number;
+  base: number | null;
+  modelText: number;
+  baseText: number | null;
+}
+
+/** Runs every generated input (and the baseline's) in the sandbox; without runners, compares texts only. */
+async function scoreInputs(
+  answers: readonly { trace: Trace; ex: TaskExample; text: string }[],
+  frequentInput: string | null,
+  runners: InputRunners | null,
+  progress: EvalProgress,
+): Promise<InputTally> {
+  progress.start('input runs', answers.length, 'programs');
+  const scored = await Promise.all(
+    answers.map(async ({ trace, ex, text }) => {
+      const truth = ex.answer.kind === 'text' ? ex.answer.text : '';
+      const right = async (args: string): Promise<boolean> => (runners === null ? args === truth : inputIsRight(runners, trace, args));
+      const [model, base] = await Promise.all([right(text), frequentInput === null ? false : right(frequentInput)]);
+      progress.advance(1);
+      return { model, base, modelText: text === truth, baseText: frequentInput === truth };
+    }),
+  );
+  progress.stop();
+  const count = (pick: (s: (typeof scored)[number]) => boolean) => scored.filter(pick).length;
+  const withBaseline = frequentInput !== null;
+  return {
+    n: scored.length,
+    model: count((s) => s.model),
+    base: withBaseline ? count((s) => s.base) : null,
+    modelText: count((s) => s.modelText),
+    baseText: withBaseline ? count((s) => s.baseText) : null,
+  };
+}
+
 /** Evaluates the chosen tasks on `traces`. */
-export function taskPhase(
+export async function taskPhase(
   ckpt: LoadedCheckpoint,
   traces: readonly Trace[],
   options: {
@@ -178,9 +257,11 @@ export function taskPhase(
     perTrace: number;
     batchSize: number;
     baselines: TaskBaselineData;
+    /** Sandboxes that run generated inputs; null scores input prediction by identical text only. */
+    runners: InputRunners | null;
     progress: EvalProgress;
   },
-): { section: TasksSection; generatedTokens: number } {
+): Promise<{ section: TasksSection; generatedTokens: number }> {
   const { model, tokenizer } = ckpt;
   const block = model.config.blockSize;
   const sp = specialIds(tokenizer);
@@ -219,10 +300,16 @@ export function taskPhase(
   let generatedTokens = 0;
   const tallies = new Map<TaskName, { n: number; model: number; base: number; modelLine: number; baseLine: number }>();
   const chainScores: { model: boolean[]; baseline: boolean[] }[] = Array.from({ length: chains }, () => ({ model: [], baseline: [] }));
+  const inputAnswers: { trace: Trace; ex: TaskExample; text: string }[] = [];
   items.forEach((it, j) => {
     const r = results[j]!;
     generatedTokens += r.ids.length + (r.stop === null ? 0 : 1);
-    const s = scoreExample(it.trace, it.ex, tokenizer.decode(r.ids), options.baselines);
+    const text = tokenizer.decode(r.ids);
+    if (it.ex.task === INPUT_TASK) {
+      inputAnswers.push({ trace: it.trace, ex: it.ex, text });
+      return;
+    }
+    const s = scoreExample(it.trace, it.ex, text, options.baselines);
     if (it.chain !== null) {
       chainScores[it.chain]!.model.push(s.model);
       chainScores[it.chain]!.baseline.push(s.baseline);
@@ -236,8 +323,21 @@ export function taskPhase(
     t.baseLine += Number(s.baselineLine ?? false);
     tallies.set(it.ex.task, t);
   });
+  const inputs = inputAnswers.length === 0 ? null : await scoreInputs(inputAnswers, options.baselines.frequentInput, options.runners, options.progress);
   const tasks: Partial<Record<TaskName, TaskFigure>> = {};
   for (const task of options.tasks) {
+    if (task === INPUT_TASK) {
+      const t = inputs ?? { n: 0, model: 0, base: null, modelText: 0, baseText: null };
+      const share = (correct: number | null) => (correct === null ? null : rate({ correct, total: t.n }));
+      tasks[task] = {
+        examples: t.n,
+        metric: options.runners === null ? INPUT_METRIC.text : INPUT_METRIC.sandbox,
+        model: share(t.model),
+        baseline: { name: BASELINE_NAMES[task], value: share(t.base) },
+        exactText: { model: share(t.modelText), baseline: share(t.baseText) },
+      };
+      continue;
+    }
     const t = tallies.get(task) ?? { n: 0, model: 0, base: 0, modelLine: 0, baseLine: 0 };
     const frame = (DEBUGGER_TASKS as readonly string[]).includes(task);
     tasks[task] = {
@@ -269,7 +369,7 @@ export function taskPhase(
 export function taskFlags(section: TasksSection): string[] {
   const out: string[] = [];
   for (const [task, f] of Object.entries(section.tasks)) {
-    if (f.examples > 0 && (f.model ?? 0) <= (f.baseline.value ?? 0)) {
+    if (f.examples > 0 && f.baseline.value !== null && (f.model ?? 0) <= f.baseline.value) {
       out.push(`task ${task}: the model's ${f.metric} does not beat the baseline (${f.baseline.name})`);
     }
   }

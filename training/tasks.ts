@@ -28,6 +28,16 @@
  *   value V L K       → `"repr"`              V after the K-th hit of L ran (the next frame of that invocation)
  *   output            → the output example of sequence.ts (`<|return_sep|>` prompt)
  *
+ * Input prediction (CRUXEval-I): the source without its entry call, the return
+ * frame of the output example, then `input NAME`; the answer is the argument list
+ * of the entry call `NAME(…)` as written:
+ *
+ *   <|trace_context_start|>SOURCE<|frame_sep|><|return_sep|><|action_sep|>RETURN LINE<|arg_sep|>"VALUE"<|frame_sep|><|action_sep|>input f<|frame_sep|>
+ *     →  3, [1, 2]<|frame_sep|><|trace_end|>
+ *
+ * Any argument list for which `NAME(…)` returns a value `==` VALUE is right, so eval
+ * runs the model's answer in the sandbox (eval/tasks.ts); the text is one of them.
+ *
  * Lines are 1-based numbers in the source; hits count `line` events at any depth.
  * Target tokens have role `output` for states, values and answers and `action`
  * for separators and source lines, so all of them are next-token targets.
@@ -49,7 +59,9 @@ import type { Tokenizer } from './tokenizer.js';
 
 export const DEBUGGER_TASKS = ['step', 'next', 'out', 'until', 'back'] as const;
 export const QUESTION_TASKS = ['coverage', 'nextline', 'value', 'output'] as const;
-export const TASKS = [...DEBUGGER_TASKS, ...QUESTION_TASKS] as const;
+/** Input prediction: the source and the return value in, the entry call's arguments out. */
+export const INPUT_TASK = 'input' as const;
+export const TASKS = [...DEBUGGER_TASKS, ...QUESTION_TASKS, INPUT_TASK] as const;
 export type DebuggerTask = (typeof DEBUGGER_TASKS)[number];
 export type QuestionTask = (typeof QUESTION_TASKS)[number];
 export type TaskName = (typeof TASKS)[number];
@@ -65,15 +77,15 @@ export interface TaskExample {
   task: TaskName;
   /** The trace's id. */
   trace: string;
-  /** The current frame (debugger actions) or the hit (questions), an index in `trace.steps`; null for coverage/output. */
+  /** The current frame (debugger actions) or the hit (questions), an index in `trace.steps`; null for coverage/output/input. */
   step: number | null;
-  /** The command text (`until 5`, `value y 3 2`); empty for output. */
+  /** The command text (`until 5`, `value y 3 2`, `input f`); empty for output. */
   command: string;
   /** The context segments. */
   context: Segment[];
   /** Whole frames between the context and the command (each a segment list); may be cut from the front to fit. */
   frames: Segment[][];
-  /** The command segments (for output: `<|return_sep|>`). */
+  /** The command segments (for output: `<|return_sep|>`; for input: the return frame, then the command). */
   query: Segment[];
   /** The target segments, ending with `<|trace_end|>`. */
   target: Segment[];
@@ -170,6 +182,65 @@ export function coverageCandidates(source: string): number[] {
     out.push(k + 1);
   });
   return out;
+}
+
+/** The index of the bracket closing the one at `open` in Python expression text, or null; string literals and comments are skipped. */
+function closingBracket(text: string, open: number): number | null {
+  const pairs: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
+  const stack: string[] = [];
+  for (let k = open; k < text.length; k++) {
+    const ch = text[k]!;
+    if (ch === '"' || ch === "'") {
+      const quote = text.startsWith(ch.repeat(3), k) ? ch.repeat(3) : ch;
+      k += quote.length;
+      while (k < text.length && !text.startsWith(quote, k)) k += text[k] === '\\' ? 2 : 1;
+      if (k >= text.length) return null;
+      k += quote.length - 1;
+    } else if (ch === '#') {
+      while (k < text.length && text[k] !== '\n') k++;
+    } else if (ch in pairs) {
+      stack.push(pairs[ch]!);
+    } else if (ch === ')' || ch === ']' || ch === '}') {
+      if (stack.pop() !== ch) return null;
+      if (stack.length === 0) return k;
+    }
+  }
+  return null;
+}
+
+/**
+ * A call entry `NAME(ARGS)` split into the function's name and the argument list as
+ * written (`f(3, [1, 2])` → `f`, `3, [1, 2]`); null for any other entry (`g(1) + 1`,
+ * `obj.m(2)`, an unclosed call).
+ */
+export function splitEntryCall(entry: string): { name: string; args: string } | null {
+  const m = /^\s*([A-Za-z_]\w*)\s*\(/.exec(entry);
+  if (!m) return null;
+  const open = m[0].length - 1;
+  const close = closingBracket(entry, open);
+  if (close === null || entry.slice(close + 1).trim() !== '') return null;
+  return { name: m[1]!, args: entry.slice(open + 1, close) };
+}
+
+/** The input-prediction example of a trace, or null when its entry is no plain call or it returned no value. */
+export function inputExample(trace: Trace): TaskExample | null {
+  const call = trace.entry === null ? null : splitEntryCall(trace.entry);
+  const output = outputExampleSegments(trace);
+  if (call === null || output === null) return null;
+  // The output example's return frame, from `<|return_sep|>` to its `<|frame_sep|>`.
+  const returnFrame = output.slice(output.findIndex((s) => s.text === SPECIAL_TOKENS.returnSep), -1);
+  const command = `${INPUT_TASK} ${call.name}`;
+  return {
+    task: INPUT_TASK,
+    trace: trace.id,
+    step: null,
+    command,
+    context: contextSegments({ source: trace.source, entry: null }),
+    frames: [],
+    query: [...returnFrame, ...commandSegments(command)],
+    target: targetAnswerSegments(call.args),
+    answer: { kind: 'text', text: call.args },
+  };
 }
 
 // ---- Examples ----
@@ -314,6 +385,9 @@ export function deriveTaskExamples(trace: Trace, options: DeriveOptions): TaskEx
           candidates.push(question('value', hit, `value ${name} ${line} ${k + 1}`, JSON.stringify(steps[after]!.locals![name]!.repr)));
         });
       }
+    } else if (task === INPUT_TASK) {
+      const ex = inputExample(trace);
+      if (ex !== null) candidates.push(ex);
     } else {
       const segs = outputExampleSegments(trace);
       if (segs === null) continue;

@@ -8,7 +8,7 @@
  *   eval use — the state of each call/line frame given the trace before it, and
  *   the return value given the source and call — the shape fine-tuning tools take —
  *   and the derived tasks of training/tasks.ts (debugger actions, inverse steps,
- *   REval-style questions).
+ *   REval-style questions, input prediction).
  * - `jsonl`: each trace with full locals.
  * - `parquet`: the Hugging Face layout with a dataset card (corpus/parquet.ts, corpus/card.ts).
  */
@@ -59,7 +59,7 @@ export interface PromptRecord {
   task: PromptTask;
   /** The index in `steps` of the frame whose state is asked for (`state`), the current frame (debugger actions) or the hit (questions). */
   step?: number;
-  /** Derived tasks: the command (`next`, `until 5`, `value y 3 2`). */
+  /** Derived tasks: the command (`next`, `until 5`, `value y 3 2`, `input f`). */
   command?: string;
   prompt: string;
   completion: string;

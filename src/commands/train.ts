@@ -134,7 +134,7 @@ export function registerTrain(program: Command): void {
     )
     .option(
       '--tasks <list>',
-      'mix derived tasks into the train split: all, or name[:weight],... of step,next,out,until,back,coverage,nextline,value (weight = examples per trace; default none)',
+      'mix derived tasks into the train split: all, or name[:weight],... of step,next,out,until,back,coverage,nextline,value,input (weight = examples per trace; default none)',
     )
     .option('--no-output-examples', 'leave out the output examples (source and call -> return value) that train direct output prediction')
     .option('--resume', 'continue the run in --out from its checkpoint (same settings and corpus)')

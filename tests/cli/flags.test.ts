@@ -62,7 +62,8 @@ describe('train --tasks', () => {
     const base = { corpus: 'c', out: 'o' };
     expect((await configFromFlags(base)).tasks).toBeUndefined();
     expect((await configFromFlags({ ...base, tasks: 'next,back:0.5' })).tasks).toEqual({ next: 1, back: 0.5 });
-    expect(Object.keys((await configFromFlags({ ...base, tasks: 'all' })).tasks!)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value']);
+    expect((await configFromFlags({ ...base, tasks: 'input:2' })).tasks).toEqual({ input: 2 });
+    expect(Object.keys((await configFromFlags({ ...base, tasks: 'all' })).tasks!)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value', 'input']);
     for (const [list, message] of [
       ['jump', /^--tasks: Unknown task "jump"/],
       ['next:0', /^--tasks: Expected the weight of next to be a positive number/],

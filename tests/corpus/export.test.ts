@@ -129,7 +129,14 @@ describe('export --format prompts', () => {
     const all = await run(['export', dir, '--format', 'prompts', '--tasks', 'all']);
     expect(all.code).toBe(0);
     const tasks = new Set(jsonLines<PromptRecord>(all.out).map((r) => r.task));
-    expect(tasks).toEqual(new Set(['state', 'output', 'step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value']));
+    expect(tasks).toEqual(new Set(['state', 'output', 'step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value', 'input']));
+    const [input] = promptRecords(traces[0]!, { diff: 'none', tasks: ['input'] });
+    expect(input).toMatchObject({
+      task: 'input',
+      command: 'input f',
+      prompt: '<|trace_context_start|>def f(x):\n    y = x + 1\n    return y\n<|frame_sep|><|return_sep|><|action_sep|>    return y<|arg_sep|>"4"<|frame_sep|><|action_sep|>input f<|frame_sep|>',
+      completion: '3<|frame_sep|><|trace_end|>',
+    });
   });
 });
 
@@ -163,7 +170,7 @@ describe('export --format parquet', () => {
       [['--format', 'jsonl', '--diff'], /--diff does not apply to --format jsonl/],
       [['--format', 'cwm', '--diff', 'sometimes'], /--diff takes none, cwm or changed, got "sometimes"/],
       [['--format', 'cwm', '--tasks', 'state'], /--tasks does not apply to --format cwm/],
-      [['--format', 'prompts', '--tasks', 'state,guess'], /expected all or a comma-separated list of state, output, step, next, out, until, back, coverage, nextline, value, got "guess"/],
+      [['--format', 'prompts', '--tasks', 'state,guess'], /expected all or a comma-separated list of state, output, step, next, out, until, back, coverage, nextline, value, input, got "guess"/],
     ];
     for (const [flags, message] of cases) {
       const res = await run(['export', dir, ...flags]);

@@ -107,7 +107,7 @@ describe('execwm eval', { timeout: 180_000 }, () => {
     expect(res.status).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
     const tasks = report.tasks!;
-    expect(Object.keys(tasks.tasks)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value', 'output']);
+    expect(Object.keys(tasks.tasks)).toEqual(['step', 'next', 'out', 'until', 'back', 'coverage', 'nextline', 'value', 'output', 'input']);
     for (const f of Object.values(tasks.tasks)) {
       expect(f.examples).toBeGreaterThan(0);
       expect(f.baseline.value).not.toBeNull();
@@ -116,7 +116,7 @@ describe('execwm eval', { timeout: 180_000 }, () => {
     expect(tasks.tasks.nextline!.baseline.value).toBeGreaterThan(0);
     expect(tasks.tasks.coverage!.baseline.value).toBe(1);
     expect(tasks.incrementalConsistency!.chains).toBe(2);
-    expect(report.config.tasks).toHaveLength(9);
+    expect(report.config.tasks).toHaveLength(10);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     for (const t of Object.keys(tasks.tasks)) expect(html).toContain(`id="task-${t}"`);
     expect(res.stdout).toMatch(/^until\s+\d+\s+frame exact match\s+\d+\.\d%\s+\d+\.\d%\s+line L, state copied$/m);

@@ -15,8 +15,11 @@ import {
   lineHits,
   nextLineAfter,
   nextTarget,
+  inputExample,
   outTarget,
   parseTaskList,
+  parseTaskMix,
+  splitEntryCall,
   stepTarget,
   taskExampleText,
   untilTarget,
@@ -29,6 +32,9 @@ const PROGRAMS = {
   nested: { source: 'def g(a):\n    b = a * 2\n    return b\n\ndef f(x):\n    y = g(x)\n    z = y + 1\n    return z\n', entry: 'f(3)' },
   loop: { source: 'def f(n):\n    s = 0\n    for i in range(n):\n        s += i\n    return s\n', entry: 'f(3)' },
   branch: { source: 'def f(x):\n    if x > 0:\n        y = 1\n    else:\n        y = 2\n    return y\n', entry: 'f(5)' },
+  strings: { source: 'def f(s, xs):\n    return s + str(len(xs))', entry: "f('a)(', [1, (2, 3)])" },
+  raises: { source: 'def f(x):\n    return 1 // x\n', entry: 'f(0)' },
+  script: { source: 'x = 1\ny = x + 1\n', entry: null },
 };
 const traces: Record<string, Trace> = {};
 let pool: TracerPool;
@@ -150,6 +156,47 @@ describe('REval-style questions on real traces', () => {
   });
 });
 
+describe('input prediction on real traces', () => {
+  it('asks for the arguments of the entry call given the source without the call and the return value', () => {
+    const ex = inputExample(traces.nested!)!;
+    expect(ex).toMatchObject({ task: 'input', step: null, command: 'input f', answer: { kind: 'text', text: '3' } });
+    expect(taskExampleText(ex)).toEqual({
+      prompt: `${S.traceContextStart}${PROGRAMS.nested.source}${S.frameSep}${S.returnSep}${S.actionSep}    return z${S.argSep}"7"${S.frameSep}${S.actionSep}input f${S.frameSep}`,
+      completion: `3${S.frameSep}${S.traceEnd}`,
+    });
+    // The entry call never appears in the prompt.
+    expect(taskExampleText(ex).prompt).not.toContain('f(3)');
+  });
+
+  it('keeps the argument list as written, brackets and quotes inside strings included', () => {
+    const ex = deriveTaskExamples(traces.strings!, { tasks: ['input'], diff: false })[0]!;
+    const { prompt, completion } = taskExampleText(ex);
+    expect(prompt).toBe(
+      `${S.traceContextStart}${PROGRAMS.strings.source}${S.frameSep}${S.returnSep}${S.actionSep}    return s + str(len(xs))${S.argSep}"'a)(2'"${S.frameSep}${S.actionSep}input f${S.frameSep}`,
+    );
+    expect(completion).toBe(`'a)(', [1, (2, 3)]${S.frameSep}${S.traceEnd}`);
+  });
+
+  it('has no example for a program that raised or a script', () => {
+    expect(traces.raises!.status).toBe('exception');
+    expect(inputExample(traces.raises!)).toBeNull();
+    expect(deriveTaskExamples(traces.script!, { tasks: ['input'], diff: false })).toEqual([]);
+  });
+
+  it('splits only plain calls NAME(ARGS)', () => {
+    expect(splitEntryCall('f(3, [1, 2])')).toEqual({ name: 'f', args: '3, [1, 2]' });
+    expect(splitEntryCall('f()')).toEqual({ name: 'f', args: '' });
+    expect(splitEntryCall('g("(", \')\')')).toEqual({ name: 'g', args: '"(", \')\'' });
+    expect(splitEntryCall("f('''a ' ) ''')")).toEqual({ name: 'f', args: "'''a ' ) '''" });
+    expect(splitEntryCall('f(1) + 1')).toBeNull();
+    expect(splitEntryCall('f(1), f(2)')).toBeNull();
+    expect(splitEntryCall('obj.m(2)')).toBeNull();
+    expect(splitEntryCall('f(1')).toBeNull();
+    expect(splitEntryCall('f([1)]')).toBeNull();
+    expect(splitEntryCall('f(1  # )\n)')).toEqual({ name: 'f', args: '1  # )\n' });
+  });
+});
+
 describe('task examples', () => {
   it('draws at most perTrace examples per task, the same ones for the same seed', () => {
     const t = traces.loop!;
@@ -173,7 +220,10 @@ describe('task examples', () => {
     expect(encodeTaskExample(ex, tok, 10)).toBeNull();
   });
 
-  it('parses task lists', () => {
+  it('parses task lists and mixes, input prediction among them', () => {
+    expect(parseTaskMix('input:2,next')).toEqual({ input: 2, next: 1 });
+    expect(parseTaskMix('all').input).toBe(1);
+    expect(parseTaskList('input')).toEqual(['input']);
     expect(parseTaskList('all')).toEqual([...TASKS]);
     expect(parseTaskList('next, out,next')).toEqual(['next', 'out']);
     expect(() => parseTaskList('jump')).toThrow(/Unknown task "jump"/);

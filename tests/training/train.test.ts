@@ -77,14 +77,15 @@ describe('training loop (tiny model, wasm backend)', () => {
 
   it('mixes derived tasks into the train split only, as many per trace as the weights ask, and saves the mix', async () => {
     const plain = await run({ config: { steps: 1 } });
-    const mixed = await run({ config: { steps: 1, tasks: { next: 2, back: 1 } } });
+    const mixed = await run({ config: { steps: 1, tasks: { next: 2, back: 1, input: 1 } } });
     const train = corpus().traces.filter((t) => t.split === 'train').length;
     expect(plain.rowStats.train.taskExamples).toBe(0);
     expect(plain.trainConfig.tasks).toEqual({});
-    expect(mixed.rowStats.train.taskExamples).toBe(3 * train);
+    // Every train trace is a call that returns: one input-prediction example each.
+    expect(mixed.rowStats.train.taskExamples).toBe(4 * train);
     expect(mixed.rowStats.val).toEqual(plain.rowStats.val);
-    expect(mixed.trainConfig.tasks).toEqual({ next: 2, back: 1 });
-    expect((await readCheckpoint(mixed.out)).meta.trainConfig.tasks).toEqual({ next: 2, back: 1 });
+    expect(mixed.trainConfig.tasks).toEqual({ next: 2, back: 1, input: 1 });
+    expect((await readCheckpoint(mixed.out)).meta.trainConfig.tasks).toEqual({ next: 2, back: 1, input: 1 });
     // A checkpoint written before the field existed reads as no mix.
     const file = path.join(plain.out, 'checkpoint', 'checkpoint.json');
     const json = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown> };
