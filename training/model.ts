@@ -156,12 +156,6 @@ type LayerCache = {
   lastKey?: tf.Tensor4D; // [B, nh, 1, hs]
 };
 
-/**
- * Where the previous position belongs to the same document: [B, 1, t, 1] of 1 and 0 (0 at a
- * document's first token), or null when every new position has its predecessor in view.
- */
-type SmearInput = { samePrevious: tf.Tensor4D | null };
-
 /** The options every block and attention layer takes. */
 type LayerOptions = {
   batch: number;
@@ -169,7 +163,12 @@ type LayerOptions = {
   past?: LayerCache;
   dropout: (t: tf.Tensor) => tf.Tensor;
   rotary?: RotaryInput;
-  smear?: SmearInput;
+  /**
+   * With smeared keys and packed documents: [B, 1, t, 1] of 1 where the previous position
+   * belongs to the same document, 0 at a document's first token; absent when every new
+   * position has its predecessor in view.
+   */
+  samePrevious?: tf.Tensor4D;
 };
 
 /**
@@ -199,11 +198,11 @@ class CausalSelfAttention {
   }
 
   /** k [B, nh, T, hs] → the smeared keys [B, nh, T, hs] (see the class comment). */
-  private smearKeys(k: tf.Tensor4D, smear: tf.Variable, past: LayerCache | undefined, input: SmearInput | undefined): tf.Tensor4D {
+  private smearKeys(k: tf.Tensor4D, smear: tf.Variable, past: LayerCache | undefined, samePrevious: tf.Tensor4D | undefined): tf.Tensor4D {
     const [b, nh, t, hs] = k.shape;
     const first = past?.lastKey ?? tf.zeros([b, nh, 1, hs]); // [B, nh, 1, hs]
     let previous = (t > 1 ? tf.concat([first, tf.slice(k, [0, 0, 0, 0], [b, nh, t - 1, hs])], 2) : first) as tf.Tensor4D; // [B, nh, T, hs]
-    if (input?.samePrevious) previous = tf.mul(previous, input.samePrevious);
+    if (samePrevious) previous = tf.mul(previous, samePrevious);
     const gate = tf.reshape(tf.sigmoid(smear), [1, nh, 1, 1]); // [1, nh, 1, 1]
     return tf.add(tf.mul(k, gate), tf.mul(previous, tf.sub(1, gate))) as tf.Tensor4D; // [B, nh, T, hs]
   }
@@ -237,7 +236,7 @@ class CausalSelfAttention {
     let lastKey: tf.Tensor4D | undefined;
     if (this.smear) {
       lastKey = tf.slice(k, [0, 0, t - 1, 0], [b, nh, 1, hs]) as tf.Tensor4D; // [B, nh, 1, hs]
-      k = this.smearKeys(k, this.smear, opts.past, opts.smear);
+      k = this.smearKeys(k, this.smear, opts.past, opts.samePrevious);
     }
     if (opts.rotary) {
       // Keys enter the cache rotated by their own positions, so cached decoding needs nothing more.
@@ -533,12 +532,13 @@ export class GPT {
     x = dropout(x) as tf.Tensor2D;
     const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
     // Packed documents: a document's first token has no previous key to smear in.
-    const smear: SmearInput | undefined = this.config.smearKeys
-      ? { samePrevious: typeof opts.position === 'number' ? null : (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D) }
-      : undefined;
+    const samePrevious =
+      this.config.smearKeys && typeof opts.position !== 'number'
+        ? (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D)
+        : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary, smear });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary, samePrevious });
       x = out.y;
       presents.push(out.present);
     });

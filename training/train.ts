@@ -238,7 +238,7 @@ function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }
     ...preset,
     vocabSize: tokenizer.vocabSize,
     positionEncoding: config.positionEncoding,
-    ...(config.smearKeys ? { smearKeys: true } : {}),
+    smearKeys: config.smearKeys,
   };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, encoding));
   const examplesOf = (traces: readonly Trace[]) =>

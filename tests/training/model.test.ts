@@ -9,6 +9,13 @@ import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 const VOCAB = 40;
 const config: ModelConfig = { ...MODEL_PRESETS.tiny, vocabSize: VOCAB };
 
+/** Position encoding and smeared keys: every way attention can see a document. */
+const ATTENTION_VARIANTS = [
+  ['learned', false],
+  ['rope', false],
+  ['rope', true],
+] as const;
+
 /** A fixed toy batch: each row counts up modulo the vocabulary from its own start. */
 function toyBatch(b: number, t: number): { idx: tf.Tensor2D; targets: tf.Tensor2D } {
   const rows = Array.from({ length: b }, (_, r) => Array.from({ length: t + 1 }, (_, i) => (r * 7 + i) % VOCAB));
@@ -101,11 +108,7 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each([
-    ['learned', false],
-    ['rope', false],
-    ['rope', true],
-  ] as const)('keeps packed documents apart (%s positions, smeared keys %s): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding, smearKeys) => {
+  it.each(ATTENTION_VARIANTS)('keeps packed documents apart (%s positions, smeared keys %s): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding, smearKeys) => {
     const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 4 });
     const docA = [5, 6, 7, 8, 9];
     const docB = [11, 3, 12, 4, 13, 2, 1];
@@ -164,11 +167,7 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each([
-    ['learned', false],
-    ['rope', false],
-    ['rope', true],
-  ] as const)('decodes with the key/value cache exactly like the full forward (%s positions, smeared keys %s), token for token', (positionEncoding, smearKeys) => {
+  it.each(ATTENTION_VARIANTS)('decodes with the key/value cache exactly like the full forward (%s positions, smeared keys %s), token for token', (positionEncoding, smearKeys) => {
     const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 5 });
     // Away from the even mix the weights start at, so a wrong previous key would show.
     model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
