@@ -26,7 +26,7 @@ import type { SamplerState } from './data.js';
 import { TrainingError } from './errors.js';
 import { GPT, validateModelConfig, type ModelConfig } from './model.js';
 import { deriveSeed } from './rng.js';
-import { Tokenizer } from './tokenizer.js';
+import { DIGIT_ORDERS, Tokenizer } from './tokenizer.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
 const FORMAT = 'execwm-checkpoint';
@@ -97,6 +97,7 @@ const TOKENIZER_SCHEMA = v.object({
   version: v.literal(1),
   specialTokens: v.array(v.string()),
   merges: v.array(v.tuple([v.number(), v.number()])),
+  digitOrder: v.optional(v.picklist(DIGIT_ORDERS)),
 });
 
 /** What a training run saves; tensors are read from the live variables. */

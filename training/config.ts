@@ -9,6 +9,7 @@ import type { BackendName } from './backend.js';
 import type { ModelConfig } from './model.js';
 import { SPECIAL_TOKEN_LIST } from './sequence.js';
 import { TRAIN_TASKS, type TaskMix } from './tasks.js';
+import { DIGIT_ORDERS, type DigitOrder } from './tokenizer.js';
 
 /** How a model may see positions (see {@link ModelConfig.positionEncoding}). */
 export const POSITION_ENCODINGS = ['learned', 'rope'] as const;
@@ -41,6 +42,11 @@ export interface TrainConfig {
    * at equal tokens, docs/results.md). Checkpoints from before this field read as false.
    */
   smearKeys: boolean;
+  /**
+   * How the tokenizer spells numbers (tokenizer.ts `DigitOrder`): `msd` as written, `lsd` least
+   * significant digit first; default `msd`. Checkpoints from before this field read as `msd`.
+   */
+  digitOrder: DigitOrder;
   /** λ, the weight of the state loss (0 = next-token-only baseline); default 1. */
   stateWeight: number;
   /**
@@ -108,6 +114,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   vocabSize: 1024,
   positionEncoding: 'rope',
   smearKeys: true,
+  digitOrder: 'msd',
   stateWeight: 1,
   outputWeight: null,
   diff: true,
@@ -165,6 +172,9 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (!Number.isInteger(config.warmupSteps) || config.warmupSteps < 0) {
     throw new Error(`Expected \`warmupSteps\` to be a non-negative integer, got ${config.warmupSteps}`);
   }
+  if (!DIGIT_ORDERS.includes(config.digitOrder)) {
+    throw new Error(`Expected \`digitOrder\` to be one of ${DIGIT_ORDERS.join(', ')}, got ${String(config.digitOrder)}`);
+  }
   if (!POSITION_ENCODINGS.includes(config.positionEncoding)) {
     throw new Error(`Expected \`positionEncoding\` to be one of ${POSITION_ENCODINGS.join(', ')}, got ${String(config.positionEncoding)}`);
   }
@@ -221,6 +231,7 @@ export const TRAIN_CONFIG_SCHEMA = v.object({
   vocabSize: v.number(),
   positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS), 'learned'),
   smearKeys: v.optional(v.boolean(), false),
+  digitOrder: v.optional(v.picklist(DIGIT_ORDERS), 'msd'),
   stateWeight: v.number(),
   outputWeight: v.optional(v.nullable(v.number()), null),
   diff: v.boolean(),

@@ -11,6 +11,12 @@
  * are always spelled one digit per token: `123` and `124` share two tokens and
  * the model sees place value instead of an arbitrary vocabulary entry.
  *
+ * With digit order `lsd`, every number is spelled least-significant digit first
+ * (`120` is encoded as `021`; `decode` turns it back), so a model writes a sum in
+ * the order its carries flow. Only digit runs that are not part of a name are
+ * turned (`x12` stays), which makes the transform its own inverse. Digits are one
+ * chunk each, so the merges a corpus teaches do not depend on the order.
+ *
  * Strings become bytes through WTF-8 (UTF-8 that also carries lone surrogates),
  * so `decode(encode(s)) === s` for every JavaScript string. Decoding ids that
  * do not form valid UTF-8 (a model can emit any sequence) gives U+FFFD per bad
@@ -25,6 +31,20 @@ export interface TokenizerJSON {
   specialTokens: string[];
   /** Merges in order; merge i creates id 256 + specialTokens.length + i. */
   merges: [number, number][];
+  /** How numbers are spelled in ids; absent means `msd` (as written). */
+  digitOrder?: DigitOrder;
+}
+
+/** `msd`: numbers as written; `lsd`: each number's digits reversed, least significant first. */
+export type DigitOrder = 'msd' | 'lsd';
+export const DIGIT_ORDERS: readonly DigitOrder[] = ['msd', 'lsd'];
+
+/** A run of ASCII digits that does not continue a name or another number. */
+const NUMBER_PATTERN = /(?<![\p{L}\p{N}_])[0-9]{2,}/gu;
+
+/** Reverses the digits of every number in `text` (not digits inside names); its own inverse. */
+export function reverseNumbers(text: string): string {
+  return text.replace(NUMBER_PATTERN, (run) => [...run].reverse().join(''));
 }
 
 export interface TrainTokenizerOptions {
@@ -32,6 +52,8 @@ export interface TrainTokenizerOptions {
   vocabSize: number;
   /** Tokens that are always one id and never produced from plain text. */
   specialTokens: readonly string[];
+  /** How numbers are spelled in ids; default `msd`. */
+  digitOrder?: DigitOrder;
   /** A chunk must occur at least this often (weighted) for its pairs to count; keeps rare noise out. */
   minFrequency?: number;
 }
@@ -117,6 +139,7 @@ export class Tokenizer {
   readonly merges: readonly (readonly [number, number])[];
   /** Total number of ids. */
   readonly vocabSize: number;
+  readonly digitOrder: DigitOrder;
   private readonly specialIds: Map<string, number>;
   private readonly ranks: Map<number, number>;
   private readonly tokenBytesTable: number[][];
@@ -129,6 +152,8 @@ export class Tokenizer {
     }
     this.specialTokens = json.specialTokens;
     this.merges = json.merges;
+    this.digitOrder = json.digitOrder ?? 'msd';
+    if (!DIGIT_ORDERS.includes(this.digitOrder)) throw new Error(`Unknown digit order ${JSON.stringify(json.digitOrder)}`);
     this.specialIds = new Map(json.specialTokens.map((t, i) => [t, BYTE_COUNT + i]));
     if (this.specialIds.size !== json.specialTokens.length) throw new Error('Duplicate special tokens');
     const first = BYTE_COUNT + json.specialTokens.length;
@@ -171,7 +196,7 @@ export class Tokenizer {
   /** Encodes plain text; special-token strings inside it are spelled as ordinary bytes. */
   encode(text: string): number[] {
     const out: number[] = [];
-    for (const chunk of preTokenize(text)) {
+    for (const chunk of preTokenize(this.digitOrder === 'lsd' ? reverseNumbers(text) : text)) {
       for (const id of this.encodeChunk(chunk)) out.push(id);
     }
     return out;
@@ -197,13 +222,14 @@ export class Tokenizer {
     return bytes;
   }
 
-  /** Decodes ids to text; special tokens appear as their strings. */
+  /** Decodes ids to text (numbers as written, whatever the digit order); special tokens appear as their strings. */
   decode(ids: ArrayLike<number>): string {
     const bytes: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       for (const b of this.tokenBytes(ids[i]!)) bytes.push(b);
     }
-    return bytesToString(bytes);
+    const text = bytesToString(bytes);
+    return this.digitOrder === 'lsd' ? reverseNumbers(text) : text;
   }
 
   toJSON(): TokenizerJSON {
@@ -212,6 +238,7 @@ export class Tokenizer {
       version: 1,
       specialTokens: [...this.specialTokens],
       merges: this.merges.map(([a, b]) => [a, b]),
+      ...(this.digitOrder === 'msd' ? {} : { digitOrder: this.digitOrder }),
     };
   }
 
@@ -247,7 +274,7 @@ export class Tokenizer {
  * each merge only touches the words that contain the merged pair.
  */
 export function trainTokenizer(texts: Iterable<string>, options: TrainTokenizerOptions): Tokenizer {
-  const { vocabSize, specialTokens, minFrequency = 2 } = options;
+  const { vocabSize, specialTokens, minFrequency = 2, digitOrder = 'msd' } = options;
   const firstMerge = BYTE_COUNT + specialTokens.length;
   if (!Number.isInteger(vocabSize) || vocabSize < firstMerge) {
     throw new TypeError(`Expected \`vocabSize\` to be an integer >= ${firstMerge}, got ${vocabSize}`);
@@ -308,5 +335,5 @@ export function trainTokenizer(texts: Iterable<string>, options: TrainTokenizerO
     pairWords.delete(bestKey);
     for (const [k, n] of pairCounts) if (n <= 0) pairCounts.delete(k);
   }
-  return new Tokenizer({ format: 'execwm-bpe', version: 1, specialTokens: [...specialTokens], merges });
+  return new Tokenizer({ format: 'execwm-bpe', version: 1, specialTokens: [...specialTokens], merges, ...(digitOrder === 'msd' ? {} : { digitOrder }) });
 }

@@ -233,7 +233,11 @@ function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }
   const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly };
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
-    trainTokenizer(tokenizerTexts(data.train, encoding), { vocabSize: config.vocabSize, specialTokens: SPECIAL_TOKEN_LIST });
+    trainTokenizer(tokenizerTexts(data.train, encoding), {
+      vocabSize: config.vocabSize,
+      specialTokens: SPECIAL_TOKEN_LIST,
+      digitOrder: config.digitOrder,
+    });
   const modelConfig: ModelConfig = saved?.meta.modelConfig ?? {
     ...preset,
     vocabSize: tokenizer.vocabSize,

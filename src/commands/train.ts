@@ -18,6 +18,7 @@ interface TrainFlags {
   outputWeight?: number;
   positions?: string;
   smearKeys?: boolean;
+  digits?: string;
   steps?: number;
   tokens?: number;
   batch?: number;
@@ -67,6 +68,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     outputWeight: flags.outputWeight,
     positionEncoding: flags.positions as TrainConfigInput['positionEncoding'],
     smearKeys: flags.smearKeys,
+    digitOrder: flags.digits as TrainConfigInput['digitOrder'],
     steps: flags.steps,
     tokens: flags.tokens,
     batchSize: flags.batch,
@@ -111,6 +113,7 @@ export function registerTrain(program: Command): void {
     .option('--positions <kind>', `how the model sees positions: rope (rotary) or learned (absolute embeddings) (default ${D.positionEncoding})`)
     .option('--smear-keys', `attention keys mix in the previous position's key (a learned weight per head), which makes copying from the source easier to learn${D.smearKeys ? ' (default)' : ''}`)
     .option('--no-smear-keys', `plain attention keys${D.smearKeys ? '' : ' (default)'}`)
+    .option('--digits <order>', `how numbers are spelled to the model: msd (as written) or lsd (least significant digit first, the order of a sum's carries; decoded back for every output) (default ${D.digitOrder})`)
     .option('--steps <n>', `optimizer steps (default ${D.steps})`, positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
     .option('--batch <n>', `sequences per step (default ${D.batchSize})`, positiveInt('--batch'))

@@ -59,6 +59,22 @@ describe('execwm train (built CLI)', () => {
     expect(readFileSync(path.join(out, 'checkpoint', 'weights.bin'))).toEqual(before);
   });
 
+  it('--digits lsd saves the digit order with the tokenizer and the config, and resume keeps to it', () => {
+    const out = path.join(tmp, 'lsd-run');
+    const res = runCli(['train', '--corpus', good, '--out', out, ...TINY, '--steps', '2', '--digits', 'lsd']);
+    expect(res.status, res.stderr).toBe(0);
+    const tokenizer = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'tokenizer.json'), 'utf8'));
+    expect(tokenizer.digitOrder).toBe('lsd');
+    const meta = JSON.parse(readFileSync(path.join(out, 'checkpoint', 'checkpoint.json'), 'utf8'));
+    expect(meta.trainConfig.digitOrder).toBe('lsd');
+    const other = runCli(['train', '--corpus', good, '--out', out, ...TINY, '--steps', '2', '--digits', 'msd', '--resume']);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/other settings: digitOrder/);
+    const bad = runCli(['train', '--corpus', good, '--out', path.join(tmp, 'lsd-bad'), ...TINY, '--digits', 'reversed']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/one of msd, lsd/);
+  });
+
   it('refuses bad input with a one-line error and writes nothing', async () => {
     const cases: [string, RegExp, string[]][] = [
       [await corpus('empty', []), /is empty/, []],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SPECIAL_TOKEN_LIST, SPECIAL_TOKENS, traceToSegments } from '../../training/sequence.js';
-import { Tokenizer, bytesToString, stringToBytes, trainTokenizer } from '../../training/tokenizer.js';
+import { Tokenizer, bytesToString, reverseNumbers, stringToBytes, trainTokenizer } from '../../training/tokenizer.js';
 import { Rng } from '../../src/rng.js';
 import { cruxevalPseudoTraces, designExample, loopTrace } from './fixtures.js';
 
@@ -92,4 +92,48 @@ describe('byte-level BPE tokenizer', () => {
     // A guard against a quadratic slip, not a benchmark: ~0.5 s here, so 60 s holds on two loaded cores.
     expect(performance.now() - t0).toBeLessThan(60_000);
   }, 90_000);
+});
+
+describe('least-significant-digit-first numbers', () => {
+  const texts = segmentTexts(corpusTraces.slice(0, 200));
+  const msd = trainTokenizer(texts, { vocabSize: 1024, specialTokens: SPECIAL_TOKEN_LIST });
+  const lsd = trainTokenizer(texts, { vocabSize: 1024, specialTokens: SPECIAL_TOKEN_LIST, digitOrder: 'lsd' });
+  const spell = (tok: Tokenizer, s: string) => tok.encode(s).map((id) => bytesToString(tok.tokenBytes(id))).join('');
+
+  it('reverses the digits of numbers, not of names, and is its own inverse', () => {
+    expect(reverseNumbers('x = 120 + 7')).toBe('x = 021 + 7');
+    expect(reverseNumbers('{"total": "1305", "xs": "[10, 23, 4]"}')).toBe('{"total": "5031", "xs": "[01, 32, 4]"}');
+    expect(reverseNumbers('x12 = a_34 + v2 * 56')).toBe('x12 = a_34 + v2 * 65');
+    expect(reverseNumbers('-3.1415e-12 1e10')).toBe('-3.5141e-21 1e10');
+    const rng = new Rng(3);
+    for (let n = 0; n < 500; n++) {
+      let s = '';
+      for (let i = rng.int(30); i > 0; i--) s += 'ab_1234567890 .,-x'[rng.int(18)];
+      expect(reverseNumbers(reverseNumbers(s))).toBe(s);
+    }
+  });
+
+  it('learns the same merges and spells every number backwards in its ids', () => {
+    expect(lsd.merges).toEqual(msd.merges);
+    expect(spell(lsd, 'total = 1305')).toBe('total = 5031');
+    expect(spell(msd, 'total = 1305')).toBe('total = 1305');
+    expect(lsd.encode('[10, 23]')).toEqual(msd.encode('[01, 32]'));
+  });
+
+  it('decodes back to numbers as written, for every trace of the test set', () => {
+    for (const t of corpusTraces) {
+      for (const s of traceToSegments(t, { diff: true })) {
+        if (!s.special) expect(lsd.decode(lsd.encode(s.text))).toBe(s.text);
+      }
+    }
+  });
+
+  it('saves its digit order and loads it; a file without one reads as msd', () => {
+    const json = JSON.parse(JSON.stringify(lsd.toJSON())) as ReturnType<Tokenizer['toJSON']>;
+    expect(json.digitOrder).toBe('lsd');
+    expect(new Tokenizer(json).encode('x = 120')).toEqual(lsd.encode('x = 120'));
+    expect(msd.toJSON()).not.toHaveProperty('digitOrder');
+    expect(new Tokenizer({ ...json, digitOrder: undefined }).digitOrder).toBe('msd');
+    expect(() => new Tokenizer({ ...json, digitOrder: 'middle' as never })).toThrow(/digit order/);
+  });
 });
