@@ -1,16 +1,15 @@
 /**
- * The pointwise kernels (training/kernels/pointwise.ts) that the matrix product's pool splits
- * across threads: Softmax and its gradient, the row Max, Sigmoid, and Add/Sub/Multiply/RealDiv
- * of large tensors. Values and gradients against the cpu backend (tolerance as in
- * kernels.test.ts: float32 sums in another order, exp to ~1 ulp), and the same bits on 1 and 2
- * threads, split or not.
+ * The row kernels (training/kernels/pointwise.ts) that the matrix product's pool splits across
+ * threads: the fused Softmax gradient and the row Max. Values and gradients against the cpu
+ * backend (tolerance as in kernels.test.ts: float32 sums in another order), and the same bits
+ * on 1 and 2 threads, split or not.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
-import { broadcastLayout, splitUnits } from '../../training/kernels/pointwise.js';
+import { splitUnits } from '../../training/kernels/pointwise.js';
 import { GemmPool } from '../../training/kernels/gemm-pool.js';
 import { Wasm } from '../../training/kernels/wasm-emit.js';
 
@@ -34,24 +33,14 @@ function firstDifference(a: ArrayLike<number>[], b: ArrayLike<number>[]): string
   return null;
 }
 
-describe('splitting pointwise work', () => {
+describe('splitting rows', () => {
   it('splits units into near-equal blocks that cover them once', () => {
     expect(splitUnits(10, 3)).toEqual([[0, 4], [4, 3], [7, 3]]);
     expect(splitUnits(5, 1)).toEqual([[0, 5]]);
   });
-
-  it('reads a broadcast operand as [outer, mid, inner], or refuses', () => {
-    expect(broadcastLayout([8, 4, 16, 16], [8, 4, 16, 16])).toEqual({ outer: 1, mid: 1, inner: 8 * 4 * 16 * 16 });
-    expect(broadcastLayout([8, 4, 16, 16], [8, 1, 16, 16])).toEqual({ outer: 8, mid: 4, inner: 256 }); // the attention mask
-    expect(broadcastLayout([2048, 128], [128])).toEqual({ outer: 1, mid: 2048, inner: 128 }); // a bias
-    expect(broadcastLayout([6, 8], [6, 1])).toEqual({ outer: 6, mid: 8, inner: 1 }); // a column
-    expect(broadcastLayout([2, 3, 4, 8], [2, 1, 1, 8])).toEqual({ outer: 2, mid: 12, inner: 8 });
-    expect(broadcastLayout([2, 3, 4, 8], [1, 3, 1, 8])).toBeNull(); // two separate runs
-    expect(broadcastLayout([2, 3], [2, 2])).toBeNull();
-  });
 });
 
-describe('the pointwise kernels on two threads of a pool', () => {
+describe('the row kernels on two threads of a pool', () => {
   const memory = new Wasm.Memory({ initial: 64, maximum: 64, shared: true });
   const pool = new GemmPool(memory, 2);
   afterAll(() => pool.dispose());
@@ -74,6 +63,7 @@ describe('the pointwise kernels on two threads of a pool', () => {
     random(x, size, 1);
     random(y, size, 2);
     heap[x + 3] = -1e9; // a masked score
+    heap[x + 5 * n + 7] = 1e9;
     const run = (name: string, parts: number[][], outSize: number): Float32Array => {
       heap.fill(Number.NaN, out, out + outSize);
       pool.runKernel(name, parts);
@@ -83,18 +73,6 @@ describe('the pointwise kernels on two threads of a pool', () => {
       splitUnits(rows, 2).map(([first, count]) => args(first, count, outRow));
     const cases: { name: string; whole: number[]; split: number[][]; outSize: number; reference: (i: number) => number }[] = [];
     const row = (i: number): number[] => Array.from(heap.subarray(x + Math.floor(i / n) * n, x + Math.floor(i / n) * n + n));
-    const softmaxRef = (i: number): number => {
-      const r = row(i);
-      const max = Math.max(...r);
-      return Math.exp(heap[x + i]! - max) / r.reduce((s, v) => s + Math.exp(v - max), 0);
-    };
-    cases.push({
-      name: 'softmax',
-      whole: [x * 4, out * 4, rows, n],
-      split: rowsSplit((first, count) => [(x + first * n) * 4, (out + first * n) * 4, count, n], n),
-      outSize: size,
-      reference: softmaxRef,
-    });
     cases.push({
       name: 'rowMax',
       whole: [x * 4, out * 4, rows, n],
@@ -114,72 +92,39 @@ describe('the pointwise kernels on two threads of a pool', () => {
         return heap[y + i]! * heap[x + i]! - s * heap[x + i]!;
       },
     });
-    cases.push({
-      name: 'sigmoid',
-      whole: [x * 4, out * 4, size],
-      split: splitUnits(size / 4, 2).map(([first, count]) => [(x + first * 4) * 4, (out + first * 4) * 4, count * 4]),
-      outSize: size,
-      reference: (i) => 1 / (1 + Math.exp(-heap[x + i]!)),
-    });
-    // x [rows / … as outer 1, mid 37, inner 20] minus y's first row, reversed: y − x
-    cases.push({
-      name: 'binary_sub_reversed',
-      whole: [x * 4, y * 4, out * 4, 1, rows, n],
-      split: splitUnits(rows, 2).map(([first, count]) => [(x + first * n) * 4, y * 4, (out + first * n) * 4, 1, count, n]),
-      outSize: size,
-      reference: (i) => Math.fround(heap[y + (i % n)]! - heap[x + i]!),
-    });
-    cases.push({
-      name: 'scalar_div',
-      whole: [x * 4, y * 4, out * 4, size],
-      split: splitUnits(size / 4, 2).map(([first, count]) => [(x + first * 4) * 4, y * 4, (out + first * 4) * 4, count * 4]),
-      outSize: size,
-      reference: (i) => Math.fround(heap[x + i]! / heap[y]!),
-    });
     for (const c of cases) {
       const whole = run(c.name, [c.whole], c.outSize);
       const split = run(c.name, c.split, c.outSize);
       expect(firstDifference([split], [whole]), c.name).toBeNull();
       expectClose(Array.from(whole), Array.from({ length: c.outSize }, (_, i) => c.reference(i)));
     }
-    expect(run('softmax', [[x * 4, out * 4, 1, n]], n)[3]).toBe(0); // e^−1e9 is exactly 0
   });
 
   it("reports a worker's failure as an error naming the kernel", async () => {
     expect(pool.threads).toBe(2);
-    expect(() => pool.runKernel('sigmoid', [[0, 64, 4], [64 * 65536, 64, 4]])).toThrow(/sigmoid failed on a worker thread/);
+    expect(() => pool.runKernel('rowMax', [[0, 64, 1, 4], [64 * 65536, 64, 1, 4]])).toThrow(/rowMax failed on a worker thread/);
     expect(() => pool.runKernel('nonesuch', [[0]])).toThrow(/No pointwise kernel/);
   });
 });
 
 /**
  * The ops the kernels serve, values and gradients, as JSON: run on cpu here and on wasm with
- * 1 and 2 threads in child processes (the wasm build is fixed per process). The tensors hold
- * POINTWISE_SPLIT_MIN values or more, so that on 2 threads the binary ops are split too.
+ * 1 and 2 threads in child processes (the wasm build is fixed per process). The larger tensors
+ * hold 2¹⁶ values or more, so that on 2 threads their rows are split.
  */
 const SUITE = `
-  const big = [2, 3, 64, 176]; // 67,584 values
   const input = (shape, seed) => tf.randomNormal(shape, 0, 1, 'float32', seed);
   const masked = (x) => tf.add(x, tf.mul(tf.cast(tf.greater(input(x.shape, 9), 1), 'float32'), -1e9));
-  const positive = (x) => tf.add(tf.abs(x), 0.5);
   const cases = {
-    'softmax, rows of 176': [(x) => tf.softmax(x), [big]],
+    'softmax, rows of 176': [(x) => tf.softmax(x), [[2, 3, 64, 176]]],
     'softmax with masked scores': [(x) => tf.softmax(masked(x)), [[3, 5, 12]]],
-    'softmax, rows of 10 (stock kernel)': [(x) => tf.softmax(x), [[7, 10]]],
+    'softmax, rows of 10 (stock gradient)': [(x) => tf.softmax(x), [[7, 10]]],
+    'attention weights: softmax then a product': [(x, v) => tf.matMul(tf.softmax(masked(x)), v), [[2, 3, 16, 16], [2, 3, 16, 8]]],
     'max along the last axis': [(x) => tf.max(x, -1), [[9, 24]]],
-    'max along the last axis, kept dims': [(x) => tf.max(x, -1, true), [[2, 5, 8]]],
+    'max along the last axis, kept dims, rows split': [(x) => tf.max(x, -1, true), [[2, 5, 64, 128]]],
     'max along the first axis (stock kernel)': [(x) => tf.max(x, 0), [[9, 24]]],
+    'max along the last axis of 6 (stock kernel)': [(x) => tf.max(x, -1), [[4, 6]]],
     'cross-entropy from softmax': [(x) => tf.sum(tf.mul(tf.log(tf.softmax(x)), input(x.shape, 7)), -1), [[6, 32]]],
-    'sigmoid': [(x) => tf.sigmoid(tf.mul(x, 8)), [big]],
-    'sigmoid of 6 values (stock kernel)': [(x) => tf.sigmoid(x), [[2, 3]]],
-    'add, equal shapes': [(a, b) => tf.add(a, b), [big, big]],
-    'sub, a scalar on the left': [(a) => tf.sub(1, a), [big]],
-    'multiply by a scalar': [(a) => tf.mul(a, 0.7), [big]],
-    'div by a scalar tensor': [(a, b) => tf.div(a, positive(tf.sum(b))), [big, [3]]],
-    'add, mask broadcast over the heads': [(a, b) => tf.add(a, b), [big, [2, 1, 64, 176]]],
-    'sub, broadcast operand on the left': [(a, b) => tf.sub(b, a), [big, [2, 1, 64, 176]]],
-    'div, a bias-like row broadcast over every row': [(a, b) => tf.div(a, positive(b)), [big, [176]]],
-    'multiply, broadcast along two runs (stock kernel)': [(a, b) => tf.mul(a, b), [big, [1, 3, 1, 176]]],
   };
   const results = {};
   for (const [name, [fn, shapes]] of Object.entries(cases)) {
@@ -193,7 +138,7 @@ const SUITE = `
   }
 `;
 
-describe('pointwise kernels in training ops, against the cpu backend, on 1 and 2 threads', () => {
+describe('row kernels in training ops, against the cpu backend, on 1 and 2 threads', () => {
   it('match the cpu backend, and give the same bits on 1 and 2 threads', async () => {
     await tf.setBackend('cpu');
     const cpu = new Function('tf', `${SUITE}; return results;`)(tf) as Record<string, number[][]>;

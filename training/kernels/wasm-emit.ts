@@ -105,23 +105,9 @@ export const op = {
   /** f32x4 with `value` in every lane. */
   f32x4Const: (value: number) => [0xfd, ...uleb(0x0c), ...Array.from({ length: 4 }, () => [...new Uint8Array(new Float32Array([value]).buffer)]).flat()],
   f32x4Splat: [0xfd, ...uleb(0x13)],
-  /** b < a ? b : a, one instruction on x86 (f32x4.min orders NaN and −0 and takes several). */
-  f32x4Pmin: [0xfd, ...uleb(0xea)],
-  /** a < b ? b : a (see f32x4Pmin). */
+  /** a < b ? b : a: one instruction on x86 (f32x4.max orders NaN and −0 and takes several). */
   f32x4Pmax: [0xfd, ...uleb(0xeb)],
-  f32x4Lt: [0xfd, ...uleb(0x43)],
-  f32x4Gt: [0xfd, ...uleb(0x44)],
-  v128And: [0xfd, ...uleb(0x4e)],
-  /** a & ~b */
-  v128AndNot: [0xfd, ...uleb(0x4f)],
-  v128Or: [0xfd, ...uleb(0x50)],
-  v128Bitselect: [0xfd, ...uleb(0x52)],
-  i32x4Shl: [0xfd, ...uleb(0xab)],
-  i32x4Add: [0xfd, ...uleb(0xae)],
-  i32x4Const: (value: number) => [0xfd, ...uleb(0x0c), ...Array.from({ length: 4 }, () => [...new Uint8Array(new Int32Array([value]).buffer)]).flat()],
   f32Max: [0x97],
-  f32Div: [0x95],
-  f32Const: (value: number) => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)],
   /** a·b + c, fused or not (relaxed SIMD; see ./relaxed-simd.ts): operands a, b, c in stack order. */
   f32x4RelaxedMadd: [0xfd, ...uleb(0x105)],
 };

@@ -13,7 +13,7 @@ import { isShared, isWasmMemory, type WasmMemory } from './wasm-emit.js';
 import { GemmPool } from './gemm-pool.js';
 import { colsumFits, instantiateColsum, type ColsumFunction } from './colsum.js';
 import { instantiateElementwise, type ColumnOp, type ElementwiseKernels } from './elementwise.js';
-import { broadcastLayout, splitUnits, type BinaryOp } from './pointwise.js';
+import { splitUnits } from './pointwise.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm (4.22.0) these kernels use. */
 export interface WasmBackendInternals {
@@ -451,8 +451,6 @@ function makeColumnOp(columnOp: ColumnOp, stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const backend = args.backend as unknown as WasmBackendInternals;
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const split = splitBinary(backend, columnOp, a, b);
-    if (split) return split;
     const elementwise = simdKernels.get(backend)?.elementwise;
     if (!elementwise || a.dtype !== 'float32' || b.dtype !== 'float32') return stock(args);
     const reversed = isColumnOf(a, b);
@@ -476,9 +474,8 @@ function makeColumnOp(columnOp: ColumnOp, stock: tf.KernelFunc): tf.KernelFunc {
 }
 
 /**
- * Elements from which a pointwise kernel is split across the pool's threads: handing a part to
- * a worker and waiting for it costs ~10–20 µs, which 2¹⁶ floats (a [2048, 32] tensor) take to
- * add on one thread.
+ * Values from which a row kernel is split across the pool's threads: handing a part to a worker
+ * and waiting for it costs ~10–20 µs, about what one thread takes on 2¹⁶ floats.
  */
 const POINTWISE_SPLIT_MIN = 2 ** 16;
 
@@ -488,62 +485,7 @@ function partsFor(pool: GemmPool, units: number, perUnit: number): number {
   return most < 2 ? 1 : Math.min(pool.threads, most);
 }
 
-/**
- * Add, Sub, Multiply and RealDiv of two float32 tensors of POINTWISE_SPLIT_MIN values or more
- * split across the pool's threads (./pointwise.ts): equal shapes, a scalar operand, or one
- * operand broadcast along a run of middle or leading axes (the attention mask over the heads, a
- * bias over the rows). Null where they do not fit or there is one thread: then the column
- * kernel or the stock kernel runs, as before. Each value is one IEEE operation on every path,
- * so results are the same whichever runs.
- */
-function splitBinary(backend: WasmBackendInternals, binaryOp: BinaryOp, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo | null {
-  const pool = simdKernels.get(backend)?.gemm;
-  if (!pool || pool.threads < 2 || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
-  const [sizeA, sizeB] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
-  const size = Math.max(sizeA, sizeB);
-  if (size < POINTWISE_SPLIT_MIN || size % 4 !== 0) return null;
-  // x: the operand of the result's shape; y: the other, read as y op x when it is on the left.
-  const reversed = sizeA !== size;
-  const [x, y] = reversed ? [b, a] : [a, b];
-  if (y.shape.length > x.shape.length) return null;
-  const scalar = Math.min(sizeA, sizeB) === 1 && !(sizeA === size && sizeB === size);
-  const layout = scalar ? null : broadcastLayout(x.shape, y.shape);
-  if (!scalar && (!layout || layout.inner % 4 !== 0)) return null;
-  const out = backend.makeOutput(x.shape, 'float32');
-  const [xa, ya, oa] = [heapInfo(backend, x).offset, heapInfo(backend, y).offset, heapInfo(backend, out).offset];
-  const name = `${scalar ? 'scalar' : 'binary'}_${binaryOp}${reversed ? '_reversed' : ''}`;
-  let parts: number[][];
-  if (scalar || (layout!.outer === 1 && layout!.mid === 1)) {
-    // Runs of 4 values: x, y (unless a scalar) and out advance together.
-    const blocks = splitUnits(size / 4, partsFor(pool, size / 4, 4));
-    parts = blocks.map(([first, count]) =>
-      scalar ? [xa + first * 16, ya, oa + first * 16, count * 4] : [xa + first * 16, ya + first * 16, oa + first * 16, 1, 1, count * 4],
-    );
-  } else {
-    const { outer, mid, inner } = layout!;
-    // By blocks of the outer axis when there are several, otherwise of the middle one.
-    const byOuter = outer > 1;
-    const units = byOuter ? outer : mid;
-    const blocks = splitUnits(units, partsFor(pool, units, size / units));
-    parts = blocks.map(([first, count]) =>
-      byOuter
-        ? [xa + first * mid * inner * 4, ya + first * inner * 4, oa + first * mid * inner * 4, count, mid, inner]
-        : [xa + first * inner * 4, ya, oa + first * inner * 4, 1, count, inner],
-    );
-  }
-  try {
-    pool.runKernel(name, parts);
-  } catch (error) {
-    backend.disposeData(out.dataId);
-    throw error;
-  }
-  return out;
-}
-
-/**
- * Runs the row kernel `name` (softmax, rowMax) of ./pointwise.ts over x [..., n] → out, split by
- * rows across the pool's threads.
- */
+/** Runs rowMax (./pointwise.ts) over x [..., n] → out [...], split by rows across the pool's threads. */
 function runRows(pool: GemmPool, name: string, o: { x: number; out: number; rows: number; n: number; outRow: number }): void {
   const blocks = splitUnits(o.rows, partsFor(pool, o.rows, o.n));
   pool.runKernel(
@@ -557,26 +499,6 @@ function rowsFit(x: tf.TensorInfo): boolean {
   return x.dtype === 'float32' && x.shape.length >= 1 && x.shape.at(-1)! % 4 === 0 && tf.util.sizeFromShape(x.shape) > 0;
 }
 
-/**
- * Softmax along the last axis on our kernel (./pointwise.ts), split by rows across the pool's
- * threads: the attention weights [B, nh, T, T] and the loss's [B·T, V]. On every thread count
- * (its exp is not XNNPACK's, and results must not depend on the thread count); the stock kernel
- * for shapes it does not take.
- */
-function makeSoftmax(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const backend = args.backend as unknown as WasmBackendInternals;
-    const x = args.inputs.logits!;
-    const pool = simdKernels.get(backend)?.gemm;
-    const dim = (args.attrs as { dim: number }).dim;
-    if (!pool || !rowsFit(x) || (dim !== -1 && dim !== x.shape.length - 1)) return stock(args);
-    const out = backend.makeOutput(x.shape, 'float32');
-    const n = x.shape.at(-1)!;
-    runRows(pool, 'softmax', { x: heapInfo(backend, x).offset, out: heapInfo(backend, out).offset, rows: tf.util.sizeFromShape(x.shape) / n, n, outRow: n });
-    return out;
-  };
-}
-
 /** Max along the last axis (the loss's logSumExp) on our row kernel; the stock kernel ran ~4× slower. */
 function makeMax(stock: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
@@ -588,22 +510,6 @@ function makeMax(stock: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(keepDims ? [...x.shape.slice(0, -1), 1] : x.shape.slice(0, -1), 'float32');
     const n = x.shape.at(-1)!;
     runRows(pool, 'rowMax', { x: heapInfo(backend, x).offset, out: heapInfo(backend, out).offset, rows: tf.util.sizeFromShape(x.shape) / n, n, outRow: 1 });
-    return out;
-  };
-}
-
-/** Sigmoid (GELU's) on our kernel, split across the pool's threads; on every thread count, as Softmax. */
-function makeSigmoid(stock: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const backend = args.backend as unknown as WasmBackendInternals;
-    const x = args.inputs.x!;
-    const pool = simdKernels.get(backend)?.gemm;
-    const size = tf.util.sizeFromShape(x.shape);
-    if (!pool || x.dtype !== 'float32' || size === 0 || size % 4 !== 0) return stock(args);
-    const out = backend.makeOutput(x.shape, 'float32');
-    const [xa, oa] = [heapInfo(backend, x).offset, heapInfo(backend, out).offset];
-    const blocks = splitUnits(size / 4, partsFor(pool, size / 4, 4));
-    pool.runKernel('sigmoid', blocks.map(([first, count]) => [xa + first * 16, oa + first * 16, count * 4]));
     return out;
   };
 }
@@ -967,7 +873,7 @@ function makeGather(stock: tf.KernelFunc): tf.KernelFunc {
 }
 
 /** The kernels setKernelOverrides replaces. */
-const OVERRIDDEN = ['BatchMatMul', 'Sum', 'Mean', 'Add', 'Sub', 'Multiply', 'RealDiv', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal', 'NotEqual', 'Softmax', 'Max', 'Sigmoid'];
+const OVERRIDDEN = ['BatchMatMul', 'Sum', 'Mean', 'Add', 'Sub', 'Multiply', 'RealDiv', 'GatherV2', 'Transpose', 'Identity', 'Slice', 'Cast', 'Equal', 'NotEqual', 'Max'];
 
 /** Stock kernels replaced by overrides, to put back when overrides are switched off. */
 const stockKernels = new Map<string, tf.KernelConfig>();
@@ -995,9 +901,7 @@ export function setKernelOverrides(on: boolean): void {
     register('Cast', makeCast(stockKernels.get('Cast')!.kernelFunc));
     register('Equal', makeCompare(true, stockKernels.get('Equal')!.kernelFunc));
     register('NotEqual', makeCompare(false, stockKernels.get('NotEqual')!.kernelFunc));
-    register('Softmax', makeSoftmax(stockKernels.get('Softmax')!.kernelFunc));
     register('Max', makeMax(stockKernels.get('Max')!.kernelFunc));
-    register('Sigmoid', makeSigmoid(stockKernels.get('Sigmoid')!.kernelFunc));
   } else {
     for (const [name, config] of stockKernels) {
       tf.unregisterKernel(name, 'wasm');
