@@ -1,7 +1,7 @@
 /**
  * Where a training step of the demo's model goes: the `small` preset (rotary positions) at a
  * vocabulary of 1024, rows packed with several documents as `execwm train` packs them, on the
- * wasm backend with our kernels. Prints the CPU time of unprofiled steps, then each kernel's
+ * wasm backend with our kernels. Prints the CPU and wall time of unprofiled steps, then each kernel's
  * time (the fastest of `--steps` profiled steps, call by call: on a shared machine a call is
  * often paused while another process runs) by kernel and by kernel and shapes. Writes nothing.
  *
@@ -66,9 +66,12 @@ function step(): void {
 step();
 step();
 const cpuMs: number[] = [];
+const wallMs: number[] = [];
 for (let i = 0; i < steps; i++) {
   const c0 = process.cpuUsage();
+  const t0 = performance.now();
   step();
+  wallMs.push(performance.now() - t0);
   const used = process.cpuUsage(c0);
   cpuMs.push((used.user + used.system) / 1000);
 }
@@ -103,6 +106,7 @@ const total = calls.reduce((s, c) => s + c.ms, 0);
 const out = [
   `small preset, vocabulary ${config.vocabSize}, batch ${batch}, ${gemmThreads(tf.backend())} matrix-product thread(s), ${gemmFma(tf.backend()) ? 'fused multiply-add' : 'multiply and add'}`,
   `CPU ms per unprofiled step (all threads): ${cpuMs.map((x) => x.toFixed(0)).join(' ')}`,
+  `wall ms per unprofiled step: ${wallMs.map((x) => x.toFixed(0)).join(' ')}`,
   `kernel ms per step (fastest of ${steps} per call; customGrad scopes count their kernels again): ${total.toFixed(1)}`,
   'ms/step  calls  kernel',
   ...table((c) => c.kernel),

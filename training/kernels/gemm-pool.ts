@@ -15,12 +15,17 @@
  * pack B's strips first, and those with a transposed A and PACK_A_MIN_COLS columns or more A's
  * strips, each thread into its own region of the heap, taken from the allocator given (the wasm
  * module's malloc) and kept for later calls.
+ *
+ * The same workers run the pointwise kernels of ./pointwise.ts (softmax, element-wise ops):
+ * `runKernel` takes the parts already split by the caller, and each part names its kernel in
+ * the control block.
  */
 import { createRequire } from 'node:module';
 import type { Worker as WorkerType } from 'node:worker_threads';
 import { gemmModule, gemmPackBytes, instantiateGemm, GEMM_KC, GEMM_PACK_A_BYTES, GEMM_ROWS, type GemmFunction } from './gemm.js';
 import { isShared, type WasmMemory } from './wasm-emit.js';
 import { fmaKernels } from './relaxed-simd.js';
+import { instantiatePointwise, pointwiseModule, POINTWISE_KERNELS } from './pointwise.js';
 
 const require = createRequire(import.meta.url);
 const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
@@ -30,8 +35,9 @@ const SEQ = 0; // bumped by the caller for each job
 const DONE = 1; // set to the job's SEQ by the worker when finished
 const READY = 2; // 1 once the worker waits for jobs
 const FAILED = 3; // 1 when the last job threw
-const ARGS = 4; // the arguments of gemm, as callArgs lists them
-/** gemm's arguments (see GemmFunction). */
+const KERNEL = 4; // what to run: 0 gemm, i > 0 the pointwise kernel POINTWISE_KERNELS[i − 1]
+const ARGS = 5; // the arguments of the kernel (gemm's as callArgs lists them)
+/** gemm's arguments (see GemmFunction), the most any kernel takes. */
 const ARG_COUNT: Parameters<GemmFunction>['length'] = 15;
 const SLOTS = ARGS + ARG_COUNT;
 /** A part takes milliseconds; a worker silent this long is gone. */
@@ -59,8 +65,10 @@ export function packsA(call: GemmCall): boolean {
 /** The worker, plain JavaScript evaluated in the worker thread. */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, control } = workerData;
+const { module, pointwise, names, memory, control } = workerData;
 const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+const kernels = new WebAssembly.Instance(pointwise, { env: { memory } }).exports;
+const run = [gemm, ...names.map((name) => kernels[name])];
 const c = new Int32Array(control);
 Atomics.store(c, ${READY}, 1);
 let seen = 0;
@@ -68,7 +76,7 @@ for (;;) {
   Atomics.wait(c, ${SEQ}, seen);
   seen = Atomics.load(c, ${SEQ});
   try {
-    gemm(${Array.from({ length: ARG_COUNT }, (_, i) => `c[${ARGS + i}]`).join(', ')});
+    run[c[${KERNEL}]](${Array.from({ length: ARG_COUNT }, (_, i) => `c[${ARGS + i}]`).join(', ')});
     Atomics.store(c, ${FAILED}, 0);
   } catch {
     Atomics.store(c, ${FAILED}, 1);
@@ -143,6 +151,8 @@ export class GemmPool {
   /** True when the kernel multiplies and adds with relaxed_madd (see ./relaxed-simd.ts). */
   readonly fma: boolean;
   private readonly gemm: GemmFunction;
+  /** The pointwise kernels on this thread, by name (./pointwise.ts). */
+  private readonly pointwise: Record<string, (...args: number[]) => void>;
   private readonly workers: PoolWorker[] = [];
   private readonly heap: HeapAllocator | undefined;
   /** Packing space: one region of packBytes per thread (this one first), or none yet. */
@@ -160,6 +170,8 @@ export class GemmPool {
     this.heap = opts.heap;
     const module = gemmModule({ shared: isShared(memory), fma: this.fma });
     this.gemm = instantiateGemm(module, memory);
+    this.pointwise = instantiatePointwise(memory);
+    const pointwise = pointwiseModule({ shared: isShared(memory) });
     for (let t = 1; t < threads; t++) {
       const control = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
       let worker: WorkerType;
@@ -167,7 +179,7 @@ export class GemmPool {
         worker = new Worker(WORKER_SOURCE, {
           eval: true,
           execArgv: [],
-          workerData: { module, memory, control: control.buffer },
+          workerData: { module, pointwise, names: POINTWISE_KERNELS, memory, control: control.buffer },
         });
       } catch {
         break; // workers not allowed here (e.g. Node's permission model): this thread does it all
@@ -216,12 +228,45 @@ export class GemmPool {
 
   /** Runs `call` split across this thread and the ready workers. */
   run(call: GemmCall): void {
-    const ready = this.workers.filter((w) => Atomics.load(w.control, READY) === 1);
-    const [mine, ...theirs] = splitCall(call, ready.length + 1);
-    const packs = this.packFor(call, 1 + theirs.length);
-    const started = theirs.map((part, i) => {
+    const ready = this.readyWorkers();
+    const parts = splitCall(call, ready.length + 1);
+    const packs = this.packFor(call, parts.length);
+    this.dispatch(
+      0,
+      parts.map((part, i) => callArgs(part, packs[i]!)),
+      ready,
+      (args) => this.gemm(...(args as Parameters<GemmFunction>)),
+    );
+  }
+
+  /**
+   * Runs the pointwise kernel `name` (./pointwise.ts) once per argument list in `parts`: the
+   * first here, the others on ready workers (at most `threads` parts in all are taken at once).
+   */
+  runKernel(name: string, parts: number[][]): void {
+    const index = POINTWISE_KERNELS.indexOf(name);
+    const kernel = this.pointwise[name];
+    if (index < 0 || !kernel) throw new Error(`No pointwise kernel named ${name}`);
+    if (parts.length === 1) {
+      kernel(...parts[0]!);
+      return;
+    }
+    const ready = this.readyWorkers();
+    if (parts.length > ready.length + 1) throw new Error(`${parts.length} parts for ${ready.length + 1} threads`);
+    this.dispatch(index + 1, parts, ready, (args) => kernel(...args));
+  }
+
+  private readyWorkers(): PoolWorker[] {
+    return this.workers.filter((w) => Atomics.load(w.control, READY) === 1);
+  }
+
+  /** Hands parts 1… to `ready` workers, runs part 0 with `here`, and waits for the workers. */
+  private dispatch(kernel: number, parts: number[][], ready: PoolWorker[], here: (args: number[]) => void): void {
+    const [mine, ...theirs] = parts;
+    const started = theirs.map((args, i) => {
       const w = ready[i]!;
-      w.control.set(callArgs(part, packs[i + 1]!), ARGS);
+      w.control[KERNEL] = kernel;
+      w.control.set(args, ARGS);
       w.seq = (w.seq + 1) | 0 || 1;
       Atomics.store(w.control, SEQ, w.seq);
       Atomics.notify(w.control, SEQ);
@@ -231,7 +276,7 @@ export class GemmPool {
     // while they still read this one.
     let failedHere: unknown = null;
     try {
-      this.gemm(...callArgs(mine!, packs[0]!));
+      here(mine!);
     } catch (error) {
       failedHere = error;
     }
@@ -250,7 +295,7 @@ export class GemmPool {
       failed ||= Atomics.load(w.control, FAILED) === 1;
     }
     if (failedHere !== null) throw failedHere;
-    if (failed) throw new Error('The wasm matrix product failed on a worker thread');
+    if (failed) throw new Error(kernel === 0 ? 'The wasm matrix product failed on a worker thread' : `The wasm kernel ${POINTWISE_KERNELS[kernel - 1]} failed on a worker thread`);
   }
 
   dispose(): void {

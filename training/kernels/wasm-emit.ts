@@ -102,6 +102,12 @@ export const op = {
   f32x4ExtractLane: (lane: number) => [0xfd, ...uleb(0x1f), lane],
   f32Add: [0x92],
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
+  /** f32x4 with `value` in every lane. */
+  f32x4Const: (value: number) => [0xfd, ...uleb(0x0c), ...Array.from({ length: 4 }, () => [...new Uint8Array(new Float32Array([value]).buffer)]).flat()],
+  f32x4Splat: [0xfd, ...uleb(0x13)],
+  /** a < b ? b : a: one instruction on x86 (f32x4.max orders NaN and −0 and takes several). */
+  f32x4Pmax: [0xfd, ...uleb(0xeb)],
+  f32Max: [0x97],
   /** a·b + c, fused or not (relaxed SIMD; see ./relaxed-simd.ts): operands a, b, c in stack order. */
   f32x4RelaxedMadd: [0xfd, ...uleb(0x105)],
 };
