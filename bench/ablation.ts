@@ -45,15 +45,15 @@ const settings = {
   programs: envInt('ABLATION_PROGRAMS', 2000),
   preset: process.env.ABLATION_PRESET ?? 'medium',
   /** Generalization set: `hard` programs, all in its test split. */
-  hardPrograms: envInt('ABLATION_HARD_PROGRAMS', 200),
-  /** Same model, seed and token budget for every λ. */
+  hardPrograms: envInt('ABLATION_HARD_PROGRAMS', 100),
+  /** Same model, seed and token budget for every λ; batches of 8, the trainer's default (docs/results.md). */
   modelPreset: process.env.ABLATION_MODEL ?? 'small',
-  steps: envInt('ABLATION_STEPS', 600),
-  batch: envInt('ABLATION_BATCH', 16),
+  steps: envInt('ABLATION_STEPS', 800),
+  batch: envInt('ABLATION_BATCH', 8),
   /** Seeds of the corpus (the first) and of each run's weights and sampling. */
   seeds: (process.env.ABLATION_SEEDS ?? '1,2,3').split(',').map(Number),
   /** Traces evaluated per set (teacher-forced, direct and rollout outputs on the test set). */
-  evalLimit: envInt('ABLATION_EVAL_LIMIT', 60),
+  evalLimit: envInt('ABLATION_EVAL_LIMIT', 30),
   lambdas: (process.env.ABLATION_LAMBDAS ?? '0,0.25,1').split(',').map(Number),
   /** State encoding of the training sequences (`execwm train --diff`): changed (the demo's) or cwm. */
   diff: process.env.ABLATION_DIFF ?? 'changed',
