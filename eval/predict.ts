@@ -3,9 +3,10 @@
  * key/value cache (`GPT.forwardCached`), plus the recompute-the-whole-prefix path
  * the equivalence test and the benchmark compare it with.
  *
- * The cache holds one length for the whole batch and the model takes no padding
- * mask, so only prompts of equal length can share a batch: requests are grouped
- * by prompt length (exact, no padding that would change what the model sees).
+ * Requests are sorted by prompt length and decoded `batchSize` at a time, each
+ * prompt left-padded to its batch's longest. Padding is masked out of attention
+ * and each row counts its positions from its first real token (see KVCache), so
+ * a row decodes as it would alone; rows that end leave the batch.
  *
  * Three uses:
  * - teacher-forced: for each call/line frame, the prompt is the true trace up to
@@ -16,7 +17,7 @@
  * - direct output: the context, then `<|return_sep|>`; the value after `<|arg_sep|>`.
  */
 import type { Trace } from '../src/schema.js';
-import type { GPT } from '../training/model.js';
+import type { GPT, KVCache } from '../training/model.js';
 import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
 import * as tf from '../training/tf.js';
 import type { Tokenizer } from '../training/tokenizer.js';
@@ -55,86 +56,140 @@ function argmaxRows(logits: tf.Tensor2D): Int32Array {
   return Int32Array.from(out);
 }
 
-/** Decodes one batch of equal-length prompts in lockstep; rows that stopped ride along unused. */
-function decodeBatch(model: GPT, batch: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
-  const b = batch.length;
-  const length = batch[0]!.prompt.length;
-  const room = model.config.blockSize - length;
-  const maxNew = Math.min(room, Math.max(...batch.map((r) => r.maxNewTokens)));
-  const results: DecodeResult[] = batch.map(() => ({ ids: [], stop: null }));
-  const done = batch.map((r) => r.maxNewTokens <= 0 || room <= 0);
-  if (maxNew <= 0) return results;
-  const seqs = batch.map((r) => [...r.prompt]);
-  const cache = options.mode === 'recompute' ? null : model.createCache(b);
-  const next = (newTokens: number[][]): Int32Array => {
-    if (cache) {
-      const t = newTokens[0]!.length;
-      const idx = tf.tensor2d(newTokens.flat(), [b, t], 'int32'); // [B, t]
+/**
+ * Next-token ids for the rows `live` (indices into the batch, a subset of the previous call's),
+ * given every row's tokens so far; each call after the first extends each live row by one token.
+ */
+interface NextTokens {
+  next(live: readonly number[], seqs: readonly (readonly number[])[]): Int32Array;
+  dispose(): void;
+}
+
+/** Rows left-padded to the longest: ids, and each row's padding (filler id 0, never seen). */
+function leftPad(rows: readonly (readonly number[])[]): { ids: Int32Array; padding: number[]; length: number } {
+  const length = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * length);
+  const padding = rows.map((r, i) => {
+    ids.set(r, i * length + length - r.length);
+    return length - r.length;
+  });
+  return { ids, padding, length };
+}
+
+/** Incremental decoding: one padded prefill, then one token per row per step. */
+function cachedNext(model: GPT): NextTokens {
+  let cache: KVCache | null = null;
+  /** The batch rows the cache holds, in its order. */
+  let held: number[] = [];
+  return {
+    next(live, seqs) {
+      let idx: tf.Tensor2D;
+      if (cache === null) {
+        const { ids, padding, length } = leftPad(live.map((i) => seqs[i]!));
+        cache = model.createCache(live.length, { padding });
+        idx = tf.tensor2d(ids, [live.length, length], 'int32'); // [B, T]
+      } else {
+        if (live.length !== held.length) cache.keepRows(live.map((i) => held.indexOf(i)));
+        idx = tf.tensor2d(live.map((i) => seqs[i]![seqs[i]!.length - 1]!), [live.length, 1], 'int32'); // [B, 1]
+      }
+      held = [...live];
       const logits = model.forwardCached(idx, cache); // [B, V]
       idx.dispose();
       const ids = argmaxRows(logits);
       logits.dispose();
       return ids;
-    }
-    const t = seqs[0]!.length;
-    const logits = tf.tidy(() => {
-      const idx = tf.tensor2d(seqs.flat(), [b, t], 'int32'); // [B, T]
-      const all = model.forward(idx); // [B, T, V]
-      return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
-    });
-    const ids = argmaxRows(logits);
-    logits.dispose();
-    return ids;
+    },
+    dispose() {
+      cache?.dispose();
+    },
   };
+}
+
+/** Re-runs the whole padded prefix for every token (the reference the cache must equal). */
+function recomputeNext(model: GPT): NextTokens {
+  return {
+    next(live, seqs) {
+      const { ids, padding, length: t } = leftPad(live.map((i) => seqs[i]!));
+      const b = live.length;
+      const logits = tf.tidy(() => {
+        const idx = tf.tensor2d(ids, [b, t], 'int32'); // [B, T]
+        let packing: { documents: tf.Tensor2D; positions: tf.Tensor2D } | undefined;
+        if (padding.some((p) => p > 0)) {
+          // The padding as a document of its own before each row's, whose positions start at 0.
+          const documents = new Int32Array(b * t);
+          const positions = new Int32Array(b * t);
+          padding.forEach((p, r) => {
+            for (let j = p; j < t; j++) {
+              documents[r * t + j] = 1;
+              positions[r * t + j] = j - p;
+            }
+          });
+          packing = { documents: tf.tensor2d(documents, [b, t], 'int32'), positions: tf.tensor2d(positions, [b, t], 'int32') };
+        }
+        const all = model.forward(idx, packing); // [B, T, V]
+        return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
+      });
+      const next = argmaxRows(logits);
+      logits.dispose();
+      return next;
+    },
+    dispose() {},
+  };
+}
+
+/**
+ * Decodes one batch in lockstep. Each row generates up to its own `maxNewTokens` within its own
+ * room in the context (blockSize − its prompt length), and leaves the batch when it ends.
+ */
+function decodeBatch(model: GPT, batch: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
+  const block = model.config.blockSize;
+  const results: DecodeResult[] = batch.map(() => ({ ids: [], stop: null }));
+  const budget = batch.map((r) => Math.min(r.maxNewTokens, block - r.prompt.length));
+  let live = batch.flatMap((_, i) => (budget[i]! > 0 ? [i] : []));
+  const seqs = batch.map((r) => [...r.prompt]);
+  const decoder = options.mode === 'recompute' ? recomputeNext(model) : cachedNext(model);
   try {
-    let ids = next(seqs);
-    for (let step = 0; ; step++) {
-      for (let i = 0; i < b; i++) {
-        if (done[i]) continue;
-        const id = ids[i]!;
+    while (live.length > 0) {
+      const ids = decoder.next(live, seqs);
+      live = live.filter((i, k) => {
+        const id = ids[k]!;
         if (options.isStop(id)) {
           results[i]!.stop = id;
-          done[i] = true;
-        } else {
-          results[i]!.ids.push(id);
-          if (results[i]!.ids.length >= batch[i]!.maxNewTokens) done[i] = true;
+          return false;
         }
-      }
-      if (done.every(Boolean) || step + 1 >= maxNew) break;
-      const fed = Array.from(ids, (id) => [id]);
-      seqs.forEach((s, i) => s.push(ids[i]!));
-      ids = next(fed);
+        results[i]!.ids.push(id);
+        seqs[i]!.push(id);
+        return results[i]!.ids.length < budget[i]!;
+      });
     }
   } finally {
-    cache?.dispose();
+    decoder.dispose();
   }
   return results;
 }
 
 /**
- * Greedy continuations of many prompts, in the order given. Prompts of equal
- * length are decoded together, `batchSize` at a time.
+ * Greedy continuations of many prompts, in the order given. Prompts are decoded
+ * `batchSize` at a time in order of length, so a batch's rows need little padding.
  */
 export function decodeGreedy(model: GPT, requests: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
   const batchSize = options.batchSize ?? 32;
-  const byLength = new Map<number, number[]>();
-  requests.forEach((r, i) => {
+  if (!Number.isInteger(batchSize) || batchSize <= 0) {
+    throw new Error(`Expected \`batchSize\` to be a positive integer, got ${batchSize}`);
+  }
+  for (const r of requests) {
     if (r.prompt.length === 0) throw new Error('Expected a non-empty prompt');
     if (r.prompt.length > model.config.blockSize) {
       throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${model.config.blockSize}`);
     }
-    let group = byLength.get(r.prompt.length);
-    if (!group) byLength.set(r.prompt.length, (group = []));
-    group.push(i);
-  });
+  }
+  const order = requests.map((_, i) => i).sort((a, b) => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b);
   const results: DecodeResult[] = new Array(requests.length);
-  for (const group of byLength.values()) {
-    for (let k = 0; k < group.length; k += batchSize) {
-      const idx = group.slice(k, k + batchSize);
-      const out = decodeBatch(model, idx.map((i) => requests[i]!), options);
-      idx.forEach((i, j) => (results[i] = out[j]!));
-      options.onProgress?.(idx.length);
-    }
+  for (let k = 0; k < order.length; k += batchSize) {
+    const idx = order.slice(k, k + batchSize);
+    const out = decodeBatch(model, idx.map((i) => requests[i]!), options);
+    idx.forEach((i, j) => (results[i] = out[j]!));
+    options.onProgress?.(idx.length);
   }
   return results;
 }

@@ -164,9 +164,9 @@ type LayerOptions = {
   dropout: (t: tf.Tensor) => tf.Tensor;
   rotary?: RotaryInput;
   /**
-   * With smeared keys and packed documents: [B, 1, t, 1] of 1 where the previous position
-   * belongs to the same document, 0 at a document's first token; absent when every new
-   * position has its predecessor in view.
+   * With smeared keys and packed documents or left padding: [B, 1, t, 1] of 1 where the
+   * previous position belongs to the same document, 0 at a document's first token (and on
+   * padding); absent when every new position has its predecessor in view.
    */
   samePrevious?: tf.Tensor4D;
 };
@@ -368,15 +368,74 @@ export function validateModelConfig(config: ModelConfig): void {
 }
 
 /**
- * Keys/values of every layer for the positions decoded so far (batch fixed at creation).
- * Owned by the caller: `dispose()` it when done.
+ * Keys/values of every layer for the positions decoded so far. Owned by the caller: `dispose()`
+ * it when done.
+ *
+ * Rows of different prompt lengths share a cache by left padding: row r's first `padding[r]`
+ * positions are filler that no query sees, and its positions count from its first real token,
+ * so each row decodes as it would alone.
  */
 export class KVCache {
-  /** Number of positions held. */
+  /** Number of positions held (padding included). */
   length = 0;
   /** Per layer, or empty before the first forwardCached call. */
   layers: LayerCache[] = [];
-  constructor(readonly batch: number) {}
+  private pad: number[];
+
+  constructor(batch: number, padding?: readonly number[]) {
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`Expected \`batch\` to be a positive integer, got ${batch}`);
+    if (padding !== undefined) {
+      if (padding.length !== batch) throw new Error(`Expected one padding per row (${batch}), got ${padding.length}`);
+      const bad = padding.find((p) => !Number.isInteger(p) || p < 0);
+      if (bad !== undefined) throw new Error(`Expected each row's padding to be a non-negative integer, got ${bad}`);
+    }
+    this.pad = padding ? [...padding] : new Array<number>(batch).fill(0);
+  }
+
+  /** Rows held. */
+  get batch(): number {
+    return this.pad.length;
+  }
+
+  /** Leading padding positions of each row. */
+  get padding(): readonly number[] {
+    return this.pad;
+  }
+
+  /**
+   * Keeps only `rows` (indices into the current rows, in the order given), as when some
+   * continuations have ended, then drops the leading positions that are padding in every row
+   * left, so the cache never holds more positions than its longest remaining row.
+   */
+  keepRows(rows: readonly number[]): void {
+    if (rows.length === 0) throw new Error('Expected at least one row to keep');
+    const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= this.batch);
+    if (bad !== undefined) throw new Error(`Expected row indices in [0, ${this.batch}), got ${bad}`);
+    const pad = rows.map((r) => this.pad[r]!);
+    const drop = this.layers.length > 0 ? Math.min(...pad) : 0;
+    const same = rows.length === this.batch && rows.every((r, i) => r === i);
+    if (!same || drop > 0) {
+      const kept = tf.tidy(() => {
+        const index = tf.tensor1d([...rows], 'int32'); // [B']
+        const pick = (x: tf.Tensor4D, from: number): tf.Tensor4D => {
+          const [, nh, tc, hs] = x.shape;
+          const rowsOf = same ? x : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
+          return from > 0 ? (tf.slice(rowsOf, [0, 0, from, 0], [rows.length, nh, tc - from, hs]) as tf.Tensor4D) : rowsOf;
+        };
+        return this.layers.map((layer): LayerCache => {
+          const out: LayerCache = { k: pick(layer.k, drop), v: pick(layer.v, drop) }; // [B', nh, Tc − drop, hs]
+          if (layer.lastKey) out.lastKey = pick(layer.lastKey, 0); // [B', nh, 1, hs]
+          return out;
+        });
+      });
+      const length = this.length;
+      this.dispose();
+      this.layers = kept;
+      this.length = length - drop;
+    }
+    this.pad = pad.map((p) => p - drop);
+  }
+
   dispose(): void {
     for (const layer of this.layers) {
       layer.k.dispose();
@@ -464,9 +523,12 @@ export class GPT {
     });
   }
 
-  /** An empty key/value cache for `forwardCached`. */
-  createCache(batch: number): KVCache {
-    return new KVCache(batch);
+  /**
+   * An empty key/value cache for `forwardCached`; `padding` gives each row's number of leading
+   * filler tokens (left padding, see KVCache), which must all lie in the first call's tokens.
+   */
+  createCache(batch: number, opts: { padding?: readonly number[] } = {}): KVCache {
+    return new KVCache(batch, opts.padding);
   }
 
   /**
@@ -484,12 +546,30 @@ export class GPT {
         `Cache holds ${start} positions; ${t} more exceed the model's blockSize ${this.config.blockSize}`,
       );
     }
+    const padding = cache.padding;
+    const padded = padding.some((p) => p > 0);
+    if (padded && start === 0 && padding.some((p) => p >= t)) {
+      throw new Error(`Expected every row's padding to end within the first ${t} tokens, got ${Math.max(...padding)}`);
+    }
     const past = cache.layers;
     const result = tf.tidy(() => {
       // Row i (absolute position start+i) may see keys 0..start+i.
-      const mask = tf.slice(this.causalMask, [start, 0], [t, start + t]) as tf.Tensor2D; // [t, start+t]
+      let mask: tf.Tensor = tf.slice(this.causalMask, [start, 0], [t, start + t]); // [t, start+t]
+      let position: number | tf.Tensor2D = start;
+      if (padded) {
+        // Padding is never a key, and each row's positions count from its first real token.
+        const tk = start + t;
+        const hidden = new Float32Array(b * tk);
+        const own = new Int32Array(b * t);
+        padding.forEach((p, r) => {
+          hidden.fill(MASKED, r * tk, r * tk + p);
+          for (let i = 0; i < t; i++) own[r * t + i] = Math.max(0, start + i - p);
+        });
+        mask = tf.add(mask, tf.tensor4d(hidden, [b, 1, 1, tk])); // [B, 1, t, start+t]
+        position = tf.tensor2d(own, [b, t], 'int32'); // [B, t]
+      }
       const { logits, presents } = this.run(idx, {
-        position: start,
+        position,
         mask,
         training: false,
         past: past.length > 0 ? past : undefined,
@@ -531,7 +611,7 @@ export class GPT {
     }
     x = dropout(x) as tf.Tensor2D;
     const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
-    // Packed documents: a document's first token has no previous key to smear in.
+    // Packed documents or left padding: a document's first token has no previous key to smear in.
     const samePrevious =
       this.config.smearKeys && typeof opts.position !== 'number'
         ? (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D)
