@@ -6,7 +6,9 @@
  * Requests are sorted by prompt length and decoded `batchSize` at a time, each
  * prompt left-padded to its batch's longest. Padding is masked out of attention
  * and each row counts its positions from its first real token (see KVCache), so
- * a row decodes as it would alone; rows that end leave the batch.
+ * a row decodes as it would alone; rows that end leave the batch. A prompt that
+ * is a prefix of another (a trace's earlier frames) is not fed at all: its keys
+ * and values are cut from the longer prompt's cache.
  *
  * Three uses:
  * - teacher-forced: for each call/line frame, the prompt is the true trace up to
@@ -17,7 +19,7 @@
  * - direct output: the context, then `<|return_sep|>`; the value after `<|arg_sep|>`.
  */
 import type { Trace } from '../src/schema.js';
-import type { GPT, KVCache } from '../training/model.js';
+import type { GPT } from '../training/model.js';
 import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
 import * as tf from '../training/tf.js';
 import type { Tokenizer } from '../training/tokenizer.js';
@@ -56,15 +58,6 @@ function argmaxRows(logits: tf.Tensor2D): Int32Array {
   return Int32Array.from(out);
 }
 
-/**
- * Next-token ids for the rows `live` (indices into the batch, a subset of the previous call's),
- * given every row's tokens so far; each call after the first extends each live row by one token.
- */
-interface NextTokens {
-  next(live: readonly number[], seqs: readonly (readonly number[])[]): Int32Array;
-  dispose(): void;
-}
-
 /** Rows left-padded to the longest: ids, and each row's padding (filler id 0, never seen). */
 function leftPad(rows: readonly (readonly number[])[]): { ids: Int32Array; padding: number[]; length: number } {
   const length = Math.max(...rows.map((r) => r.length));
@@ -76,120 +69,189 @@ function leftPad(rows: readonly (readonly number[])[]): { ids: Int32Array; paddi
   return { ids, padding, length };
 }
 
-/** Incremental decoding: one padded prefill, then one token per row per step. */
-function cachedNext(model: GPT): NextTokens {
-  let cache: KVCache | null = null;
-  /** The batch rows the cache holds, in its order. */
-  let held: number[] = [];
-  return {
-    next(live, seqs) {
-      let idx: tf.Tensor2D;
-      if (cache === null) {
-        const { ids, padding, length } = leftPad(live.map((i) => seqs[i]!));
-        cache = model.createCache(live.length, { padding });
-        idx = tf.tensor2d(ids, [live.length, length], 'int32'); // [B, T]
-      } else {
-        if (live.length !== held.length) cache.keepRows(live.map((i) => held.indexOf(i)));
-        idx = tf.tensor2d(live.map((i) => seqs[i]![seqs[i]!.length - 1]!), [live.length, 1], 'int32'); // [B, 1]
-      }
-      held = [...live];
-      const logits = model.forwardCached(idx, cache); // [B, V]
-      idx.dispose();
-      const ids = argmaxRows(logits);
-      logits.dispose();
-      return ids;
-    },
-    dispose() {
-      cache?.dispose();
-    },
-  };
-}
-
-/** Re-runs the whole padded prefix for every token (the reference the cache must equal). */
-function recomputeNext(model: GPT): NextTokens {
-  return {
-    next(live, seqs) {
-      const { ids, padding, length: t } = leftPad(live.map((i) => seqs[i]!));
-      const b = live.length;
-      const logits = tf.tidy(() => {
-        const idx = tf.tensor2d(ids, [b, t], 'int32'); // [B, T]
-        let packing: { documents: tf.Tensor2D; positions: tf.Tensor2D } | undefined;
-        if (padding.some((p) => p > 0)) {
-          // The padding as a document of its own before each row's, whose positions start at 0.
-          const documents = new Int32Array(b * t);
-          const positions = new Int32Array(b * t);
-          padding.forEach((p, r) => {
-            for (let j = p; j < t; j++) {
-              documents[r * t + j] = 1;
-              positions[r * t + j] = j - p;
-            }
-          });
-          packing = { documents: tf.tensor2d(documents, [b, t], 'int32'), positions: tf.tensor2d(positions, [b, t], 'int32') };
-        }
-        const all = model.forward(idx, packing); // [B, T, V]
-        return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
-      });
-      const next = argmaxRows(logits);
-      logits.dispose();
-      return next;
-    },
-    dispose() {},
-  };
-}
-
 /**
- * Decodes one batch in lockstep. Each row generates up to its own `maxNewTokens` within its own
- * room in the context (blockSize − its prompt length), and leaves the batch when it ends.
+ * Greedy decoding in lockstep. `ids` are the first next tokens of rows `live`; `take(row, id)`
+ * records a row's token and says whether the row goes on; `feed(live, fed)` feeds each row that
+ * goes on its token and returns the ids that follow.
  */
-function decodeBatch(model: GPT, batch: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
-  const block = model.config.blockSize;
-  const results: DecodeResult[] = batch.map(() => ({ ids: [], stop: null }));
-  const budget = batch.map((r) => Math.min(r.maxNewTokens, block - r.prompt.length));
-  let live = batch.flatMap((_, i) => (budget[i]! > 0 ? [i] : []));
-  const seqs = batch.map((r) => [...r.prompt]);
-  const decoder = options.mode === 'recompute' ? recomputeNext(model) : cachedNext(model);
-  try {
-    while (live.length > 0) {
-      const ids = decoder.next(live, seqs);
-      live = live.filter((i, k) => {
-        const id = ids[k]!;
-        if (options.isStop(id)) {
-          results[i]!.stop = id;
-          return false;
-        }
-        results[i]!.ids.push(id);
-        seqs[i]!.push(id);
-        return results[i]!.ids.length < budget[i]!;
-      });
-    }
-  } finally {
-    decoder.dispose();
+function lockstep(
+  live: readonly number[],
+  ids: Int32Array,
+  take: (row: number, id: number) => boolean,
+  feed: (live: readonly number[], fed: readonly number[]) => Int32Array,
+): void {
+  for (;;) {
+    const fed: number[] = [];
+    live = live.filter((row, k) => {
+      const goesOn = take(row, ids[k]!);
+      if (goesOn) fed.push(ids[k]!);
+      return goesOn;
+    });
+    if (live.length === 0) return;
+    ids = feed(live, fed);
   }
-  return results;
+}
+
+/** Next ids from re-running the whole left-padded prefix of each row (the reference the cache must equal). */
+function recomputeNext(model: GPT, seqs: readonly (readonly number[])[]): Int32Array {
+  const { ids, padding, length: t } = leftPad(seqs);
+  const b = seqs.length;
+  const logits = tf.tidy(() => {
+    const idx = tf.tensor2d(ids, [b, t], 'int32'); // [B, T]
+    let packing: { documents: tf.Tensor2D; positions: tf.Tensor2D } | undefined;
+    if (padding.some((p) => p > 0)) {
+      // The padding as a document of its own before each row's, whose positions start at 0.
+      const documents = new Int32Array(b * t);
+      const positions = new Int32Array(b * t);
+      padding.forEach((p, r) => {
+        for (let j = p; j < t; j++) {
+          documents[r * t + j] = 1;
+          positions[r * t + j] = j - p;
+        }
+      });
+      packing = { documents: tf.tensor2d(documents, [b, t], 'int32'), positions: tf.tensor2d(positions, [b, t], 'int32') };
+    }
+    const all = model.forward(idx, packing); // [B, T, V]
+    return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
+  });
+  const next = argmaxRows(logits);
+  logits.dispose();
+  return next;
 }
 
 /**
- * Greedy continuations of many prompts, in the order given. Prompts are decoded
- * `batchSize` at a time in order of length, so a batch's rows need little padding.
+ * For each request, the request whose prompt it is a prefix of and whose prefill it can share
+ * (itself when none): in lexicographic order a prompt that is a prefix of any other is one of
+ * the next prompt, and that one's host is its host.
+ */
+function prefixHosts(requests: readonly DecodeRequest[], todo: readonly number[]): Map<number, number> {
+  const compare = (a: readonly number[], b: readonly number[]): number => {
+    const n = Math.min(a.length, b.length);
+    for (let j = 0; j < n; j++) if (a[j] !== b[j]) return a[j]! - b[j]!;
+    return a.length - b.length;
+  };
+  const sorted = [...todo].sort((a, b) => compare(requests[a]!.prompt, requests[b]!.prompt) || a - b);
+  const host = new Map<number, number>();
+  for (let k = sorted.length - 1; k >= 0; k--) {
+    const i = sorted[k]!;
+    const after = sorted[k + 1];
+    const prompt = requests[i]!.prompt;
+    const isPrefix = after !== undefined && prompt.every((id, j) => requests[after]!.prompt[j] === id);
+    host.set(i, isPrefix ? host.get(after)! : i);
+  }
+  return host;
+}
+
+/**
+ * Cached decoding: the longest prompts are fed `batchSize` at a time, and every prompt that is a
+ * prefix of one of them (a teacher-forced trace's earlier frames) decodes from a cut of that
+ * cache instead of a prefill of its own, `batchSize` rows at a time in order of length.
+ */
+function decodeShared(
+  model: GPT,
+  requests: readonly DecodeRequest[],
+  todo: readonly number[],
+  take: (row: number, id: number) => boolean,
+  options: { batchSize: number; onProgress?: (done: number) => void },
+): void {
+  const host = prefixHosts(requests, todo);
+  const guestsOf = new Map<number, number[]>();
+  for (const i of todo) {
+    const h = host.get(i)!;
+    if (!guestsOf.has(h)) guestsOf.set(h, []);
+    guestsOf.get(h)!.push(i);
+  }
+  const byLength = (a: number, b: number): number => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b;
+  const hosts = [...guestsOf.keys()].sort(byLength);
+  for (let h = 0; h < hosts.length; h += options.batchSize) {
+    const hostBatch = hosts.slice(h, h + options.batchSize);
+    const { ids, padding, length } = leftPad(hostBatch.map((i) => requests[i]!.prompt));
+    const cache = model.createCache(hostBatch.length, { padding, keepKeys: true });
+    let logits: tf.Tensor2D | null = null;
+    try {
+      // Not inside tf.tidy: the cache's new tensors must outlive this call.
+      const idx = tf.tensor2d(ids, [hostBatch.length, length], 'int32'); // [Bh, T]
+      const all = model.forwardCachedAll(idx, cache); // [Bh, T, V]
+      logits = tf.reshape(all, [hostBatch.length * length, -1]) as tf.Tensor2D; // [Bh·T, V]
+      tf.dispose([idx, all]);
+      const guests = hostBatch.flatMap((i, row) => guestsOf.get(i)!.map((g) => ({ g, row }))).sort((a, b) => byLength(a.g, b.g));
+      for (let k = 0; k < guests.length; k += options.batchSize) {
+        const batch = guests.slice(k, k + options.batchSize);
+        const picks = batch.map(({ g, row }) => ({ row, length: requests[g]!.prompt.length }));
+        // Each guest's first token: the host's logits at the guest's last prompt position.
+        const at = tf.tensor1d(picks.map(({ row, length: n }) => row * length + padding[row]! + n - 1), 'int32');
+        const firstLogits = tf.gather(logits, at); // [B, V]
+        const first = argmaxRows(firstLogits);
+        tf.dispose([at, firstLogits]);
+        const prefixes = cache.prefixes(picks);
+        let held = batch.map(({ g }) => g);
+        try {
+          lockstep(held, first, take, (live, fed) => {
+            if (live.length !== held.length) {
+              prefixes.keepRows(live.map((i) => held.indexOf(i)));
+              held = [...live];
+            }
+            const idx = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
+            const next = model.forwardCached(idx, prefixes); // [B, V]
+            idx.dispose();
+            const out = argmaxRows(next);
+            next.dispose();
+            return out;
+          });
+        } finally {
+          prefixes.dispose();
+        }
+        options.onProgress?.(batch.length);
+      }
+    } finally {
+      logits?.dispose();
+      cache.dispose();
+    }
+  }
+}
+
+/**
+ * Greedy continuations of many prompts, in the order given. Each generates up to its own
+ * `maxNewTokens` within its own room in the context (blockSize − its prompt length).
  */
 export function decodeGreedy(model: GPT, requests: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
   const batchSize = options.batchSize ?? 32;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new Error(`Expected \`batchSize\` to be a positive integer, got ${batchSize}`);
   }
+  const block = model.config.blockSize;
   for (const r of requests) {
     if (r.prompt.length === 0) throw new Error('Expected a non-empty prompt');
-    if (r.prompt.length > model.config.blockSize) {
-      throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${model.config.blockSize}`);
+    if (r.prompt.length > block) {
+      throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${block}`);
     }
   }
-  const order = requests.map((_, i) => i).sort((a, b) => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b);
-  const results: DecodeResult[] = new Array(requests.length);
-  for (let k = 0; k < order.length; k += batchSize) {
-    const idx = order.slice(k, k + batchSize);
-    const out = decodeBatch(model, idx.map((i) => requests[i]!), options);
-    idx.forEach((i, j) => (results[i] = out[j]!));
-    options.onProgress?.(idx.length);
+  const results: DecodeResult[] = requests.map(() => ({ ids: [], stop: null }));
+  const budget = requests.map((r) => Math.min(r.maxNewTokens, block - r.prompt.length));
+  const take = (i: number, id: number): boolean => {
+    if (options.isStop(id)) {
+      results[i]!.stop = id;
+      return false;
+    }
+    results[i]!.ids.push(id);
+    return results[i]!.ids.length < budget[i]!;
+  };
+  const todo = requests.flatMap((_, i) => (budget[i]! > 0 ? [i] : []));
+  if (todo.length < requests.length) options.onProgress?.(requests.length - todo.length);
+  if (options.mode !== 'recompute') {
+    decodeShared(model, requests, todo, take, { batchSize, onProgress: options.onProgress });
+    return results;
+  }
+  const sorted = [...todo].sort((a, b) => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b);
+  for (let k = 0; k < sorted.length; k += batchSize) {
+    const batch = sorted.slice(k, k + batchSize);
+    const seqs = batch.map((i) => [...requests[i]!.prompt]);
+    const rowOf = new Map(batch.map((i, r) => [i, r]));
+    lockstep(batch, recomputeNext(model, seqs), take, (live, fed) => {
+      live.forEach((i, j) => seqs[rowOf.get(i)!]!.push(fed[j]!));
+      return recomputeNext(model, live.map((i) => seqs[rowOf.get(i)!]!));
+    });
+    options.onProgress?.(batch.length);
   }
   return results;
 }

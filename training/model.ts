@@ -154,6 +154,8 @@ type LayerCache = {
   v: tf.Tensor4D; // [B, nh, Tc, hs]
   /** With smeared keys: the last position's key before smearing, which the next position mixes in. */
   lastKey?: tf.Tensor4D; // [B, nh, 1, hs]
+  /** With smeared keys, in a cache that others take prefixes from: every position's key before smearing. */
+  keys?: tf.Tensor4D; // [B, nh, Tc, hs]
 };
 
 /** The options every block and attention layer takes. */
@@ -161,6 +163,8 @@ type LayerOptions = {
   batch: number;
   mask: tf.Tensor;
   past?: LayerCache;
+  /** Keep every position's key before smearing in `present.keys` (see KVCache.prefixes). */
+  keepKeys?: boolean;
   dropout: (t: tf.Tensor) => tf.Tensor;
   rotary?: RotaryInput;
   /**
@@ -234,8 +238,10 @@ class CausalSelfAttention {
     let q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
     let k = heads(1); // [B, nh, T, hs]
     let lastKey: tf.Tensor4D | undefined;
+    let keys: tf.Tensor4D | undefined;
     if (this.smear) {
       lastKey = tf.slice(k, [0, 0, t - 1, 0], [b, nh, 1, hs]) as tf.Tensor4D; // [B, nh, 1, hs]
+      if (opts.keepKeys) keys = opts.past?.keys ? (tf.concat([opts.past.keys, k], 2) as tf.Tensor4D) : k; // [B, nh, Tk, hs]
       k = this.smearKeys(k, this.smear, opts.past, opts.samePrevious);
     }
     if (opts.rotary) {
@@ -252,7 +258,10 @@ class CausalSelfAttention {
     const att = opts.dropout(tf.softmax(scores)); // [B, nh, T, Tk]
     const out = matMul(att, v); // [B, nh, T, hs]
     const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D; // [B·T, D]
-    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present: lastKey ? { k, v, lastKey } : { k, v } };
+    const present: LayerCache = { k, v };
+    if (lastKey) present.lastKey = lastKey;
+    if (keys) present.keys = keys;
+    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present };
   }
 }
 
@@ -373,16 +382,20 @@ export function validateModelConfig(config: ModelConfig): void {
  *
  * Rows of different prompt lengths share a cache by left padding: row r's first `padding[r]`
  * positions are filler that no query sees, and its positions count from its first real token,
- * so each row decodes as it would alone.
+ * so each row decodes as it would alone. Prompts that are prefixes of a longer one need no
+ * prefill of their own: `prefixes` cuts their keys and values out of the longer prompt's cache.
  */
 export class KVCache {
   /** Number of positions held (padding included). */
   length = 0;
   /** Per layer, or empty before the first forwardCached call. */
   layers: LayerCache[] = [];
+  /** Whether every position's key before smearing is kept, for `prefixes`. */
+  readonly keepKeys: boolean;
   private pad: number[];
 
-  constructor(batch: number, padding?: readonly number[]) {
+  constructor(batch: number, opts: { padding?: readonly number[]; keepKeys?: boolean } = {}) {
+    const { padding } = opts;
     if (!Number.isInteger(batch) || batch <= 0) throw new Error(`Expected \`batch\` to be a positive integer, got ${batch}`);
     if (padding !== undefined) {
       if (padding.length !== batch) throw new Error(`Expected one padding per row (${batch}), got ${padding.length}`);
@@ -390,6 +403,7 @@ export class KVCache {
       if (bad !== undefined) throw new Error(`Expected each row's padding to be a non-negative integer, got ${bad}`);
     }
     this.pad = padding ? [...padding] : new Array<number>(batch).fill(0);
+    this.keepKeys = opts.keepKeys ?? false;
   }
 
   /** Rows held. */
@@ -425,6 +439,7 @@ export class KVCache {
         return this.layers.map((layer): LayerCache => {
           const out: LayerCache = { k: pick(layer.k, drop), v: pick(layer.v, drop) }; // [B', nh, Tc − drop, hs]
           if (layer.lastKey) out.lastKey = pick(layer.lastKey, 0); // [B', nh, 1, hs]
+          if (layer.keys) out.keys = pick(layer.keys, drop); // [B', nh, Tc − drop, hs]
           return out;
         });
       });
@@ -436,11 +451,59 @@ export class KVCache {
     this.pad = pad.map((p) => p - drop);
   }
 
+  /**
+   * A new cache whose row i holds the first `length` real positions of this cache's row `row`,
+   * left-padded to the longest: what feeding those prompt prefixes would give (a position's keys
+   * and values depend on earlier tokens only), without running the model. With smeared keys
+   * this cache must keep its keys (`keepKeys`), for each prefix's last key before smearing.
+   */
+  prefixes(picks: readonly { row: number; length: number }[]): KVCache {
+    if (picks.length === 0) throw new Error('Expected at least one prefix');
+    if (this.layers.length === 0) throw new Error('Expected a cache that holds positions');
+    for (const { row, length } of picks) {
+      if (!Number.isInteger(row) || row < 0 || row >= this.batch) throw new Error(`Expected row indices in [0, ${this.batch}), got ${row}`);
+      const held = this.length - this.pad[row]!;
+      if (!Number.isInteger(length) || length < 1 || length > held) {
+        throw new Error(`Expected a prefix length in [1, ${held}] for row ${row}, got ${length}`);
+      }
+    }
+    if (this.layers.some((layer) => layer.lastKey && !layer.keys)) {
+      throw new Error('Prefixes of a cache with smeared keys need its keys: create it with `keepKeys`');
+    }
+    const longest = Math.max(...picks.map((p) => p.length));
+    const padding = picks.map((p) => longest - p.length);
+    // Source positions in the [B·Tc] flattened rows: padding repeats a row's first real position.
+    const at = new Int32Array(picks.length * longest);
+    const lastAt = new Int32Array(picks.length);
+    picks.forEach(({ row, length }, i) => {
+      const first = row * this.length + this.pad[row]!;
+      for (let q = 0; q < longest; q++) at[i * longest + q] = first + Math.max(0, q - padding[i]!);
+      lastAt[i] = first + length - 1;
+    });
+    const out = new KVCache(picks.length, { padding });
+    out.layers = tf.tidy(() => {
+      const take = (x: tf.Tensor4D, index: Int32Array, t: number): tf.Tensor4D => {
+        const [b, nh, tc, hs] = x.shape;
+        const flat = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b * tc, nh * hs]); // [B·Tc, nh·hs]
+        const picked = tf.reshape(tf.gather(flat, tf.tensor1d(index, 'int32')), [picks.length, t, nh, hs]); // [B', t, nh, hs]
+        return tf.transpose(picked, [0, 2, 1, 3]) as tf.Tensor4D; // [B', nh, t, hs]
+      };
+      return this.layers.map((layer): LayerCache => {
+        const prefix: LayerCache = { k: take(layer.k, at, longest), v: take(layer.v, at, longest) }; // [B', nh, longest, hs]
+        if (layer.keys) prefix.lastKey = take(layer.keys, lastAt, 1); // [B', nh, 1, hs]
+        return prefix;
+      });
+    });
+    out.length = longest;
+    return out;
+  }
+
   dispose(): void {
     for (const layer of this.layers) {
       layer.k.dispose();
       layer.v.dispose();
       layer.lastKey?.dispose();
+      layer.keys?.dispose();
     }
     this.layers = [];
     this.length = 0;
@@ -525,10 +588,11 @@ export class GPT {
 
   /**
    * An empty key/value cache for `forwardCached`; `padding` gives each row's number of leading
-   * filler tokens (left padding, see KVCache), which must all lie in the first call's tokens.
+   * filler tokens (left padding, see KVCache), which must all lie in the first call's tokens;
+   * `keepKeys` keeps what `KVCache.prefixes` needs with smeared keys.
    */
-  createCache(batch: number, opts: { padding?: readonly number[] } = {}): KVCache {
-    return new KVCache(batch, opts.padding);
+  createCache(batch: number, opts: { padding?: readonly number[]; keepKeys?: boolean } = {}): KVCache {
+    return new KVCache(batch, opts);
   }
 
   /**
@@ -536,6 +600,15 @@ export class GPT {
    * last new position [B, V] and appends the new keys/values to the cache.
    */
   forwardCached(idx: tf.Tensor2D, cache: KVCache): tf.Tensor2D {
+    const [b, t] = idx.shape;
+    const all = this.forwardCachedAll(idx, cache); // [B, t, V]
+    const last = tf.tidy(() => tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, this.config.vocabSize])) as tf.Tensor2D; // [B, V]
+    all.dispose();
+    return last;
+  }
+
+  /** As `forwardCached`, but the logits of every new position [B, t, V]. */
+  forwardCachedAll(idx: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
     const [b, t] = idx.shape;
     if (b !== cache.batch) {
       throw new Error(`Expected a batch of ${cache.batch} (the cache's), got ${b}`);
@@ -573,17 +646,14 @@ export class GPT {
         mask,
         training: false,
         past: past.length > 0 ? past : undefined,
+        keepKeys: cache.keepKeys,
       });
-      const last = tf.reshape(
-        tf.slice(tf.reshape(logits, [b, t, this.config.vocabSize]), [0, t - 1, 0], [b, 1, -1]),
-        [b, this.config.vocabSize],
-      ) as tf.Tensor2D; // [B, V]
-      return { last, presents };
+      return { all: tf.reshape(logits, [b, t, this.config.vocabSize]) as tf.Tensor3D, presents }; // [B, t, V]
     });
     cache.dispose();
     cache.layers = result.presents;
     cache.length = start + t;
-    return result.last;
+    return result.all;
   }
 
   /**
@@ -592,7 +662,7 @@ export class GPT {
    */
   private run(
     idx: tf.Tensor2D,
-    opts: { position: number | tf.Tensor2D; mask: tf.Tensor; training: boolean; past?: LayerCache[] },
+    opts: { position: number | tf.Tensor2D; mask: tf.Tensor; training: boolean; past?: LayerCache[]; keepKeys?: boolean },
   ): { logits: tf.Tensor2D; presents: LayerCache[] } {
     const [b, t] = idx.shape;
     const d = this.config.nEmbd;
@@ -618,7 +688,7 @@ export class GPT {
         : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary, samePrevious });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], keepKeys: opts.keepKeys, dropout, rotary, samePrevious });
       x = out.y;
       presents.push(out.present);
     });

@@ -265,6 +265,45 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
+  it.each(ATTENTION_VARIANTS)('cuts prompt prefixes out of a longer prompt\'s cache, which then decode as each alone (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
+    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 12 });
+    model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
+    const feed = (ids: number[][], cache: KVCache): tf.Tensor2D => {
+      const idx = tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32');
+      const logits = model.forwardCached(idx, cache); // [B, V]
+      idx.dispose();
+      return logits;
+    };
+    const gap = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+    const long = [[9, 8, 7, 6, 5, 4, 3, 2], [1, 2, 3, 4, 5, 6, 7, 8]];
+    const host = model.createCache(2, { padding: [2, 0], keepKeys: true });
+    feed([[0, 0, ...long[0]!.slice(0, 6)], long[1]!], host).dispose();
+    // Row 0 holds 6 real positions; prefixes of 3 and 6 of it, and of 5 of row 1, then one more token each.
+    const picks = [{ row: 0, length: 3 }, { row: 1, length: 5 }, { row: 0, length: 6 }];
+    const prefixes = host.prefixes(picks);
+    expect(prefixes.padding).toEqual([3, 1, 0]);
+    const together = feed([[30], [31], [32]], prefixes); // [3, V]
+    picks.forEach(({ row, length }, i) => {
+      const cache = model.createCache(1);
+      feed([long[row]!.slice(0, length)], cache).dispose();
+      const alone = feed([[30 + i]], cache); // [1, V]
+      expect(tf.tidy(() => gap(tf.slice(together, [i, 0], [1, -1]), alone))).toBeLessThan(1e-4);
+      tf.dispose(alone);
+      cache.dispose();
+    });
+    expect(() => host.prefixes([{ row: 0, length: 7 }])).toThrow(/prefix length/);
+    if (smearKeys) {
+      const plain = model.createCache(1);
+      feed([[1, 2, 3]], plain).dispose();
+      expect(() => plain.prefixes([{ row: 0, length: 2 }])).toThrow(/keepKeys/);
+      plain.dispose();
+    }
+    tf.dispose(together);
+    prefixes.dispose();
+    host.dispose();
+    model.dispose();
+  });
+
   it('with smeared keys mixes in the previous key by a learned weight per head, which trains', () => {
     const model = new GPT({ ...config, positionEncoding: 'rope', smearKeys: true }, { seed: 9 });
     const plain = new GPT({ ...config, positionEncoding: 'rope' }, { seed: 9 });
