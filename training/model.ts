@@ -433,7 +433,8 @@ export class KVCache {
         const index = tf.tensor1d([...rows], 'int32'); // [B']
         const pick = (x: tf.Tensor4D, from: number): tf.Tensor4D => {
           const [, nh, tc, hs] = x.shape;
-          const rowsOf = same ? x : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
+          // A clone of a tensor kept whole, since the old layers are disposed below.
+          const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
           return from > 0 ? (tf.slice(rowsOf, [0, 0, from, 0], [rows.length, nh, tc - from, hs]) as tf.Tensor4D) : rowsOf;
         };
         return this.layers.map((layer): LayerCache => {

@@ -257,6 +257,15 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
       logits.dispose();
     }
     cache.dispose();
+    // Padding shared by every row (rows 0 and 2 in a 6-wide batch) is dropped by keepRows with all rows kept.
+    const wide = model.createCache(2, { padding: [3, 1] });
+    feed([0, 2].map((r) => [...new Array<number>(6 - prompts[r]!.length).fill(filler), ...prompts[r]!]), wide).dispose();
+    wide.keepRows([0, 1]);
+    expect(wide.padding).toEqual([2, 0]);
+    const after = feed([[next[0]![0]!], [next[2]![0]!]], wide); // [2, V]
+    [0, 2].forEach((r, k) => expect(tf.tidy(() => gap(tf.slice(after, [k, 0], [1, -1]), alone[r]![1]!))).toBeLessThan(1e-4));
+    after.dispose();
+    wide.dispose();
     expect(tf.memory().numTensors).toBe(before);
     // Every row needs a real token in the first call.
     expect(() => feed([[1, 2, 3], [4, 5, 6]], model.createCache(2, { padding: [0, 3] }))).toThrow(/padding/);
