@@ -3,9 +3,12 @@
  * key/value cache (`GPT.forwardCached`), plus the recompute-the-whole-prefix path
  * the equivalence test and the benchmark compare it with.
  *
- * The cache holds one length for the whole batch and the model takes no padding
- * mask, so only prompts of equal length can share a batch: requests are grouped
- * by prompt length (exact, no padding that would change what the model sees).
+ * Requests are sorted by prompt length and decoded `batchSize` at a time, each
+ * prompt left-padded to its batch's longest. Padding is masked out of attention
+ * and each row counts its positions from its first real token (see KVCache), so
+ * a row decodes as it would alone; rows that end leave the batch. A prompt that
+ * is a prefix of another (a trace's earlier frames) is not fed at all: its keys
+ * and values are cut from the longer prompt's cache.
  *
  * Three uses:
  * - teacher-forced: for each call/line frame, the prompt is the true trace up to
@@ -55,86 +58,200 @@ function argmaxRows(logits: tf.Tensor2D): Int32Array {
   return Int32Array.from(out);
 }
 
-/** Decodes one batch of equal-length prompts in lockstep; rows that stopped ride along unused. */
-function decodeBatch(model: GPT, batch: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
-  const b = batch.length;
-  const length = batch[0]!.prompt.length;
-  const room = model.config.blockSize - length;
-  const maxNew = Math.min(room, Math.max(...batch.map((r) => r.maxNewTokens)));
-  const results: DecodeResult[] = batch.map(() => ({ ids: [], stop: null }));
-  const done = batch.map((r) => r.maxNewTokens <= 0 || room <= 0);
-  if (maxNew <= 0) return results;
-  const seqs = batch.map((r) => [...r.prompt]);
-  const cache = options.mode === 'recompute' ? null : model.createCache(b);
-  const next = (newTokens: number[][]): Int32Array => {
-    if (cache) {
-      const t = newTokens[0]!.length;
-      const idx = tf.tensor2d(newTokens.flat(), [b, t], 'int32'); // [B, t]
-      const logits = model.forwardCached(idx, cache); // [B, V]
-      idx.dispose();
-      const ids = argmaxRows(logits);
-      logits.dispose();
-      return ids;
-    }
-    const t = seqs[0]!.length;
-    const logits = tf.tidy(() => {
-      const idx = tf.tensor2d(seqs.flat(), [b, t], 'int32'); // [B, T]
-      const all = model.forward(idx); // [B, T, V]
-      return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
-    });
-    const ids = argmaxRows(logits);
-    logits.dispose();
-    return ids;
-  };
-  try {
-    let ids = next(seqs);
-    for (let step = 0; ; step++) {
-      for (let i = 0; i < b; i++) {
-        if (done[i]) continue;
-        const id = ids[i]!;
-        if (options.isStop(id)) {
-          results[i]!.stop = id;
-          done[i] = true;
-        } else {
-          results[i]!.ids.push(id);
-          if (results[i]!.ids.length >= batch[i]!.maxNewTokens) done[i] = true;
-        }
-      }
-      if (done.every(Boolean) || step + 1 >= maxNew) break;
-      const fed = Array.from(ids, (id) => [id]);
-      seqs.forEach((s, i) => s.push(ids[i]!));
-      ids = next(fed);
-    }
-  } finally {
-    cache?.dispose();
-  }
-  return results;
+/** Rows left-padded to the longest: ids, and each row's padding (filler id 0, never seen). */
+function leftPad(rows: readonly (readonly number[])[]): { ids: Int32Array; padding: number[]; length: number } {
+  const length = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * length);
+  const padding = rows.map((r, i) => {
+    ids.set(r, i * length + length - r.length);
+    return length - r.length;
+  });
+  return { ids, padding, length };
 }
 
 /**
- * Greedy continuations of many prompts, in the order given. Prompts of equal
- * length are decoded together, `batchSize` at a time.
+ * Greedy decoding in lockstep. `ids` are the first next tokens of rows `live`; `take(row, id)`
+ * records a row's token and says whether the row goes on; `feed(live, fed)` feeds each row that
+ * goes on its token and returns the ids that follow.
+ */
+function lockstep(
+  live: readonly number[],
+  ids: Int32Array,
+  take: (row: number, id: number) => boolean,
+  feed: (live: readonly number[], fed: readonly number[]) => Int32Array,
+): void {
+  for (;;) {
+    const fed: number[] = [];
+    live = live.filter((row, k) => {
+      const goesOn = take(row, ids[k]!);
+      if (goesOn) fed.push(ids[k]!);
+      return goesOn;
+    });
+    if (live.length === 0) return;
+    ids = feed(live, fed);
+  }
+}
+
+/** Next ids from re-running the whole left-padded prefix of each row (the reference the cache must equal). */
+function recomputeNext(model: GPT, seqs: readonly (readonly number[])[]): Int32Array {
+  const { ids, padding, length: t } = leftPad(seqs);
+  const b = seqs.length;
+  const logits = tf.tidy(() => {
+    const idx = tf.tensor2d(ids, [b, t], 'int32'); // [B, T]
+    let packing: { documents: tf.Tensor2D; positions: tf.Tensor2D } | undefined;
+    if (padding.some((p) => p > 0)) {
+      // The padding as a document of its own before each row's, whose positions start at 0.
+      const documents = new Int32Array(b * t);
+      const positions = new Int32Array(b * t);
+      padding.forEach((p, r) => {
+        for (let j = p; j < t; j++) {
+          documents[r * t + j] = 1;
+          positions[r * t + j] = j - p;
+        }
+      });
+      packing = { documents: tf.tensor2d(documents, [b, t], 'int32'), positions: tf.tensor2d(positions, [b, t], 'int32') };
+    }
+    const all = model.forward(idx, packing); // [B, T, V]
+    return tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, -1]) as tf.Tensor2D; // [B, V]
+  });
+  const next = argmaxRows(logits);
+  logits.dispose();
+  return next;
+}
+
+/**
+ * For each request, the request whose prompt it is a prefix of and whose prefill it can share
+ * (itself when none): in lexicographic order a prompt that is a prefix of any other is one of
+ * the next prompt, and that one's host is its host.
+ */
+function prefixHosts(requests: readonly DecodeRequest[], todo: readonly number[]): Map<number, number> {
+  const compare = (a: readonly number[], b: readonly number[]): number => {
+    const n = Math.min(a.length, b.length);
+    for (let j = 0; j < n; j++) if (a[j] !== b[j]) return a[j]! - b[j]!;
+    return a.length - b.length;
+  };
+  const sorted = [...todo].sort((a, b) => compare(requests[a]!.prompt, requests[b]!.prompt) || a - b);
+  const host = new Map<number, number>();
+  for (let k = sorted.length - 1; k >= 0; k--) {
+    const i = sorted[k]!;
+    const after = sorted[k + 1];
+    const prompt = requests[i]!.prompt;
+    const isPrefix = after !== undefined && prompt.every((id, j) => requests[after]!.prompt[j] === id);
+    host.set(i, isPrefix ? host.get(after)! : i);
+  }
+  return host;
+}
+
+/**
+ * Cached decoding: the longest prompts are fed `batchSize` at a time, and every prompt that is a
+ * prefix of one of them (a teacher-forced trace's earlier frames) decodes from a cut of that
+ * cache instead of a prefill of its own, `batchSize` rows at a time in order of length.
+ */
+function decodeShared(
+  model: GPT,
+  requests: readonly DecodeRequest[],
+  todo: readonly number[],
+  take: (row: number, id: number) => boolean,
+  options: { batchSize: number; onProgress?: (done: number) => void },
+): void {
+  const host = prefixHosts(requests, todo);
+  const guestsOf = new Map<number, number[]>();
+  for (const i of todo) {
+    const h = host.get(i)!;
+    if (!guestsOf.has(h)) guestsOf.set(h, []);
+    guestsOf.get(h)!.push(i);
+  }
+  const byLength = (a: number, b: number): number => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b;
+  const hosts = [...guestsOf.keys()].sort(byLength);
+  for (let h = 0; h < hosts.length; h += options.batchSize) {
+    const hostBatch = hosts.slice(h, h + options.batchSize);
+    const { ids, padding, length } = leftPad(hostBatch.map((i) => requests[i]!.prompt));
+    const cache = model.createCache(hostBatch.length, { padding, keepKeys: true });
+    let logits: tf.Tensor2D | null = null;
+    try {
+      // Not inside tf.tidy: the cache's new tensors must outlive this call.
+      const idx = tf.tensor2d(ids, [hostBatch.length, length], 'int32'); // [Bh, T]
+      const all = model.forwardCachedAll(idx, cache); // [Bh, T, V]
+      logits = tf.reshape(all, [hostBatch.length * length, -1]) as tf.Tensor2D; // [Bh·T, V]
+      tf.dispose([idx, all]);
+      const guests = hostBatch.flatMap((i, row) => guestsOf.get(i)!.map((g) => ({ g, row }))).sort((a, b) => byLength(a.g, b.g));
+      for (let k = 0; k < guests.length; k += options.batchSize) {
+        const batch = guests.slice(k, k + options.batchSize);
+        const picks = batch.map(({ g, row }) => ({ row, length: requests[g]!.prompt.length }));
+        // Each guest's first token: the host's logits at the guest's last prompt position.
+        const at = tf.tensor1d(picks.map(({ row, length: n }) => row * length + padding[row]! + n - 1), 'int32');
+        const firstLogits = tf.gather(logits, at); // [B, V]
+        const first = argmaxRows(firstLogits);
+        tf.dispose([at, firstLogits]);
+        const prefixes = cache.prefixes(picks);
+        let held = batch.map(({ g }) => g);
+        try {
+          lockstep(held, first, take, (live, fed) => {
+            if (live.length !== held.length) {
+              prefixes.keepRows(live.map((i) => held.indexOf(i)));
+              held = [...live];
+            }
+            const idx = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
+            const next = model.forwardCached(idx, prefixes); // [B, V]
+            idx.dispose();
+            const out = argmaxRows(next);
+            next.dispose();
+            return out;
+          });
+        } finally {
+          prefixes.dispose();
+        }
+        options.onProgress?.(batch.length);
+      }
+    } finally {
+      logits?.dispose();
+      cache.dispose();
+    }
+  }
+}
+
+/**
+ * Greedy continuations of many prompts, in the order given. Each generates up to its own
+ * `maxNewTokens` within its own room in the context (blockSize − its prompt length).
  */
 export function decodeGreedy(model: GPT, requests: readonly DecodeRequest[], options: DecodeOptions): DecodeResult[] {
   const batchSize = options.batchSize ?? 32;
-  const byLength = new Map<number, number[]>();
-  requests.forEach((r, i) => {
+  if (!Number.isInteger(batchSize) || batchSize <= 0) {
+    throw new Error(`Expected \`batchSize\` to be a positive integer, got ${batchSize}`);
+  }
+  const block = model.config.blockSize;
+  for (const r of requests) {
     if (r.prompt.length === 0) throw new Error('Expected a non-empty prompt');
-    if (r.prompt.length > model.config.blockSize) {
-      throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${model.config.blockSize}`);
+    if (r.prompt.length > block) {
+      throw new Error(`Prompt of ${r.prompt.length} tokens exceeds the model's blockSize ${block}`);
     }
-    let group = byLength.get(r.prompt.length);
-    if (!group) byLength.set(r.prompt.length, (group = []));
-    group.push(i);
-  });
-  const results: DecodeResult[] = new Array(requests.length);
-  for (const group of byLength.values()) {
-    for (let k = 0; k < group.length; k += batchSize) {
-      const idx = group.slice(k, k + batchSize);
-      const out = decodeBatch(model, idx.map((i) => requests[i]!), options);
-      idx.forEach((i, j) => (results[i] = out[j]!));
-      options.onProgress?.(idx.length);
+  }
+  const results: DecodeResult[] = requests.map(() => ({ ids: [], stop: null }));
+  const budget = requests.map((r) => Math.min(r.maxNewTokens, block - r.prompt.length));
+  const take = (i: number, id: number): boolean => {
+    if (options.isStop(id)) {
+      results[i]!.stop = id;
+      return false;
     }
+    results[i]!.ids.push(id);
+    return results[i]!.ids.length < budget[i]!;
+  };
+  const todo = requests.flatMap((_, i) => (budget[i]! > 0 ? [i] : []));
+  if (todo.length < requests.length) options.onProgress?.(requests.length - todo.length);
+  if (options.mode !== 'recompute') {
+    decodeShared(model, requests, todo, take, { batchSize, onProgress: options.onProgress });
+    return results;
+  }
+  const sorted = [...todo].sort((a, b) => requests[a]!.prompt.length - requests[b]!.prompt.length || a - b);
+  for (let k = 0; k < sorted.length; k += batchSize) {
+    const batch = sorted.slice(k, k + batchSize);
+    const seqs = batch.map((i) => [...requests[i]!.prompt]);
+    const rowOf = new Map(batch.map((i, r) => [i, r]));
+    lockstep(batch, recomputeNext(model, seqs), take, (live, fed) => {
+      live.forEach((i, j) => seqs[rowOf.get(i)!]!.push(fed[j]!));
+      return recomputeNext(model, live.map((i) => seqs[rowOf.get(i)!]!));
+    });
+    options.onProgress?.(batch.length);
   }
   return results;
 }

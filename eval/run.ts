@@ -306,7 +306,7 @@ function teacherForcedPhase(
   let tracesSkipped = 0;
   const totalFrames = traces.reduce((n, t) => n + t.steps.filter((s) => s.locals !== null).length, 0);
   progress.start('teacher-forced', totalFrames, 'frames');
-  // Big chunks fill the equal-length buckets that decoding batches.
+  // Big chunks give decoding full batches of similar prompt lengths.
   const chunk = 256;
   for (let c = 0; c < traces.length; c += chunk) {
     const part = traces.slice(c, c + chunk);

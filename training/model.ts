@@ -154,6 +154,8 @@ type LayerCache = {
   v: tf.Tensor4D; // [B, nh, Tc, hs]
   /** With smeared keys: the last position's key before smearing, which the next position mixes in. */
   lastKey?: tf.Tensor4D; // [B, nh, 1, hs]
+  /** With smeared keys, in a cache that others take prefixes from: every position's key before smearing. */
+  keys?: tf.Tensor4D; // [B, nh, Tc, hs]
 };
 
 /** The options every block and attention layer takes. */
@@ -161,12 +163,14 @@ type LayerOptions = {
   batch: number;
   mask: tf.Tensor;
   past?: LayerCache;
+  /** Keep every position's key before smearing in `present.keys` (see KVCache.prefixes). */
+  keepKeys?: boolean;
   dropout: (t: tf.Tensor) => tf.Tensor;
   rotary?: RotaryInput;
   /**
-   * With smeared keys and packed documents: [B, 1, t, 1] of 1 where the previous position
-   * belongs to the same document, 0 at a document's first token; absent when every new
-   * position has its predecessor in view.
+   * With smeared keys and packed documents or left padding: [B, 1, t, 1] of 1 where the
+   * previous position belongs to the same document, 0 at a document's first token (and on
+   * padding); absent when every new position has its predecessor in view.
    */
   samePrevious?: tf.Tensor4D;
 };
@@ -234,8 +238,10 @@ class CausalSelfAttention {
     let q = heads(0, 1 / Math.sqrt(hs)); // [B, nh, T, hs], pre-scaled for the scores
     let k = heads(1); // [B, nh, T, hs]
     let lastKey: tf.Tensor4D | undefined;
+    let keys: tf.Tensor4D | undefined;
     if (this.smear) {
       lastKey = tf.slice(k, [0, 0, t - 1, 0], [b, nh, 1, hs]) as tf.Tensor4D; // [B, nh, 1, hs]
+      if (opts.keepKeys) keys = opts.past?.keys ? (tf.concat([opts.past.keys, k], 2) as tf.Tensor4D) : k; // [B, nh, Tk, hs]
       k = this.smearKeys(k, this.smear, opts.past, opts.samePrevious);
     }
     if (opts.rotary) {
@@ -252,7 +258,10 @@ class CausalSelfAttention {
     const att = opts.dropout(tf.softmax(scores)); // [B, nh, T, Tk]
     const out = matMul(att, v); // [B, nh, T, hs]
     const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D; // [B·T, D]
-    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present: lastKey ? { k, v, lastKey } : { k, v } };
+    const present: LayerCache = { k, v };
+    if (lastKey) present.lastKey = lastKey;
+    if (keys) present.keys = keys;
+    return { y: opts.dropout(this.cProj.apply(merged)) as tf.Tensor2D, present };
   }
 }
 
@@ -368,20 +377,134 @@ export function validateModelConfig(config: ModelConfig): void {
 }
 
 /**
- * Keys/values of every layer for the positions decoded so far (batch fixed at creation).
- * Owned by the caller: `dispose()` it when done.
+ * Keys/values of every layer for the positions decoded so far. Owned by the caller: `dispose()`
+ * it when done.
+ *
+ * Rows of different prompt lengths share a cache by left padding: row r's first `padding[r]`
+ * positions are filler that no query sees, and its positions count from its first real token,
+ * so each row decodes as it would alone. Prompts that are prefixes of a longer one need no
+ * prefill of their own: `prefixes` cuts their keys and values out of the longer prompt's cache.
  */
 export class KVCache {
-  /** Number of positions held. */
+  /** Number of positions held (padding included). */
   length = 0;
   /** Per layer, or empty before the first forwardCached call. */
   layers: LayerCache[] = [];
-  constructor(readonly batch: number) {}
+  /** Whether every position's key before smearing is kept, for `prefixes`. */
+  readonly keepKeys: boolean;
+  private pad: number[];
+
+  constructor(batch: number, opts: { padding?: readonly number[]; keepKeys?: boolean } = {}) {
+    const { padding } = opts;
+    if (!Number.isInteger(batch) || batch <= 0) throw new Error(`Expected \`batch\` to be a positive integer, got ${batch}`);
+    if (padding !== undefined) {
+      if (padding.length !== batch) throw new Error(`Expected one padding per row (${batch}), got ${padding.length}`);
+      const bad = padding.find((p) => !Number.isInteger(p) || p < 0);
+      if (bad !== undefined) throw new Error(`Expected each row's padding to be a non-negative integer, got ${bad}`);
+    }
+    this.pad = padding ? [...padding] : new Array<number>(batch).fill(0);
+    this.keepKeys = opts.keepKeys ?? false;
+  }
+
+  /** Rows held. */
+  get batch(): number {
+    return this.pad.length;
+  }
+
+  /** Leading padding positions of each row. */
+  get padding(): readonly number[] {
+    return this.pad;
+  }
+
+  /**
+   * Keeps only `rows` (indices into the current rows, in the order given), as when some
+   * continuations have ended, then drops the leading positions that are padding in every row
+   * left, so the cache never holds more positions than its longest remaining row.
+   */
+  keepRows(rows: readonly number[]): void {
+    if (rows.length === 0) throw new Error('Expected at least one row to keep');
+    const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= this.batch);
+    if (bad !== undefined) throw new Error(`Expected row indices in [0, ${this.batch}), got ${bad}`);
+    const pad = rows.map((r) => this.pad[r]!);
+    const drop = this.layers.length > 0 ? Math.min(...pad) : 0;
+    const same = rows.length === this.batch && rows.every((r, i) => r === i);
+    if (!same || drop > 0) {
+      const kept = tf.tidy(() => {
+        const index = tf.tensor1d([...rows], 'int32'); // [B']
+        const pick = (x: tf.Tensor4D, from: number): tf.Tensor4D => {
+          const [, nh, tc, hs] = x.shape;
+          // A clone of a tensor kept whole, since the old layers are disposed below.
+          const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
+          return from > 0 ? (tf.slice(rowsOf, [0, 0, from, 0], [rows.length, nh, tc - from, hs]) as tf.Tensor4D) : rowsOf;
+        };
+        return this.layers.map((layer): LayerCache => {
+          const out: LayerCache = { k: pick(layer.k, drop), v: pick(layer.v, drop) }; // [B', nh, Tc − drop, hs]
+          if (layer.lastKey) out.lastKey = pick(layer.lastKey, 0); // [B', nh, 1, hs]
+          if (layer.keys) out.keys = pick(layer.keys, drop); // [B', nh, Tc − drop, hs]
+          return out;
+        });
+      });
+      const length = this.length;
+      this.dispose();
+      this.layers = kept;
+      this.length = length - drop;
+    }
+    this.pad = pad.map((p) => p - drop);
+  }
+
+  /**
+   * A new cache whose row i holds the first `length` real positions of this cache's row `row`,
+   * left-padded to the longest: what feeding those prompt prefixes would give (a position's keys
+   * and values depend on earlier tokens only), without running the model. With smeared keys
+   * this cache must keep its keys (`keepKeys`), for each prefix's last key before smearing.
+   */
+  prefixes(picks: readonly { row: number; length: number }[]): KVCache {
+    if (picks.length === 0) throw new Error('Expected at least one prefix');
+    if (this.layers.length === 0) throw new Error('Expected a cache that holds positions');
+    for (const { row, length } of picks) {
+      if (!Number.isInteger(row) || row < 0 || row >= this.batch) throw new Error(`Expected row indices in [0, ${this.batch}), got ${row}`);
+      const held = this.length - this.pad[row]!;
+      if (!Number.isInteger(length) || length < 1 || length > held) {
+        throw new Error(`Expected a prefix length in [1, ${held}] for row ${row}, got ${length}`);
+      }
+    }
+    if (this.layers.some((layer) => layer.lastKey && !layer.keys)) {
+      throw new Error('Prefixes of a cache with smeared keys need its keys: create it with `keepKeys`');
+    }
+    const longest = Math.max(...picks.map((p) => p.length));
+    const padding = picks.map((p) => longest - p.length);
+    // Source positions in the [B·Tc] flattened rows: padding repeats a row's first real position.
+    const at = new Int32Array(picks.length * longest);
+    const lastAt = new Int32Array(picks.length);
+    picks.forEach(({ row, length }, i) => {
+      const first = row * this.length + this.pad[row]!;
+      for (let q = 0; q < longest; q++) at[i * longest + q] = first + Math.max(0, q - padding[i]!);
+      lastAt[i] = first + length - 1;
+    });
+    const out = new KVCache(picks.length, { padding });
+    out.layers = tf.tidy(() => {
+      const take = (x: tf.Tensor4D, index: Int32Array, t: number): tf.Tensor4D => {
+        const [b, nh, tc, hs] = x.shape;
+        const flat = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b * tc, nh * hs]); // [B·Tc, nh·hs]
+        const picked = tf.reshape(tf.gather(flat, tf.tensor1d(index, 'int32')), [picks.length, t, nh, hs]); // [B', t, nh, hs]
+        return tf.transpose(picked, [0, 2, 1, 3]) as tf.Tensor4D; // [B', nh, t, hs]
+      };
+      return this.layers.map((layer): LayerCache => {
+        const prefix: LayerCache = { k: take(layer.k, at, longest), v: take(layer.v, at, longest) }; // [B', nh, longest, hs]
+        if (layer.keys) prefix.lastKey = take(layer.keys, lastAt, 1); // [B', nh, 1, hs]
+        return prefix;
+      });
+    });
+    out.length = longest;
+    return out;
+  }
+
   dispose(): void {
     for (const layer of this.layers) {
       layer.k.dispose();
       layer.v.dispose();
       layer.lastKey?.dispose();
+      layer.keys?.dispose();
     }
     this.layers = [];
     this.length = 0;
@@ -464,9 +587,13 @@ export class GPT {
     });
   }
 
-  /** An empty key/value cache for `forwardCached`. */
-  createCache(batch: number): KVCache {
-    return new KVCache(batch);
+  /**
+   * An empty key/value cache for `forwardCached`; `padding` gives each row's number of leading
+   * filler tokens (left padding, see KVCache), which must all lie in the first call's tokens;
+   * `keepKeys` keeps what `KVCache.prefixes` needs with smeared keys.
+   */
+  createCache(batch: number, opts: { padding?: readonly number[]; keepKeys?: boolean } = {}): KVCache {
+    return new KVCache(batch, opts);
   }
 
   /**
@@ -474,6 +601,15 @@ export class GPT {
    * last new position [B, V] and appends the new keys/values to the cache.
    */
   forwardCached(idx: tf.Tensor2D, cache: KVCache): tf.Tensor2D {
+    const [b, t] = idx.shape;
+    const all = this.forwardCachedAll(idx, cache); // [B, t, V]
+    const last = tf.tidy(() => tf.reshape(tf.slice(all, [0, t - 1, 0], [b, 1, -1]), [b, this.config.vocabSize])) as tf.Tensor2D; // [B, V]
+    all.dispose();
+    return last;
+  }
+
+  /** As `forwardCached`, but the logits of every new position [B, t, V]. */
+  forwardCachedAll(idx: tf.Tensor2D, cache: KVCache): tf.Tensor3D {
     const [b, t] = idx.shape;
     if (b !== cache.batch) {
       throw new Error(`Expected a batch of ${cache.batch} (the cache's), got ${b}`);
@@ -484,26 +620,41 @@ export class GPT {
         `Cache holds ${start} positions; ${t} more exceed the model's blockSize ${this.config.blockSize}`,
       );
     }
+    const padding = cache.padding;
+    const padded = padding.some((p) => p > 0);
+    if (padded && start === 0 && padding.some((p) => p >= t)) {
+      throw new Error(`Expected every row's padding to end within the first ${t} tokens, got ${Math.max(...padding)}`);
+    }
     const past = cache.layers;
     const result = tf.tidy(() => {
       // Row i (absolute position start+i) may see keys 0..start+i.
-      const mask = tf.slice(this.causalMask, [start, 0], [t, start + t]) as tf.Tensor2D; // [t, start+t]
+      let mask: tf.Tensor = tf.slice(this.causalMask, [start, 0], [t, start + t]); // [t, start+t]
+      let position: number | tf.Tensor2D = start;
+      if (padded) {
+        // Padding is never a key, and each row's positions count from its first real token.
+        const tk = start + t;
+        const hidden = new Float32Array(b * tk);
+        const own = new Int32Array(b * t);
+        padding.forEach((p, r) => {
+          hidden.fill(MASKED, r * tk, r * tk + p);
+          for (let i = 0; i < t; i++) own[r * t + i] = Math.max(0, start + i - p);
+        });
+        mask = tf.add(mask, tf.tensor4d(hidden, [b, 1, 1, tk])); // [B, 1, t, start+t]
+        position = tf.tensor2d(own, [b, t], 'int32'); // [B, t]
+      }
       const { logits, presents } = this.run(idx, {
-        position: start,
+        position,
         mask,
         training: false,
         past: past.length > 0 ? past : undefined,
+        keepKeys: cache.keepKeys,
       });
-      const last = tf.reshape(
-        tf.slice(tf.reshape(logits, [b, t, this.config.vocabSize]), [0, t - 1, 0], [b, 1, -1]),
-        [b, this.config.vocabSize],
-      ) as tf.Tensor2D; // [B, V]
-      return { last, presents };
+      return { all: tf.reshape(logits, [b, t, this.config.vocabSize]) as tf.Tensor3D, presents }; // [B, t, V]
     });
     cache.dispose();
     cache.layers = result.presents;
     cache.length = start + t;
-    return result.last;
+    return result.all;
   }
 
   /**
@@ -512,7 +663,7 @@ export class GPT {
    */
   private run(
     idx: tf.Tensor2D,
-    opts: { position: number | tf.Tensor2D; mask: tf.Tensor; training: boolean; past?: LayerCache[] },
+    opts: { position: number | tf.Tensor2D; mask: tf.Tensor; training: boolean; past?: LayerCache[]; keepKeys?: boolean },
   ): { logits: tf.Tensor2D; presents: LayerCache[] } {
     const [b, t] = idx.shape;
     const d = this.config.nEmbd;
@@ -531,14 +682,14 @@ export class GPT {
     }
     x = dropout(x) as tf.Tensor2D;
     const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
-    // Packed documents: a document's first token has no previous key to smear in.
+    // Packed documents or left padding: a document's first token has no previous key to smear in.
     const samePrevious =
       this.config.smearKeys && typeof opts.position !== 'number'
         ? (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D)
         : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], dropout, rotary, samePrevious });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], keepKeys: opts.keepKeys, dropout, rotary, samePrevious });
       x = out.y;
       presents.push(out.present);
     });

@@ -19,6 +19,7 @@ import {
   rolloutOutput,
   trueRolloutFrames,
   type DecodeRequest,
+  type DecodeResult,
 } from '../../eval/predict.js';
 import { loopTrace, step } from './fixtures.js';
 
@@ -52,7 +53,7 @@ describe('greedy decoding', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(cached).toEqual(recomputed);
     expect(cached.map((r) => r.ids.length)).toEqual([20, 12, 25, 30, 16]); // the last one is cut by blockSize 96
-    // Batching rows of equal length gives each row what it gets alone.
+    // Batching rows (left-padded to a common length) gives each row what it gets alone.
     const alone = requests.map((r) => decodeGreedy(model, [r], { ...neverStop, mode: 'cache' })[0]);
     expect(alone).toEqual(cached);
   });
@@ -64,6 +65,78 @@ describe('greedy decoding', () => {
     expect(r.stop).toBe(stopAt);
     expect(r.ids).toEqual(free.ids.slice(0, free.ids.indexOf(stopAt)));
   });
+});
+
+describe.each([
+  ['learned', false],
+  ['learned', true],
+  ['rope', false],
+  ['rope', true],
+] as const)('greedy decoding of prompts of mixed lengths (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
+  const blockSize = 48;
+  let mixed: GPT;
+  beforeAll(() => {
+    mixed = new GPT({ ...MODEL_PRESETS.tiny, blockSize, vocabSize: 60, positionEncoding, smearKeys }, { seed: 3 });
+    // Sharper than the initial weights, so the next token depends on the whole prompt.
+    tf.tidy(() => {
+      for (const [name, w] of mixed.namedWeights()) if (!name.includes('ln_')) w.assign(tf.mul(w, 6));
+      mixed.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d([1.5 - i, -0.5 + i])));
+    });
+  });
+
+  const prompt = (length: number, salt: number): number[] => Array.from({ length }, (_, i) => (i * 7 + salt * 13 + 1) % 60);
+  const requests: DecodeRequest[] = [
+    { prompt: prompt(1, 0), maxNewTokens: 20 },
+    { prompt: prompt(3, 1), maxNewTokens: 9 },
+    { prompt: prompt(4, 2), maxNewTokens: 0 },
+    { prompt: prompt(6, 3), maxNewTokens: 30 },
+    { prompt: prompt(11, 4), maxNewTokens: 5 },
+    { prompt: prompt(12, 5), maxNewTokens: 16 },
+    { prompt: prompt(12, 6), maxNewTokens: 1 },
+    { prompt: prompt(19, 7), maxNewTokens: 40 },
+    { prompt: prompt(27, 8), maxNewTokens: 12 },
+    { prompt: prompt(40, 9), maxNewTokens: 30 }, // cut by the context at 8
+    { prompt: prompt(47, 10), maxNewTokens: 4 }, // room for 1
+    { prompt: prompt(48, 11), maxNewTokens: 4 }, // no room
+    { prompt: prompt(2, 12), maxNewTokens: 60 }, // cut by the context at 46
+    // Prefixes of one prompt (as a trace's frames are), decoded from its cache.
+    { prompt: prompt(17, 20), maxNewTokens: 12 },
+    { prompt: prompt(1, 20), maxNewTokens: 10 },
+    { prompt: prompt(5, 20), maxNewTokens: 0 },
+    { prompt: prompt(33, 20), maxNewTokens: 30 }, // cut by the context at 15
+    { prompt: prompt(40, 20), maxNewTokens: 3 },
+    { prompt: prompt(17, 20), maxNewTokens: 25 },
+  ];
+  /** Decoding each request alone on the cpu backend takes a while on a loaded machine. */
+  const SLOW = 180_000;
+  const aloneEach = (options: { isStop: (id: number) => boolean; mode?: 'cache' | 'recompute' }): DecodeResult[] =>
+    requests.map((r) => decodeGreedy(mixed, [r], { ...options, batchSize: 1 })[0]!);
+
+  it('gives each row the tokens it gets decoded alone', () => {
+    const neverStop = { isStop: () => false };
+    const before = tf.memory().numTensors;
+    const together = decodeGreedy(mixed, requests, { ...neverStop, batchSize: 32 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(together).toEqual(aloneEach(neverStop));
+    expect(together.map((r) => r.ids.length)).toEqual([20, 9, 0, 30, 5, 16, 1, 29, 12, 8, 1, 0, 46, 12, 10, 0, 15, 3, 25]);
+  }, SLOW);
+
+  it('gives each row the tokens it gets decoded alone when rows stop at different steps', () => {
+    // Stop at a token some rows write early and others never.
+    const counts = new Map<number, number>();
+    for (const r of decodeGreedy(mixed, requests, { isStop: () => false })) {
+      for (const id of new Set(r.ids.slice(0, 4))) counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    const stopId = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+    const stopping = { isStop: (id: number) => id === stopId };
+    const stopped = decodeGreedy(mixed, requests, { ...stopping, batchSize: 32 });
+    expect(stopped).toEqual(aloneEach(stopping));
+    expect(stopped.filter((r) => r.stop === stopId).length).toBeGreaterThan(1);
+    expect(stopped.some((r) => r.stop === null && r.ids.length > 4)).toBe(true);
+    // In batches of 5 (several batches of prompts and of prefixes) and by recomputing the prefix.
+    expect(decodeGreedy(mixed, requests, { ...stopping, batchSize: 5 })).toEqual(stopped);
+    expect(decodeGreedy(mixed, requests, { ...stopping, batchSize: 32, mode: 'recompute' })).toEqual(stopped);
+  }, SLOW);
 });
 
 describe('teacher-forced prompts', () => {

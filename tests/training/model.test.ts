@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
 import { MODEL_PRESETS } from '../../training/config.js';
-import { GPT, gelu, layerNorm, type ModelConfig } from '../../training/model.js';
+import { GPT, gelu, layerNorm, type KVCache, type ModelConfig } from '../../training/model.js';
 import { setKernelOverrides } from '../../training/kernels/wasm.js';
 import { useTransposingMatMul } from '../../training/kernels/matmul.js';
 
@@ -12,6 +12,7 @@ const config: ModelConfig = { ...MODEL_PRESETS.tiny, vocabSize: VOCAB };
 /** Position encoding and smeared keys: every way attention can see a document. */
 const ATTENTION_VARIANTS = [
   ['learned', false],
+  ['learned', true],
   ['rope', false],
   ['rope', true],
 ] as const;
@@ -189,6 +190,126 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     expect(() => model.forwardCached(tf.zeros([2, config.blockSize], 'int32') as tf.Tensor2D, cache)).toThrow(/blockSize/);
     cache.dispose();
     tf.dispose([full, idx]);
+    model.dispose();
+  });
+
+  it.each(ATTENTION_VARIANTS)('decodes left-padded rows of different lengths in one cache as each alone (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
+    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 6 });
+    model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
+    const prompts = [
+      [3, 1, 4],
+      [2, 7, 1, 8, 2, 8, 1],
+      [5, 9, 2, 6, 5],
+    ];
+    const next = [
+      [11, 12, 13, 14],
+      [21, 22, 23, 24],
+      [31, 32, 33, 34],
+    ];
+    const filler = 17; // a real token id, so a key leaking from the padding would show
+    const gap = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+    // Each row alone: its prompt, then one token at a time.
+    const feed = (ids: number[][], cache: KVCache): tf.Tensor2D => {
+      const idx = tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32');
+      const logits = model.forwardCached(idx, cache); // [B, V]
+      idx.dispose();
+      return logits;
+    };
+    const alone = prompts.map((prompt, r) => {
+      const cache = model.createCache(1);
+      const out = [feed([prompt], cache)];
+      for (const id of next[r]!) out.push(feed([[id]], cache));
+      cache.dispose();
+      return out; // [1, V] each
+    });
+    const before = tf.memory().numTensors;
+    const padding = prompts.map((p) => 7 - p.length);
+    const cache = model.createCache(3, { padding });
+    const rows = prompts.map((p, r) => [...new Array<number>(padding[r]!).fill(filler), ...p]);
+    const first = feed(rows, cache); // [3, V]
+    prompts.forEach((_, r) => {
+      const row = tf.slice(first, [r, 0], [1, -1]);
+      expect(gap(row, alone[r]![0]!)).toBeLessThan(1e-4);
+      row.dispose();
+    });
+    // Unmasked, the same padded rows give other logits: the check above can fail.
+    const leaky = model.createCache(3);
+    const leakyFirst = feed(rows, leaky);
+    expect(tf.tidy(() => gap(tf.slice(leakyFirst, [0, 0], [1, -1]), alone[0]![0]!))).toBeGreaterThan(1e-4);
+    leakyFirst.dispose();
+    leaky.dispose();
+    first.dispose();
+    // Two steps with every row, then rows 2 and 0 only: the padding they share is dropped.
+    let live = [0, 1, 2];
+    for (let s = 0; s < 4; s++) {
+      if (s === 2) {
+        cache.keepRows([2, 0]);
+        live = [2, 0];
+        expect(cache.padding).toEqual([0, 2]);
+        expect(cache.length).toBe(7 + 2 - 2);
+      }
+      const logits = feed(live.map((r) => [next[r]![s]!]), cache); // [live, V]
+      live.forEach((r, k) => {
+        const row = tf.slice(logits, [k, 0], [1, -1]);
+        expect(gap(row, alone[r]![s + 1]!)).toBeLessThan(1e-4);
+        row.dispose();
+      });
+      logits.dispose();
+    }
+    cache.dispose();
+    // Padding shared by every row (rows 0 and 2 in a 6-wide batch) is dropped by keepRows with all rows kept.
+    const wide = model.createCache(2, { padding: [3, 1] });
+    feed([0, 2].map((r) => [...new Array<number>(6 - prompts[r]!.length).fill(filler), ...prompts[r]!]), wide).dispose();
+    wide.keepRows([0, 1]);
+    expect(wide.padding).toEqual([2, 0]);
+    const after = feed([[next[0]![0]!], [next[2]![0]!]], wide); // [2, V]
+    [0, 2].forEach((r, k) => expect(tf.tidy(() => gap(tf.slice(after, [k, 0], [1, -1]), alone[r]![1]!))).toBeLessThan(1e-4));
+    after.dispose();
+    wide.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // Every row needs a real token in the first call.
+    expect(() => feed([[1, 2, 3], [4, 5, 6]], model.createCache(2, { padding: [0, 3] }))).toThrow(/padding/);
+    expect(() => model.createCache(2, { padding: [1] })).toThrow(/one padding per row/);
+    tf.dispose(alone.flat());
+    model.dispose();
+  });
+
+  it.each(ATTENTION_VARIANTS)('cuts prompt prefixes out of a longer prompt\'s cache, which then decode as each alone (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
+    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 12 });
+    model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
+    const feed = (ids: number[][], cache: KVCache): tf.Tensor2D => {
+      const idx = tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32');
+      const logits = model.forwardCached(idx, cache); // [B, V]
+      idx.dispose();
+      return logits;
+    };
+    const gap = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+    const long = [[9, 8, 7, 6, 5, 4, 3, 2], [1, 2, 3, 4, 5, 6, 7, 8]];
+    const host = model.createCache(2, { padding: [2, 0], keepKeys: true });
+    feed([[0, 0, ...long[0]!.slice(0, 6)], long[1]!], host).dispose();
+    // Row 0 holds 6 real positions; prefixes of 3 and 6 of it, and of 5 of row 1, then one more token each.
+    const picks = [{ row: 0, length: 3 }, { row: 1, length: 5 }, { row: 0, length: 6 }];
+    const prefixes = host.prefixes(picks);
+    expect(prefixes.padding).toEqual([3, 1, 0]);
+    const together = feed([[30], [31], [32]], prefixes); // [3, V]
+    picks.forEach(({ row, length }, i) => {
+      const cache = model.createCache(1);
+      feed([long[row]!.slice(0, length)], cache).dispose();
+      const alone = feed([[30 + i]], cache); // [1, V]
+      expect(tf.tidy(() => gap(tf.slice(together, [i, 0], [1, -1]), alone))).toBeLessThan(1e-4);
+      tf.dispose(alone);
+      cache.dispose();
+    });
+    expect(() => host.prefixes([{ row: 0, length: 7 }])).toThrow(/prefix length/);
+    if (smearKeys) {
+      const plain = model.createCache(1);
+      feed([[1, 2, 3]], plain).dispose();
+      expect(() => plain.prefixes([{ row: 0, length: 2 }])).toThrow(/keepKeys/);
+      plain.dispose();
+    }
+    tf.dispose(together);
+    prefixes.dispose();
+    host.dispose();
     model.dispose();
   });
 
