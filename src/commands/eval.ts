@@ -127,7 +127,7 @@ export function registerEval(program: Command): void {
     .option('--rollout', 'also generate whole traces from the context alone (slow) and score their return values beside the direct ones')
     .option('--baselines-from <dir>', "fit the most-frequent baselines on this corpus's train split (e.g. the training corpus, for a set with no train split such as CRUXEval with --tasks)")
     .option('--backend <name>', 'tfjs backend (auto, node-gpu, node, wasm, cpu)', EVAL_DEFAULTS.backend)
-    .option('--batch-size <n>', 'prompts decoded together (equal lengths share a batch)', positiveInt('--batch-size'), EVAL_DEFAULTS.batchSize)
+    .option('--batch-size <n>', 'prompts decoded together (any lengths; prompts that share a prefix share its work)', positiveInt('--batch-size'), EVAL_DEFAULTS.batchSize)
     .option('--examples <n>', 'traces shown in the report trace viewer', nonNegativeInt('--examples'), EVAL_DEFAULTS.examples)
     .option('--max-rollout-tokens <n>', 'cap on tokens generated per rollout', positiveInt('--max-rollout-tokens'), EVAL_DEFAULTS.maxRolloutTokens)
     .option('--tasks <list>', 'also score derived tasks: all, or some of step,next,out,until,back,coverage,nextline,value,output,input (README, "Task formats")')
