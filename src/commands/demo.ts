@@ -35,10 +35,12 @@ export interface DemoOptions {
   vocabSize: number;
   /** Sequences per step. */
   batch: number;
-  /** Held-out traces to evaluate. */
-  evalLimit: number;
+  /** Held-out traces to evaluate (null: the whole test split). */
+  evalLimit: number | null;
   /** Also generate whole traces from the source alone and score their return values (CWM's route to outputs). */
   rollout: boolean;
+  /** Held-out traces to roll out: a seeded sample, since a rollout costs a whole trace of decoding. */
+  rolloutLimit: number;
   /** Also evaluate on the hand-written functions shipped in eval/data/. */
   handwritten: boolean;
   /** How many of them (null: all). */
@@ -59,8 +61,9 @@ export const DEMO_DEFAULTS: DemoOptions = {
   steps: 1350,
   vocabSize: 1024,
   batch: 8,
-  evalLimit: 60,
+  evalLimit: null,
   rollout: true,
+  rolloutLimit: 60,
   handwritten: true,
   handwrittenLimit: null,
   seed: 1,
@@ -74,6 +77,7 @@ export const DEMO_QUICK: Partial<DemoOptions> = {
   steps: 20,
   batch: 8,
   evalLimit: 6,
+  rolloutLimit: 4,
   handwrittenLimit: 6,
 };
 
@@ -131,7 +135,7 @@ export function demoFigures(report: StoredReport): Figure[] {
   for (const out of [report.output, report.rolloutOutput]) {
     if (!out) continue;
     figures.push({
-      label: `output accuracy (${out.mode})`,
+      label: out.mode === 'rollout' ? `output accuracy (rollout, ${out.model.programs} programs)` : `output accuracy (${out.mode})`,
       model: out.model.equalAccuracy,
       baseline: out.baseline?.equalAccuracy ?? null,
       baselineLabel: 'most frequent return value',
@@ -174,14 +178,15 @@ export async function runDemo(options: DemoOptions): Promise<{ sets: DemoSet[]; 
   const handCorpus = join(out, 'handwritten');
   const run = join(out, 'run');
   const evalDir = join(out, 'eval');
+  const rolloutDir = join(out, 'eval-rollout');
   const handEvalDir = join(out, 'eval-handwritten');
   const handwritten = options.handwritten && existsSync(HANDWRITTEN_SET);
   if (!options.reuse) {
-    for (const dir of [corpus, handCorpus, run, evalDir, handEvalDir]) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [corpus, handCorpus, run, evalDir, rolloutDir, handEvalDir]) rmSync(dir, { recursive: true, force: true });
   }
   const quietFlag = options.quiet ? ['--quiet'] : [];
   const rolloutFlag = options.rollout ? ['--rollout'] : [];
-  const stages = 3 + (handwritten ? 2 : 0);
+  const stages = 3 + (options.rollout ? 1 : 0) + (handwritten ? 2 : 0);
   let stage = 0;
   const title = (text: string) => `${++stage}/${stages} ${text}`;
   // Stages run one after another, so training may use every core: threaded wasm is about
@@ -210,12 +215,24 @@ export async function runDemo(options: DemoOptions): Promise<{ sets: DemoSet[]; 
       options.quiet,
     );
   } else stage++;
+  const sample = (limit: number | null) => (limit === null ? [] : ['--limit', String(limit), '--seed', String(options.seed)]);
   await runStage(
-    title('evaluate on held-out programs'),
-    ['eval', '--model', run, '--corpus', corpus, '--split', 'test', '--limit', String(options.evalLimit), '--seed', String(options.seed), ...rolloutFlag, '--out', evalDir, ...quietFlag],
+    title(options.evalLimit === null ? 'evaluate on every held-out program' : 'evaluate on held-out programs'),
+    ['eval', '--model', run, '--corpus', corpus, '--split', 'test', ...sample(options.evalLimit), '--out', evalDir, ...quietFlag],
     options.quiet,
   );
-  const sets: DemoSet[] = [{ title: `held-out synthetic ${options.programPreset} programs`, reportDir: evalDir, figures: demoFigures(readStageReport(evalDir)) }];
+  const heldOut = readStageReport(evalDir);
+  const figures = demoFigures(heldOut);
+  if (options.rollout) {
+    // Rollouts decode whole traces one after another, so they run on a seeded sample.
+    await runStage(
+      title('roll out held-out programs (the trace first, then its return value)'),
+      ['eval', '--model', run, '--corpus', corpus, '--split', 'test', ...sample(options.rolloutLimit), '--rollout', '--out', rolloutDir, ...quietFlag],
+      options.quiet,
+    );
+    figures.push(...demoFigures(readStageReport(rolloutDir)).filter((f) => f.label.startsWith('output accuracy (rollout')));
+  }
+  const sets: DemoSet[] = [{ title: `held-out synthetic ${options.programPreset} programs (${heldOut.corpus?.traces ?? 0} of the test split)`, reportDir: evalDir, figures }];
   if (handwritten) {
     await runStage(
       title('evaluate on the hand-written functions'),
@@ -238,7 +255,8 @@ export function registerDemo(program: Command): void {
     .option('--steps <n>', 'optimizer steps', positiveInt('--steps'), DEMO_DEFAULTS.steps)
     .option('--batch <n>', 'sequences per step', positiveInt('--batch'), DEMO_DEFAULTS.batch)
     .option('--vocab-size <n>', 'tokenizer vocabulary', positiveInt('--vocab-size'), DEMO_DEFAULTS.vocabSize)
-    .option('--eval-limit <n>', 'held-out traces to evaluate', positiveInt('--eval-limit'), DEMO_DEFAULTS.evalLimit)
+    .option('--eval-limit <n>', 'held-out traces to evaluate (default: the whole test split)', positiveInt('--eval-limit'))
+    .option('--rollout-limit <n>', 'held-out traces to roll out (a seeded sample: each is a whole trace of decoding)', positiveInt('--rollout-limit'), DEMO_DEFAULTS.rolloutLimit)
     .option('--no-rollout', 'skip generating whole traces (outputs are then predicted directly only)')
     .option('--no-handwritten', 'skip the evaluation on the hand-written functions')
     .option('--seed <n>', 'seed of programs, weights and sampling', positiveInt('--seed'), DEMO_DEFAULTS.seed)
@@ -253,8 +271,10 @@ export function registerDemo(program: Command): void {
         'from a generated trace) on test-split programs the model never saw, then on hand-written\n' +
         'functions of CRUXEval\'s shape. The HTML reports have charts and a trace viewer.',
     )
-    .action(async (flags: DemoOptions & { quick?: boolean }) => {
-      const options: DemoOptions = { ...DEMO_DEFAULTS, ...flags, ...(flags.quick ? DEMO_QUICK : {}) };
+    .action(async (flags: DemoOptions & { quick?: boolean }, command: Command) => {
+      // --quick replaces the defaults, not the flags given beside it.
+      const quick = Object.entries(flags.quick ? DEMO_QUICK : {}).filter(([key]) => command.getOptionValueSource(key) !== 'cli');
+      const options: DemoOptions = { ...DEMO_DEFAULTS, ...flags, ...Object.fromEntries(quick) };
       const { sets, seconds } = await runDemo(options);
       process.stdout.write(`\nexecwm demo: results on programs the model never saw (${seconds.toFixed(0)} s in all)\n`);
       for (const set of sets) {

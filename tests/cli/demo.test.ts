@@ -10,7 +10,7 @@ describe('execwm demo', () => {
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('runs trace, train and eval end to end and prints the table beside the baselines', async () => {
-    const res = await runCliAsync(['demo', '--quick', '--programs', '40', '--steps', '4', '--eval-limit', '3', '--out', out, '--quiet'], {
+    const res = await runCliAsync(['demo', '--quick', '--programs', '40', '--steps', '4', '--eval-limit', '3', '--rollout-limit', '2', '--out', out, '--quiet'], {
       timeoutMs: 600_000,
     });
     expect(res.stderr).toBe('');
@@ -19,8 +19,14 @@ describe('execwm demo', () => {
     expect(res.stdout).toMatch(/state exact match/);
     expect(res.stdout).toMatch(/output accuracy \(direct\)/);
     expect(res.stdout).toContain(join(out, 'eval', 'report.html'));
-    const report = JSON.parse(readFileSync(join(out, 'eval', 'report.json'), 'utf8')) as { corpus: { split: string } };
-    expect(report.corpus.split).toBe('test');
+    const report = JSON.parse(readFileSync(join(out, 'eval', 'report.json'), 'utf8')) as { corpus: { split: string; traces: number }; rolloutOutput: unknown };
+    expect(report.corpus).toMatchObject({ split: 'test', traces: 3 });
+    expect(report.rolloutOutput).toBeNull();
+    // Rollouts run on their own seeded sample, reported apart and named in the table with their count.
+    const rolled = JSON.parse(readFileSync(join(out, 'eval-rollout', 'report.json'), 'utf8')) as { corpus: { traces: number }; rolloutOutput: { model: { programs: number } } };
+    expect(rolled.corpus.traces).toBe(2);
+    expect(res.stdout).toMatch(/held-out synthetic easy programs \(3 of the test split\)/);
+    expect(res.stdout).toMatch(new RegExp(`output accuracy \\(rollout, ${rolled.rolloutOutput.model.programs} programs\\)`));
   }, 600_000);
 
   it('refuses a bad flag value with exit 2', () => {
