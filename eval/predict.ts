@@ -449,7 +449,9 @@ export function contextIds(trace: Pick<Trace, 'source' | 'entry'>, tokenizer: To
 /**
  * Generates a whole trace from the context (batch of one). When the context fills,
  * the cache is rebuilt from a training-like window: the context, the last whole
- * frames that fit in half the block, and the frame being written.
+ * frames that fit in half the block, and the frame being written. It stops at
+ * `<|trace_end|>`, after `maxTokens`, or (`stopAtFirstReturn`) at the first return to
+ * depth 0. `generateRollouts` writes the same tokens for many traces at once.
  */
 export function generateRollout(
   model: GPT,
@@ -506,6 +508,130 @@ export function generateRollout(
     cache.dispose();
   }
   return { text: tokenizer.decode(generated), tokens: generated.length };
+}
+
+/** One rollout to generate: a program's context, and at most `maxTokens` new tokens. */
+export interface RolloutRequest {
+  trace: Pick<Trace, 'source' | 'entry'>;
+  maxTokens: number;
+}
+
+export interface RolloutOptions {
+  /** Stop at the first return to depth 0 (the entry's own return). */
+  stopAtFirstReturn?: boolean;
+  /** Most rollouts decoded together; default 32. */
+  batchSize?: number;
+  /** Called with the number of rollouts just finished. */
+  onProgress?: (done: number) => void;
+}
+
+/** A rollout between steps: what it wrote, where its frames start, and what its cache holds. */
+interface RolloutRow {
+  index: number;
+  maxTokens: number;
+  ctx: number[];
+  generated: number[];
+  /** Start (in `generated`) of each frame. */
+  frameStarts: number[];
+  depth: number;
+  /** The current frame's event token, once written. */
+  event: number | null;
+  /** What the next prefill feeds: the context, or a window after the context filled. */
+  prompt: number[];
+  /** Positions in the row's cache. */
+  held: number;
+}
+
+/**
+ * Many rollouts, each exactly as `generateRollout` writes it alone, decoded `batchSize` at a
+ * time in lockstep (prompts left-padded to the longest, see KVCache). A rollout whose context
+ * fills leaves its batch with its training-like window and is prefilled again, with the other
+ * waiting windows and contexts, in a later batch.
+ */
+export function generateRollouts(
+  model: GPT,
+  tokenizer: Tokenizer,
+  requests: readonly RolloutRequest[],
+  options: RolloutOptions = {},
+): { text: string; tokens: number }[] {
+  const batchSize = options.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize <= 0) {
+    throw new Error(`Expected \`batchSize\` to be a positive integer, got ${batchSize}`);
+  }
+  const sp = specialIds(tokenizer);
+  const block = model.config.blockSize;
+  const results = requests.map(() => ({ text: '', tokens: 0 }));
+  const finish = (row: RolloutRow): false => {
+    results[row.index] = { text: tokenizer.decode(row.generated), tokens: row.generated.length };
+    options.onProgress?.(1);
+    return false;
+  };
+  const waiting: RolloutRow[] = [];
+  let empty = 0;
+  requests.forEach((r, index) => {
+    const ctx = contextIds(r.trace, tokenizer);
+    if (ctx.length >= block || r.maxTokens <= 0) empty += 1;
+    else waiting.push({ index, maxTokens: r.maxTokens, ctx, generated: [], frameStarts: [0], depth: 0, event: null, prompt: ctx, held: 0 });
+  });
+  if (empty > 0) options.onProgress?.(empty);
+  /** Records a row's next token; whether the row goes on in its batch (else it ended or waits for a restart). */
+  const take = (row: RolloutRow, id: number): boolean => {
+    const { generated, frameStarts } = row;
+    generated.push(id);
+    if (id === sp.traceEnd) return finish(row);
+    if (frameStarts[frameStarts.length - 1] === generated.length - 1) row.event = id;
+    if (id === sp.frameSep) {
+      frameStarts.push(generated.length);
+      if (row.event === sp.callSep) row.depth += 1;
+      if (row.event === sp.returnSep && --row.depth <= 0 && options.stopAtFirstReturn) return finish(row);
+    }
+    if (generated.length >= row.maxTokens) return finish(row);
+    if (row.held + 1 <= block) {
+      row.held += 1;
+      return true;
+    }
+    // The context is full: restart from a window like training's.
+    let from = frameStarts[frameStarts.length - 1]!;
+    for (let j = frameStarts.length - 2; j >= 0 && row.ctx.length + (generated.length - frameStarts[j]!) <= block / 2; j--) {
+      from = frameStarts[j]!;
+    }
+    const window = [...row.ctx, ...generated.slice(from)];
+    if (window.length >= block) return finish(row);
+    row.prompt = window;
+    waiting.push(row);
+    return false;
+  };
+  while (waiting.length > 0) {
+    // Similar lengths together, for little padding.
+    waiting.sort((a, b) => a.prompt.length - b.prompt.length || a.index - b.index);
+    const batch = waiting.splice(0, batchSize);
+    const { ids, padding, length } = leftPad(batch.map((r) => r.prompt));
+    const cache = model.createCache(batch.length, { padding });
+    try {
+      const idx = tf.tensor2d(ids, [batch.length, length], 'int32'); // [B, T]
+      const logits = model.forwardCached(idx, cache); // [B, V]
+      idx.dispose();
+      const first = argmaxRows(logits);
+      logits.dispose();
+      for (const row of batch) row.held = row.prompt.length;
+      let inCache = batch.map((_, k) => k);
+      lockstep(inCache, first, (k, id) => take(batch[k]!, id), (live, fed) => {
+        if (live.length !== inCache.length) {
+          cache.keepRows(live.map((k) => inCache.indexOf(k)));
+          inCache = [...live];
+        }
+        const next = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
+        const out = model.forwardCached(next, cache); // [B, V]
+        next.dispose();
+        const nextIds = argmaxRows(out);
+        out.dispose();
+        return nextIds;
+      });
+    } finally {
+      cache.dispose();
+    }
+  }
+  return results;
 }
 
 /** Direct output requests: the context and `<|return_sep|>`; up to `maxNewTokens` for the rest of the frame. */

@@ -19,7 +19,7 @@ import {
   contextIds,
   decodeGreedy,
   directOutputRequest,
-  generateRollout,
+  generateRollouts,
   parseDirectOutput,
   parseRolloutFrames,
   planFrames,
@@ -184,10 +184,14 @@ async function predictOutputs(
   let tokens = 0;
   if (options.mode === 'rollout') {
     options.progress.start('rollout (outputs)', programs.length, 'programs');
-    const predicted = programs.map((p) => {
-      const out = generateRollout(model, tokenizer, p, { maxTokens: options.maxRolloutTokens, stopAtFirstReturn: true });
+    const rollouts = generateRollouts(
+      model,
+      tokenizer,
+      programs.map((trace) => ({ trace, maxTokens: options.maxRolloutTokens })),
+      { stopAtFirstReturn: true, batchSize: options.batchSize, onProgress: (n) => options.progress.advance(n) },
+    );
+    const predicted = rollouts.map((out) => {
       tokens += out.tokens;
-      options.progress.advance(1);
       return rolloutOutput(parseRolloutFrames(out.text, stateEncoding(ckpt)));
     });
     options.progress.stop();
@@ -349,15 +353,18 @@ function rolloutPhase(
   const outputs: (string | null)[] = [];
   let generatedTokens = 0;
   options.progress.start('rollout', traces.length, 'traces');
-  for (const trace of traces) {
+  const requests = traces.map((trace) => {
     const trueLength = encodeTrace(trace, tokenizer, encoding).ids.length - contextIds(trace, tokenizer).length;
-    const out = generateRollout(model, tokenizer, trace, { maxTokens: Math.min(options.maxRolloutTokens, 2 * trueLength + 32) });
+    return { trace, maxTokens: Math.min(options.maxRolloutTokens, 2 * trueLength + 32) };
+  });
+  const rollouts = generateRollouts(model, tokenizer, requests, { onProgress: (n) => options.progress.advance(n) });
+  traces.forEach((trace, i) => {
+    const out = rollouts[i]!;
     generatedTokens += out.tokens;
     const frames = parseRolloutFrames(out.text, encoding);
     scores.push(scoreRollout(trueRolloutFrames(trace), frames));
     outputs.push(rolloutOutput(frames));
-    options.progress.advance(1);
-  }
+  });
   options.progress.stop();
   return { scores, outputs, generatedTokens };
 }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Trace } from '../../src/schema.js';
 import { MODEL_PRESETS } from '../../training/config.js';
 import { GPT } from '../../training/model.js';
-import { SPECIAL_TOKEN_LIST, traceToText } from '../../training/sequence.js';
+import { SPECIAL_TOKEN_LIST, SPECIAL_TOKENS, traceToText } from '../../training/sequence.js';
 import * as tf from '../../training/tf.js';
 import { trainTokenizer, type Tokenizer } from '../../training/tokenizer.js';
 import { MostFrequentValues } from '../../eval/baselines.js';
@@ -13,6 +13,8 @@ import {
   decodeGreedy,
   directOutputRequest,
   generateRollout,
+  generateRollouts,
+  contextIds,
   parseDirectOutput,
   parseRolloutFrames,
   planFrames,
@@ -243,4 +245,74 @@ describe('rollout parsing', () => {
     expect(out.tokens).toBeLessThanOrEqual(150);
     expect(tf.memory().numTensors).toBe(before);
   });
+});
+
+describe('batched rollouts', () => {
+  const blockSize = 64;
+  let rolling: GPT;
+  beforeAll(() => {
+    rolling = new GPT({ ...MODEL_PRESETS.tiny, blockSize, vocabSize: tokenizer.vocabSize }, { seed: 5 });
+    // Sharper than the initial weights, so the next token depends on the whole prompt.
+    tf.tidy(() => {
+      for (const [name, w] of rolling.namedWeights()) if (!name.includes('ln_')) w.assign(tf.mul(w, 6));
+    });
+  });
+  /**
+   * The tokenizer with the frame, call, return and trace-end separators moved to tokens this
+   * random model writes often, so its rollouts have frames, calls, returns and ends.
+   */
+  const remapped = (frameSep: number, callSep: number, returnSep: number, traceEnd: number): Tokenizer => {
+    const ids = new Map<string, number>([
+      [SPECIAL_TOKENS.frameSep, frameSep],
+      [SPECIAL_TOKENS.callSep, callSep],
+      [SPECIAL_TOKENS.returnSep, returnSep],
+      [SPECIAL_TOKENS.traceEnd, traceEnd],
+    ]);
+    return Object.create(tokenizer, { specialId: { value: (t: string) => ids.get(t) ?? tokenizer.specialId(t) } }) as Tokenizer;
+  };
+  // Contexts of 24 to 38 tokens, one longer than the block, and budgets that cut some rollouts.
+  const programs = Array.from({ length: 8 }, (_, k) => ({ source: `def f(${'ab'.repeat(k)}):\n    return ${k}\n`, entry: `f(${k})` }));
+  programs.push({ source: `def f():\n    return ${'1 + '.repeat(40)}1\n`, entry: 'f()' });
+  const budgets = [60, 50, 100, 30, 140, 160, 180, 200, 50];
+  const SLOW = 180_000;
+
+  it.each([
+    ['frames, calls, returns and trace ends', [82, 2, 29, 66], true],
+    ['contexts that fill', [89, 11, 91, 42], false],
+  ] as const)('writes what each trace writes alone (%s)', (_, map, returns) => {
+    const tok = remapped(map[0], map[1], map[2], map[3]);
+    const requests = programs.map((trace, i) => ({ trace, maxTokens: budgets[i]! }));
+    requests.push({ trace: programs[2]!, maxTokens: 0 });
+    const room = requests.map((r) => blockSize - contextIds(r.trace, tok).length);
+    expect(room.some((n) => n <= 0)).toBe(true);
+    let restarted = 0;
+    let cut = 0;
+    let ended = 0;
+    let returned = 0;
+    for (const stopAtFirstReturn of [false, true]) {
+      const alone = requests.map((r) => generateRollout(rolling, tok, r.trace, { maxTokens: r.maxTokens, stopAtFirstReturn }));
+      let progress = 0;
+      const before = tf.memory().numTensors;
+      const together = generateRollouts(rolling, tok, requests, { stopAtFirstReturn, onProgress: (n) => (progress += n) });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(progress).toBe(requests.length);
+      expect(together).toEqual(alone);
+      // Several batches, restarted rows joining rows that start.
+      expect(generateRollouts(rolling, tok, requests, { stopAtFirstReturn, batchSize: 3 })).toEqual(alone);
+      alone.forEach((out, i) => {
+        if (out.tokens > room[i]!) restarted += 1;
+        if (out.tokens > 0 && out.tokens === requests[i]!.maxTokens) cut += 1;
+        if (out.tokens < requests[i]!.maxTokens && out.text.endsWith(tok.decode([map[3]]))) ended += 1;
+      });
+      if (stopAtFirstReturn) {
+        const free = requests.map((r) => generateRollout(rolling, tok, r.trace, { maxTokens: r.maxTokens }));
+        returned = alone.filter((out, i) => out.tokens < free[i]!.tokens).length;
+      }
+    }
+    // The cases the batches must get right: windows after a full context, budgets, trace ends, first returns.
+    expect(restarted).toBeGreaterThan(0);
+    expect(cut).toBeGreaterThan(0);
+    expect(ended).toBeGreaterThan(0);
+    if (returns) expect(returned).toBeGreaterThan(0);
+  }, SLOW);
 });
