@@ -281,10 +281,10 @@ describe('batched rollouts', () => {
   // One test per case and stop mode: each is synchronous work, and a worker busy for a minute
   // without a break misses the test runner's heartbeat.
   it.each([
-    ['frames, calls, returns and trace ends', [82, 2, 29, 66], true, true],
-    ['contexts that fill', [89, 11, 91, 42], true, false],
-    ['nested calls: every empty frame a call', [82, 82, 2, 66], true, true],
-    ['short frames, kept whole in windows', [66, 174, 89, 42], false, false],
+    ['frames, calls, returns and trace ends', [82, 2, 29, 66], true],
+    ['contexts that fill', [89, 11, 91, 42], true],
+    ['nested calls: every empty frame a call', [82, 82, 2, 66], true],
+    ['short frames, kept whole in windows', [66, 174, 89, 42], false],
   ] as const)('writes what each trace writes alone (%s)', (_, map, ends) => {
     const tok = remapped(map[0], map[1], map[2], map[3]);
     const requests = programs.map((trace, i) => ({ trace, maxTokens: budgets[i]! }));
