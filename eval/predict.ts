@@ -19,7 +19,7 @@
  * - direct output: the context, then `<|return_sep|>`; the value after `<|arg_sep|>`.
  */
 import type { Trace } from '../src/schema.js';
-import type { GPT } from '../training/model.js';
+import type { GPT, KVCache } from '../training/model.js';
 import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
 import * as tf from '../training/tf.js';
 import type { Tokenizer } from '../training/tokenizer.js';
@@ -67,6 +67,26 @@ function leftPad(rows: readonly (readonly number[])[]): { ids: Int32Array; paddi
     return length - r.length;
   });
   return { ids, padding, length };
+}
+
+/**
+ * lockstep's feed for a cache whose rows are `rows`: drops the rows that ended from the cache,
+ * then feeds each live row its token and returns the greedy next ones.
+ */
+function cachedStep(model: GPT, cache: KVCache, rows: readonly number[]): (live: readonly number[], fed: readonly number[]) => Int32Array {
+  let held = rows;
+  return (live, fed) => {
+    if (live.length !== held.length) {
+      cache.keepRows(live.map((row) => held.indexOf(row)));
+      held = [...live];
+    }
+    const idx = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
+    const logits = model.forwardCached(idx, cache); // [B, V]
+    idx.dispose();
+    const ids = argmaxRows(logits);
+    logits.dispose();
+    return ids;
+  };
 }
 
 /**
@@ -184,20 +204,9 @@ function decodeShared(
         const first = argmaxRows(firstLogits);
         tf.dispose([at, firstLogits]);
         const prefixes = cache.prefixes(picks);
-        let held = batch.map(({ g }) => g);
+        const held = batch.map(({ g }) => g);
         try {
-          lockstep(held, first, take, (live, fed) => {
-            if (live.length !== held.length) {
-              prefixes.keepRows(live.map((i) => held.indexOf(i)));
-              held = [...live];
-            }
-            const idx = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
-            const next = model.forwardCached(idx, prefixes); // [B, V]
-            idx.dispose();
-            const out = argmaxRows(next);
-            next.dispose();
-            return out;
-          });
+          lockstep(held, first, take, cachedStep(model, prefixes, held));
         } finally {
           prefixes.dispose();
         }
@@ -614,19 +623,8 @@ export function generateRollouts(
       const first = argmaxRows(logits);
       logits.dispose();
       for (const row of batch) row.held = row.prompt.length;
-      let inCache = batch.map((_, k) => k);
-      lockstep(inCache, first, (k, id) => take(batch[k]!, id), (live, fed) => {
-        if (live.length !== inCache.length) {
-          cache.keepRows(live.map((k) => inCache.indexOf(k)));
-          inCache = [...live];
-        }
-        const next = tf.tensor2d([...fed], [fed.length, 1], 'int32'); // [B, 1]
-        const out = model.forwardCached(next, cache); // [B, V]
-        next.dispose();
-        const nextIds = argmaxRows(out);
-        out.dispose();
-        return nextIds;
-      });
+      const inCache = batch.map((_, k) => k);
+      lockstep(inCache, first, (k, id) => take(batch[k]!, id), cachedStep(model, cache, inCache));
     } finally {
       cache.dispose();
     }
