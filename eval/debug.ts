@@ -41,7 +41,7 @@ export class DebugSession {
   constructor(
     private readonly trace: Trace,
     private readonly ckpt: LoadedCheckpoint,
-    private readonly encoding: { diff: boolean; changedOnly: boolean },
+    private readonly encoding: { diff: boolean; changedOnly: boolean; operands: boolean },
   ) {
     this.lines = trace.source.split('\n');
   }

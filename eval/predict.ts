@@ -20,7 +20,7 @@
  */
 import type { Trace } from '../src/schema.js';
 import type { GPT, KVCache } from '../training/model.js';
-import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine } from '../training/sequence.js';
+import { SPECIAL_TOKENS, contextSegments, encodeSegments, encodeTrace, sourceLine, type SequenceOptions } from '../training/sequence.js';
 import * as tf from '../training/tf.js';
 import type { Tokenizer } from '../training/tokenizer.js';
 import { decodeState, stateStrings, type DecodeOptions as StateDecodeOptions, type RolloutFrame, type StateStrings } from './metrics.js';
@@ -308,9 +308,9 @@ export interface FramePlan {
 export function planFrames(
   trace: Trace,
   tokenizer: Tokenizer,
-  options: { diff: boolean; changedOnly?: boolean; blockSize: number },
+  options: SequenceOptions & { blockSize: number },
 ): FramePlan {
-  const enc = encodeTrace(trace, tokenizer, { diff: options.diff, changedOnly: options.changedOnly });
+  const enc = encodeTrace(trace, tokenizer, { diff: options.diff, changedOnly: options.changedOnly, operands: options.operands });
   const ids = enc.ids;
   const ctx = Array.from(ids.subarray(0, enc.contextLength));
   const requests: FrameRequest[] = [];
@@ -409,7 +409,9 @@ export function parseRolloutFrames(text: string, options: { diff: boolean; chang
               ? prev.state
               : null;
       const state = parseState(head, { ...options, previous });
-      frames.push({ event, state, action: tail, arg: null });
+      // A line's operand block (`<|arg_sep|>{...}`, see SequenceOptions.operands) is not part of its action.
+      const g = tail.indexOf(SPECIAL_TOKENS.argSep);
+      frames.push({ event, state, action: g < 0 ? tail : tail.slice(0, g), arg: null });
       if (event === 'call') open.push(state);
       else if (open.length > 0) open[open.length - 1] = state;
     } else {

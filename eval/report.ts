@@ -50,6 +50,8 @@ export interface EvalReport {
     diff: boolean;
     /** With `diff`: states listed only the changed locals. */
     changedOnly: boolean;
+    /** Lines carried their operands' values (training's `operands`). */
+    operands: boolean;
     stateWeight: number | null;
   };
   /** The corpus evaluated on; `id` is the manifest id training records too. */
@@ -401,6 +403,7 @@ export function renderHtml(report: EvalReport, examples: readonly ViewerTrace[])
   const meta = [
     `model <code>${esc(report.model.dir)}</code> (id ${esc(report.model.id)}, step ${report.model.step}, ` +
       `${report.model.params.toLocaleString('en-US')} params${report.model.diff ? (report.model.changedOnly ? ', diff encoding (changed locals only)' : ', diff encoding') : ''}` +
+      `${report.model.operands ? ', operands beside lines' : ''}` +
       `${report.model.trainedOn ? `, trained on corpus ${esc(report.model.trainedOn)}` : ''})`,
     c ? `corpus <code>${esc(c.dir)}</code> (id ${esc(c.id)}), split <b>${esc(c.split)}</b>, ${c.traces} traces` : '',
     `execwm ${esc(report.execwm)}, ${esc(report.createdAt)}, backend ${esc(report.timing.backend)}, ${report.timing.seconds.toFixed(1)} s`,

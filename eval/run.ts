@@ -75,9 +75,9 @@ export async function loadModel(dir: string, backend: BackendName): Promise<Load
   return { ckpt, backend: used, id: ckpt.weightsSha256.slice(0, 12), trainedOn: ckpt.manifestId };
 }
 
-/** How the model's training sequences wrote states (checkpoints from before `changedOnly` read as false). */
-export function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean } {
-  return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly };
+/** How the model's training sequences wrote states (checkpoints from before `changedOnly` or `operands` read them as false). */
+export function stateEncoding(ckpt: LoadedCheckpoint): { diff: boolean; changedOnly: boolean; operands: boolean } {
+  return { diff: ckpt.trainConfig.diff, changedOnly: ckpt.trainConfig.changedOnly, operands: ckpt.trainConfig.operands };
 }
 
 /** The report's model section. */

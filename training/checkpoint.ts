@@ -80,6 +80,7 @@ const CHECKPOINT_SCHEMA = v.object({
     vocabSize: v.number(),
     positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS)),
     smearKeys: v.optional(v.boolean()),
+    canon: v.optional(v.boolean()),
   }),
   trainConfig: TRAIN_CONFIG_SCHEMA,
   manifestId: v.string(),

@@ -43,6 +43,13 @@ export interface TrainConfig {
    */
   smearKeys: boolean;
   /**
+   * Canon layers before each block's attention and MLP (model.ts `Canon`); default true (at the
+   * demo's steps both seeds gain 1–2 points of variables, 2–6 of exact states, validation loss
+   * 0.86 → 0.79, for ~12% more time per step: docs/results.md rows 31–32). Checkpoints from
+   * before this field read as false.
+   */
+  canon: boolean;
+  /**
    * How the tokenizer spells numbers (tokenizer.ts `DigitOrder`): `msd` as written, `lsd` least
    * significant digit first; default `msd`. Checkpoints from before this field read as `msd`.
    */
@@ -64,6 +71,11 @@ export interface TrainConfig {
    * CWM's `".."` format). Checkpoints from before this field read as false.
    */
   changedOnly: boolean;
+  /**
+   * After each `line` frame's source line, the current values of the locals it names
+   * (sequence.ts `operands`); default false. Checkpoints from before this field read as false.
+   */
+  operands: boolean;
   /**
    * Add one output example per function trace (source and call → return value,
    * a next-token target for every λ) so direct output prediction is a trained
@@ -114,11 +126,13 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'warmupSteps'> = {
   vocabSize: 1024,
   positionEncoding: 'rope',
   smearKeys: true,
+  canon: true,
   digitOrder: 'msd',
   stateWeight: 1,
   outputWeight: null,
   diff: true,
   changedOnly: true,
+  operands: false,
   outputExamples: true,
   tasks: {},
   steps: 4000,
@@ -231,11 +245,13 @@ export const TRAIN_CONFIG_SCHEMA = v.object({
   vocabSize: v.number(),
   positionEncoding: v.optional(v.picklist(POSITION_ENCODINGS), 'learned'),
   smearKeys: v.optional(v.boolean(), false),
+  canon: v.optional(v.boolean(), false),
   digitOrder: v.optional(v.picklist(DIGIT_ORDERS), 'msd'),
   stateWeight: v.number(),
   outputWeight: v.optional(v.nullable(v.number()), null),
   diff: v.boolean(),
   changedOnly: v.optional(v.boolean(), false),
+  operands: v.optional(v.boolean(), false),
   outputExamples: v.optional(v.boolean(), false),
   tasks: v.optional(TASK_MIX_SCHEMA, {}),
   steps: v.number(),

@@ -156,7 +156,61 @@ type LayerCache = {
   lastKey?: tf.Tensor4D; // [B, nh, 1, hs]
   /** With smeared keys, in a cache that others take prefixes from: every position's key before smearing. */
   keys?: tf.Tensor4D; // [B, nh, Tc, hs]
+  /** With canon layers: the inputs each one saw at the last positions (see Canon). */
+  canonA?: CanonCache;
+  canonC?: CanonCache;
 };
+
+/** What a canon layer keeps of the positions seen so far. */
+type CanonCache = {
+  /** Its inputs at the last CANON_WIDTH − 1 positions (zeros before the first). */
+  last: tf.Tensor3D; // [B, K−1, D]
+  /** In a cache that others take prefixes from: its input at every position. */
+  all?: tf.Tensor3D; // [B, Tc, D]
+};
+
+/** Taps of a canon layer: the position itself and the CANON_WIDTH − 1 before it. */
+export const CANON_WIDTH = 4;
+
+/**
+ * A canon layer (Allen-Zhu 2025, "Physics of Language Models: Part 4.1"; Primer's depthwise
+ * convolution, So et al. 2021): a causal convolution along the sequence, one weight per channel
+ * and tap, added to its input:
+ *   y_t = u_t + Σ_{i<K} w_i ⊙ u_{t−i},   K = CANON_WIDTH, w = 0 at the start,
+ * where u_{t−i} = 0 when position t−i lies before the token's document (packed rows, left
+ * padding). Each position then carries the few tokens before it, so matching a span of the
+ * source ("the digit after `-1, ` in the call") takes one attention, not several layers.
+ */
+class Canon {
+  readonly weight: tf.Variable; // [K, D]
+  constructor(d: number) {
+    this.weight = tf.variable(tf.zeros([CANON_WIDTH, d]));
+  }
+
+  /**
+   * u [B·t, D] → y [B·t, D] and what the cache keeps. `lagMasks[i−1]` [B·t, 1] is 1 where the
+   * token's lag-i predecessor is in its document (absent when every predecessor in view is).
+   */
+  apply(u: tf.Tensor2D, opts: { batch: number; past?: CanonCache; keepAll?: boolean; lagMasks?: tf.Tensor2D[] }): { y: tf.Tensor2D; present: CanonCache } {
+    const b = opts.batch;
+    const [n, d] = u.shape;
+    const t = n / b;
+    const lags = CANON_WIDTH - 1;
+    const u3 = tf.reshape(u, [b, t, d]) as tf.Tensor3D; // [B, t, D]
+    const before = opts.past?.last ?? (tf.zeros([b, lags, d]) as tf.Tensor3D); // [B, K−1, D]
+    const full = tf.concat([before, u3], 1) as tf.Tensor3D; // [B, K−1+t, D]
+    let y: tf.Tensor2D = tf.add(u, tf.mul(u, tf.slice(this.weight, [0, 0], [1, d]))) as tf.Tensor2D; // [B·t, D]
+    for (let i = 1; i <= lags; i++) {
+      let shifted = tf.reshape(tf.slice(full, [0, lags - i, 0], [b, t, d]), [b * t, d]) as tf.Tensor2D; // u_{t−i}, [B·t, D]
+      const mask = opts.lagMasks?.[i - 1];
+      if (mask) shifted = tf.mul(shifted, mask);
+      y = tf.add(y, tf.mul(shifted, tf.slice(this.weight, [i, 0], [1, d]))) as tf.Tensor2D;
+    }
+    const present: CanonCache = { last: tf.slice(full, [0, t, 0], [b, lags, d]) as tf.Tensor3D };
+    if (opts.keepAll) present.all = opts.past?.all ? (tf.concat([opts.past.all, u3], 1) as tf.Tensor3D) : u3;
+    return { y, present };
+  }
+}
 
 /** The options every block and attention layer takes. */
 type LayerOptions = {
@@ -173,6 +227,8 @@ type LayerOptions = {
    * padding); absent when every new position has its predecessor in view.
    */
   samePrevious?: tf.Tensor4D;
+  /** With canon layers and packed documents or left padding: see Canon.apply. */
+  lagMasks?: tf.Tensor2D[];
 };
 
 /**
@@ -306,24 +362,41 @@ class MLP {
   }
 }
 
-/** Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
+/**
+ * Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)); with canon layers,
+ * x + attn(canon_a(ln_1(x))), then x + mlp(canon_c(ln_2(x))).
+ */
 class Block {
   readonly ln1: LayerNorm;
   readonly attn: CausalSelfAttention;
   readonly ln2: LayerNorm;
   readonly mlp: MLP;
+  readonly canonA: Canon | null;
+  readonly canonC: Canon | null;
   constructor(config: ModelConfig, seeds: SeedSequence) {
     this.ln1 = new LayerNorm(config.nEmbd);
     this.attn = new CausalSelfAttention(config, seeds);
     this.ln2 = new LayerNorm(config.nEmbd);
     this.mlp = new MLP(config, seeds);
+    this.canonA = config.canon ? new Canon(config.nEmbd) : null;
+    this.canonC = config.canon ? new Canon(config.nEmbd) : null;
   }
   /** x [B·T, D] → [B·T, D] plus this layer's keys/values. */
   apply(x: tf.Tensor2D, opts: LayerOptions): { y: tf.Tensor2D; present: LayerCache } {
-    const a = this.attn.apply(this.ln1.apply(x), opts);
+    const canonOpts = (past: CanonCache | undefined) => ({ batch: opts.batch, past, keepAll: opts.keepKeys, lagMasks: opts.lagMasks });
+    let u = this.ln1.apply(x); // [B·T, D]
+    let canonA: CanonCache | undefined;
+    if (this.canonA) ({ y: u, present: canonA } = this.canonA.apply(u, canonOpts(opts.past?.canonA)));
+    const a = this.attn.apply(u, opts);
     const h = tf.add(x, a.y) as tf.Tensor2D; // [B·T, D]
-    const y = tf.add(h, this.mlp.apply(this.ln2.apply(h), opts.dropout)) as tf.Tensor2D; // [B·T, D]
-    return { y, present: a.present };
+    let w = this.ln2.apply(h); // [B·T, D]
+    let canonC: CanonCache | undefined;
+    if (this.canonC) ({ y: w, present: canonC } = this.canonC.apply(w, canonOpts(opts.past?.canonC)));
+    const y = tf.add(h, this.mlp.apply(w, opts.dropout)) as tf.Tensor2D; // [B·T, D]
+    const present = a.present;
+    if (canonA) present.canonA = canonA;
+    if (canonC) present.canonC = canonC;
+    return { y, present };
   }
 }
 
@@ -351,6 +424,11 @@ export interface ModelConfig {
    * learned per-head weight. Configs from before this field read as false.
    */
   smearKeys?: boolean;
+  /**
+   * Canon layers (see Canon) before each block's attention and MLP. Configs from before this
+   * field read as false.
+   */
+  canon?: boolean;
 }
 
 /** Checks a config and throws a clear Error naming the first bad field. */
@@ -437,10 +515,18 @@ export class KVCache {
           const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
           return from > 0 ? (tf.slice(rowsOf, [0, 0, from, 0], [rows.length, nh, tc - from, hs]) as tf.Tensor4D) : rowsOf;
         };
+        const pickRows = (x: tf.Tensor3D, from: number): tf.Tensor3D => {
+          const [, tc, d] = x.shape;
+          const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor3D); // [B', Tc, D]
+          return from > 0 ? (tf.slice(rowsOf, [0, from, 0], [rows.length, tc - from, d]) as tf.Tensor3D) : rowsOf;
+        };
+        const canon = (c: CanonCache): CanonCache => ({ last: pickRows(c.last, 0), ...(c.all ? { all: pickRows(c.all, drop) } : {}) });
         return this.layers.map((layer): LayerCache => {
           const out: LayerCache = { k: pick(layer.k, drop), v: pick(layer.v, drop) }; // [B', nh, Tc − drop, hs]
           if (layer.lastKey) out.lastKey = pick(layer.lastKey, 0); // [B', nh, 1, hs]
           if (layer.keys) out.keys = pick(layer.keys, drop); // [B', nh, Tc − drop, hs]
+          if (layer.canonA) out.canonA = canon(layer.canonA);
+          if (layer.canonC) out.canonC = canon(layer.canonC);
           return out;
         });
       });
@@ -471,15 +557,27 @@ export class KVCache {
     if (this.layers.some((layer) => layer.lastKey && !layer.keys)) {
       throw new Error('Prefixes of a cache with smeared keys need its keys: create it with `keepKeys`');
     }
+    if (this.layers.some((layer) => (layer.canonA && !layer.canonA.all) || (layer.canonC && !layer.canonC.all))) {
+      throw new Error('Prefixes of a cache with canon layers need their inputs: create it with `keepKeys`');
+    }
     const longest = Math.max(...picks.map((p) => p.length));
     const padding = picks.map((p) => longest - p.length);
     // Source positions in the [B·Tc] flattened rows: padding repeats a row's first real position.
     const at = new Int32Array(picks.length * longest);
     const lastAt = new Int32Array(picks.length);
+    // A canon layer's last CANON_WIDTH − 1 inputs before each prefix's end (zero before its first).
+    const lags = CANON_WIDTH - 1;
+    const canonAt = new Int32Array(picks.length * lags);
+    const canonIn = new Float32Array(picks.length * lags);
     picks.forEach(({ row, length }, i) => {
       const first = row * this.length + this.pad[row]!;
       for (let q = 0; q < longest; q++) at[i * longest + q] = first + Math.max(0, q - padding[i]!);
       lastAt[i] = first + length - 1;
+      for (let j = 0; j < lags; j++) {
+        const pos = length - lags + j;
+        canonAt[i * lags + j] = first + Math.max(0, pos);
+        canonIn[i * lags + j] = pos >= 0 ? 1 : 0;
+      }
     });
     const out = new KVCache(picks.length, { padding });
     out.layers = tf.tidy(() => {
@@ -489,9 +587,16 @@ export class KVCache {
         const picked = tf.reshape(tf.gather(flat, tf.tensor1d(index, 'int32')), [picks.length, t, nh, hs]); // [B', t, nh, hs]
         return tf.transpose(picked, [0, 2, 1, 3]) as tf.Tensor4D; // [B', nh, t, hs]
       };
+      const canonLast = (c: CanonCache): CanonCache => {
+        const [b, tc, d] = c.all!.shape;
+        const picked = tf.reshape(tf.gather(tf.reshape(c.all!, [b * tc, d]), tf.tensor1d(canonAt, 'int32')), [picks.length, lags, d]); // [B', K−1, D]
+        return { last: tf.mul(picked, tf.tensor3d(canonIn, [picks.length, lags, 1])) as tf.Tensor3D };
+      };
       return this.layers.map((layer): LayerCache => {
         const prefix: LayerCache = { k: take(layer.k, at, longest), v: take(layer.v, at, longest) }; // [B', nh, longest, hs]
         if (layer.keys) prefix.lastKey = take(layer.keys, lastAt, 1); // [B', nh, 1, hs]
+        if (layer.canonA) prefix.canonA = canonLast(layer.canonA);
+        if (layer.canonC) prefix.canonC = canonLast(layer.canonC);
         return prefix;
       });
     });
@@ -505,6 +610,10 @@ export class KVCache {
       layer.v.dispose();
       layer.lastKey?.dispose();
       layer.keys?.dispose();
+      for (const c of [layer.canonA, layer.canonC]) {
+        c?.last.dispose();
+        c?.all?.dispose();
+      }
     }
     this.layers = [];
     this.length = 0;
@@ -687,9 +796,14 @@ export class GPT {
       this.config.smearKeys && typeof opts.position !== 'number'
         ? (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D)
         : undefined;
+    // Packed documents or left padding: a token's lag-i predecessor counts only within its document.
+    const lagMasks =
+      this.config.canon && typeof opts.position !== 'number'
+        ? Array.from({ length: CANON_WIDTH - 1 }, (_, k) => tf.reshape(tf.cast(tf.greaterEqual(opts.position, k + 1), 'float32'), [b * t, 1]) as tf.Tensor2D)
+        : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
-      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], keepKeys: opts.keepKeys, dropout, rotary, samePrevious });
+      const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], keepKeys: opts.keepKeys, dropout, rotary, samePrevious, lagMasks });
       x = out.y;
       presents.push(out.present);
     });
@@ -711,6 +825,8 @@ export class GPT {
       add('attn.c_attn', block.attn.cAttn);
       add('attn.c_proj', block.attn.cProj);
       if (block.attn.smear) named.set(`h.${i}.attn.smear`, block.attn.smear);
+      if (block.canonA) named.set(`h.${i}.canon_a.weight`, block.canonA.weight);
+      if (block.canonC) named.set(`h.${i}.canon_c.weight`, block.canonC.weight);
       add('ln_2', block.ln2);
       add('mlp.c_fc', block.mlp.cFc);
       add('mlp.c_proj', block.mlp.cProj);

@@ -86,6 +86,16 @@ export interface SequenceOptions {
    * (`{"i": "2"}`). Not CWM's format; default false.
    */
   changedOnly?: boolean;
+  /**
+   * After the source line of a `line` frame, write `<|arg_sep|>` and the current
+   * values of the locals the line names (its operands, as a locals JSON in the
+   * line's order): `    acc += xs[i]<|arg_sep|>{"acc": "3", "xs": "[1, 2]", "i": "1"}`.
+   * The values are the frame's own state, so nothing new is told; the next state
+   * then follows from the line and the values right before it, without a search
+   * back through earlier diffs. Lines naming no local get no block. Not CWM's
+   * format; default false.
+   */
+  operands?: boolean;
 }
 
 /** The context text: the source as written, then the entry call on its own last line if any. */
@@ -187,6 +197,34 @@ function diffReferences(steps: readonly Step[], options: SequenceOptions): (Map<
   );
 }
 
+/** Python keywords and constants that are never operands. */
+const PY_KEYWORDS = new Set(
+  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '),
+);
+
+/**
+ * The locals a source line names, in order of first appearance: identifiers outside
+ * string literals and comments, not attribute names (`xs.append` names `xs` only),
+ * that are bound in `locals`.
+ */
+export function lineOperands(text: string, locals: Step['locals']): string[] {
+  if (locals === null) return [];
+  const code = text.replace(/(["'])(?:\\.|(?!\1)[^\\])*\1/g, '""').replace(/#.*$/, '');
+  const names: string[] = [];
+  for (const m of code.matchAll(/(?<![\w.])[A-Za-z_]\w*/g)) {
+    const name = m[0];
+    if (!PY_KEYWORDS.has(name) && Object.hasOwn(locals, name) && !names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+/** The operand block of a `line` frame (see {@link SequenceOptions.operands}): its JSON, or '' when the line names no local. */
+export function operandsJson(step: Step, text: string): string {
+  const names = lineOperands(text, step.locals);
+  if (names.length === 0) return '';
+  return `{${names.map((n) => `${JSON.stringify(n)}: ${JSON.stringify(step.locals![n]!.repr)}`).join(', ')}}`;
+}
+
 const EVENT_SEP: Record<Step['event'], string> = {
   call: SPECIAL_TOKENS.callSep,
   line: SPECIAL_TOKENS.lineSep,
@@ -207,11 +245,13 @@ export function frameSegments(
   const sp = (text: string): Segment => ({ text, role: 'action', special: true });
   const text = sourceLine(lines, step.line);
   if (step.event === 'call' || step.event === 'line') {
+    const operands = options.operands && step.event === 'line' ? operandsJson(step, text) : '';
     return [
       sp(EVENT_SEP[step.event]),
       { text: localsJson(step.locals, previous, { changedOnly: options.changedOnly }), role: 'state', special: false },
       sp(SPECIAL_TOKENS.actionSep),
       { text, role: 'action', special: false },
+      ...(operands === '' ? [] : [sp(SPECIAL_TOKENS.argSep), { text: operands, role: 'action' as const, special: false }]),
       sp(SPECIAL_TOKENS.frameSep),
     ];
   }

@@ -230,7 +230,7 @@ interface PreparedData {
 /** Tokenizes and packs the traces (with the saved tokenizer and model shape on resume). */
 function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }, saved: CheckpointFiles | null): PreparedData {
   const preset = MODEL_PRESETS[config.preset];
-  const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly };
+  const encoding: SequenceOptions = { diff: config.diff, changedOnly: config.changedOnly, operands: config.operands };
   const tokenizer: Tokenizer =
     saved?.tokenizer ??
     trainTokenizer(tokenizerTexts(data.train, encoding), {
@@ -243,6 +243,7 @@ function prepareData(config: TrainConfig, data: { train: Trace[]; val: Trace[] }
     vocabSize: tokenizer.vocabSize,
     positionEncoding: config.positionEncoding,
     smearKeys: config.smearKeys,
+    ...(config.canon ? { canon: true } : {}),
   };
   const encodeAll = (traces: readonly Trace[]) => traces.map((t) => encodeTrace(t, tokenizer, encoding));
   const examplesOf = (traces: readonly Trace[]) =>

@@ -18,6 +18,7 @@ interface TrainFlags {
   outputWeight?: number;
   positions?: string;
   smearKeys?: boolean;
+  canon?: boolean;
   digits?: string;
   steps?: number;
   tokens?: number;
@@ -33,6 +34,8 @@ interface TrainFlags {
   resume?: boolean;
   /** `true` for `--diff` alone, else the mode given (`cwm` or `changed`). */
   diff?: boolean | string;
+  /** True with --operands, false with --no-operands. */
+  operands?: boolean;
   /** False with --no-output-examples (commander defaults it to true). */
   outputExamples?: boolean;
   tasks?: string;
@@ -68,6 +71,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     outputWeight: flags.outputWeight,
     positionEncoding: flags.positions as TrainConfigInput['positionEncoding'],
     smearKeys: flags.smearKeys,
+    canon: flags.canon,
     digitOrder: flags.digits as TrainConfigInput['digitOrder'],
     steps: flags.steps,
     tokens: flags.tokens,
@@ -80,6 +84,7 @@ export async function configFromFlags(flags: TrainFlags): Promise<TrainConfigInp
     seed: flags.seed,
     backend: flags.backend as BackendName | undefined,
     ...diffFlag(flags.diff),
+    operands: flags.operands,
     outputExamples: flags.outputExamples === false ? false : undefined,
     tasks,
   };
@@ -113,6 +118,12 @@ export function registerTrain(program: Command): void {
     .option('--positions <kind>', `how the model sees positions: rope (rotary) or learned (absolute embeddings) (default ${D.positionEncoding})`)
     .option('--smear-keys', `attention keys mix in the previous position's key (a learned weight per head), which makes copying from the source easier to learn${D.smearKeys ? ' (default)' : ''}`)
     .option('--no-smear-keys', `plain attention keys${D.smearKeys ? '' : ' (default)'}`)
+    .option(
+      '--canon',
+      'canon layers: before each attention and MLP, every position adds a learned per-channel mix of itself and the 3 positions ' +
+        `before it (within its document), so spans of the source are matched in one attention${D.canon ? ' (default)' : ''}`,
+    )
+    .option('--no-canon', `no canon layers${D.canon ? '' : ' (default)'}`)
     .option('--digits <order>', `how numbers are spelled to the model: msd (as written) or lsd (least significant digit first, the order of a sum's carries; decoded back for every output) (default ${D.digitOrder})`)
     .option('--steps <n>', `optimizer steps (default ${D.steps})`, positiveInt('--steps'))
     .option('--tokens <n>', 'token budget instead of --steps (steps = tokens / (batch · context))', positiveInt('--tokens'))
@@ -135,6 +146,12 @@ export function registerTrain(program: Command): void {
       `how states are written: ${diffMode('changed')} writes only the locals that changed since the previous line of the ` +
         `same call; ${diffMode('cwm')} (or --diff alone) writes every local with ".." for the unchanged (CWM format); ${diffMode('none')} spells every value`,
     )
+    .option(
+      '--operands',
+      'after each line of a trace, the current values of the locals the line names (`acc += x<|arg_sep|>{"acc": "3", "x": "2"}`), ' +
+        `so the next state follows from the line and the values right before it${D.operands ? ' (default)' : ''}`,
+    )
+    .option('--no-operands', `lines without their operands' values${D.operands ? '' : ' (default)'}`)
     .option(
       '--tasks <list>',
       'mix derived tasks into the train split: all, or name[:weight],... of step,next,out,until,back,coverage,nextline,value,input (weight = examples per trace; default none)',

@@ -225,6 +225,18 @@ describe('rollout parsing', () => {
     expect(scoreRollout(trueRolloutFrames(trace), parseRolloutFrames(after, encoding))).toMatchObject({ exact: true });
   });
 
+  it('reads a rollout with operand blocks back: a line\'s action is its source line alone', () => {
+    const trace = loop(3);
+    const encoding = { diff: true, changedOnly: true, operands: true };
+    const text = traceToText(trace, encoding);
+    expect(text).toContain('<|arg_sep|>{"');
+    const after = text.slice(text.indexOf('<|frame_sep|>') + '<|frame_sep|>'.length);
+    const frames = parseRolloutFrames(after, encoding);
+    expect(frames.map((f) => f.action)).toEqual(trueRolloutFrames(trace).map((f) => f.action));
+    expect(scoreRollout(trueRolloutFrames(trace), frames)).toMatchObject({ exact: true });
+    expect(rolloutOutput(frames)).toBe(trace.result!.repr);
+  });
+
   it('asks for a direct output with exactly the prompt of a training output example', () => {
     const trace = loop(3);
     const ex = encodeOutputExample(trace, tokenizer)!;

@@ -47,7 +47,7 @@ function buildReport(): { report: EvalReport; examples: ReturnType<TeacherForced
     execwm: '0.0.0-test',
     createdAt: '2026-01-01T00:00:00.000Z',
     config: { split: 'test' },
-    model: { dir: 'runs/r1', id: 'abc123', trainedOn: 'def456', step: 10, params: 1234, config: {}, diff: false, changedOnly: false, stateWeight: 1 },
+    model: { dir: 'runs/r1', id: 'abc123', trainedOn: 'def456', step: 10, params: 1234, config: {}, diff: false, changedOnly: false, operands: false, stateWeight: 1 },
     corpus: { dir: 'data/c1', id: 'def456', split: 'test', traces: 1 },
     coverage: { frames: 8, framesSkipped: 0, tracesSkipped: 0 },
     teacherForced,

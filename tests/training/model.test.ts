@@ -11,11 +11,25 @@ const config: ModelConfig = { ...MODEL_PRESETS.tiny, vocabSize: VOCAB };
 
 /** Position encoding and smeared keys: every way attention can see a document. */
 const ATTENTION_VARIANTS = [
-  ['learned', false],
-  ['learned', true],
-  ['rope', false],
-  ['rope', true],
+  ['learned', false, false],
+  ['learned', true, false],
+  ['rope', false, false],
+  ['rope', true, false],
+  ['learned', false, true],
+  ['rope', true, true],
 ] as const;
+
+/**
+ * A model of one attention variant; its canon layers get weights away from their zero start, so
+ * every tap of every one shows in the logits.
+ */
+function variantModel(positionEncoding: 'learned' | 'rope', smearKeys: boolean, canon: boolean, seed: number): GPT {
+  const model = new GPT({ ...config, positionEncoding, smearKeys, canon }, { seed });
+  model.blocks.forEach((block, i) => {
+    for (const c of [block.canonA, block.canonC]) c?.weight.assign(tf.randomNormal(c.weight.shape, 0, 0.5, 'float32', seed * 31 + i));
+  });
+  return model;
+}
 
 /** A fixed toy batch: each row counts up modulo the vocabulary from its own start. */
 function toyBatch(b: number, t: number): { idx: tf.Tensor2D; targets: tf.Tensor2D } {
@@ -109,8 +123,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(ATTENTION_VARIANTS)('keeps packed documents apart (%s positions, smeared keys %s): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding, smearKeys) => {
-    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 4 });
+  it.each(ATTENTION_VARIANTS)('keeps packed documents apart (%s positions, smeared keys %s, canon %s): each gives the logits it gives alone, wherever it sits in the row', (positionEncoding, smearKeys, canon) => {
+    const model = variantModel(positionEncoding, smearKeys, canon, 4);
     const docA = [5, 6, 7, 8, 9];
     const docB = [11, 3, 12, 4, 13, 2, 1];
     const row = [...docA, ...docB];
@@ -168,8 +182,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(ATTENTION_VARIANTS)('decodes with the key/value cache exactly like the full forward (%s positions, smeared keys %s), token for token', (positionEncoding, smearKeys) => {
-    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 5 });
+  it.each(ATTENTION_VARIANTS)('decodes with the key/value cache exactly like the full forward (%s positions, smeared keys %s, canon %s), token for token', (positionEncoding, smearKeys, canon) => {
+    const model = variantModel(positionEncoding, smearKeys, canon, 5);
     // Away from the even mix the weights start at, so a wrong previous key would show.
     model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
     const t = 14;
@@ -193,8 +207,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(ATTENTION_VARIANTS)('decodes left-padded rows of different lengths in one cache as each alone (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
-    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 6 });
+  it.each(ATTENTION_VARIANTS)('decodes left-padded rows of different lengths in one cache as each alone (%s positions, smeared keys %s, canon %s)', (positionEncoding, smearKeys, canon) => {
+    const model = variantModel(positionEncoding, smearKeys, canon, 6);
     model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
     const prompts = [
       [3, 1, 4],
@@ -274,8 +288,8 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
     model.dispose();
   });
 
-  it.each(ATTENTION_VARIANTS)('cuts prompt prefixes out of a longer prompt\'s cache, which then decode as each alone (%s positions, smeared keys %s)', (positionEncoding, smearKeys) => {
-    const model = new GPT({ ...config, positionEncoding, smearKeys }, { seed: 12 });
+  it.each(ATTENTION_VARIANTS)('cuts prompt prefixes out of a longer prompt\'s cache, which then decode as each alone (%s positions, smeared keys %s, canon %s)', (positionEncoding, smearKeys, canon) => {
+    const model = variantModel(positionEncoding, smearKeys, canon, 12);
     model.blocks.forEach((block, i) => block.attn.smear?.assign(tf.tensor1d(Array.from({ length: config.nHead }, (_, h) => 0.7 * (h + 1) - i))));
     const feed = (ids: number[][], cache: KVCache): tf.Tensor2D => {
       const idx = tf.tensor2d(ids, [ids.length, ids[0]!.length], 'int32');
@@ -301,7 +315,7 @@ describe.each(['cpu', 'wasm', 'wasm-fallback'] as const)('GPT on the %s backend'
       cache.dispose();
     });
     expect(() => host.prefixes([{ row: 0, length: 7 }])).toThrow(/prefix length/);
-    if (smearKeys) {
+    if (smearKeys || canon) {
       const plain = model.createCache(1);
       feed([[1, 2, 3]], plain).dispose();
       expect(() => plain.prefixes([{ row: 0, length: 2 }])).toThrow(/keepKeys/);

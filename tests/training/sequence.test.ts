@@ -8,6 +8,7 @@ import {
   SPECIAL_TOKENS,
   encodeOutputExample,
   encodeTrace,
+  lineOperands,
   outputExampleSegments,
   traceToSegments,
   traceToText,
@@ -79,6 +80,40 @@ describe('CWM training sequence', () => {
     expect(text).toContain(`${S.exceptionSep}${S.actionSep}        1 / 0${S.argSep}"ZeroDivisionError: division by zero"${S.frameSep}`);
     expect(text).toContain(`${S.lineSep}{"x": ".."}${S.actionSep}    except ZeroDivisionError:`);
     expect(text).toContain(`${S.lineSep}{"x": "2"}${S.actionSep}    return x`);
+  });
+
+  it('with operands, writes after each line the current values of the locals it names', () => {
+    const text = traceToText(loopTrace(2), { diff: true, changedOnly: true, operands: true });
+    const plain = traceToText(loopTrace(2), { diff: true, changedOnly: true });
+    // Exactly the plain text with blocks inserted after line actions: remove them and nothing else differs.
+    expect(text.replace(/<\|arg_sep\|>\{[^}]*\}(?=<\|frame_sep\|>)/g, '')).toBe(plain);
+    // The call frame's `def` line carries none; each block holds the values of the frame it ends.
+    expect(text).toContain(`${S.callSep}{"n": "2"}${S.actionSep}def f(n):${S.frameSep}`);
+    expect(text).toContain(`{"s": "0"}${S.actionSep}    for i in range(n):${S.argSep}{"n": "2"}${S.frameSep}`);
+    expect(text).toContain(`        s += i${S.argSep}{"s": "0", "i": "1"}${S.frameSep}`);
+    expect(text).toContain(`    for i in range(n):${S.argSep}{"i": "1", "n": "2"}${S.frameSep}`);
+    expect(text).toContain(`    return s${S.argSep}{"s": "1"}${S.frameSep}${S.returnSep}`);
+    // A line naming no bound local (`s = 0` before s exists) gets no block.
+    expect(text).toContain(`    s = 0${S.frameSep}`);
+  });
+
+  it('finds operands outside strings and comments, not attribute names or keywords, in order of use', () => {
+    const locals = { xs: val('[1]'), i: val('0'), s: val("'a'"), d: val('{}'), append: val('1'), None: val('1') };
+    expect(lineOperands('    xs.append(i)  # i again, s', locals)).toEqual(['xs', 'i']);
+    expect(lineOperands('    d["xs"] = s + \'i\' + "s\\"i" + s', locals)).toEqual(['d', 's']);
+    expect(lineOperands('    if i not in xs and d is None:', locals)).toEqual(['i', 'xs', 'd']);
+    expect(lineOperands('    return xsi + i2', locals)).toEqual([]);
+    expect(lineOperands('    return i', null)).toEqual([]);
+  });
+
+  it('with operands, keeps every frame\'s state span on the locals alone', () => {
+    const trace = loopTrace(3);
+    const plain = encodeTrace(trace, tok, { diff: true, changedOnly: true });
+    const withOps = encodeTrace(trace, tok, { diff: true, changedOnly: true, operands: true });
+    expect(withOps.ids.length).toBeGreaterThan(plain.ids.length);
+    const states = (e: typeof plain) => e.frames.map((f) => tok.decode(e.ids.slice(f.stateStart, f.stateEnd)));
+    expect(states(withOps)).toEqual(states(plain));
+    for (const f of withOps.frames) expect(withOps.roles[f.stateEnd]).toBe(ROLE_ACTION);
   });
 
   it('gives roles code to the context, state to locals and values, action to the rest', () => {

@@ -246,12 +246,13 @@ describe('training loop (tiny model, wasm backend)', () => {
     const res = await run({ config: { steps: 2 } });
     const file = path.join(res.out, 'checkpoint', 'checkpoint.json');
     const meta = JSON.parse(readFileSync(file, 'utf8')) as { trainConfig: Record<string, unknown>; modelConfig: Record<string, unknown> };
-    for (const key of ['changedOnly', 'outputExamples', 'outputWeight', 'positionEncoding']) delete meta.trainConfig[key];
+    for (const key of ['changedOnly', 'operands', 'outputExamples', 'outputWeight', 'positionEncoding']) delete meta.trainConfig[key];
     writeFileSync(file, JSON.stringify(meta));
     const files = await readCheckpoint(res.out);
     expect(files.meta.trainConfig).toEqual({
       ...res.trainConfig,
       changedOnly: false,
+      operands: false,
       outputExamples: false,
       outputWeight: null,
       positionEncoding: 'learned',
