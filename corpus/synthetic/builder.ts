@@ -40,6 +40,30 @@ interface HelperSig {
 /** Names only ever given to single characters taken from a string. */
 const CHAR_NAMES = new Set(['ch', 'c', 'letter']);
 
+/** Python's keywords, which a made-up name must not spell. */
+const KEYWORDS = new Set('and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '));
+
+const CONSONANTS = 'bdfghklmnprstvz';
+const VOWELS = 'aeiou';
+const FINALS = 'lnrstx';
+
+/**
+ * A made-up identifier: one or two consonant-vowel syllables (rarely three), sometimes a final
+ * consonant, a second part after `_`, or a digit (`ko`, `bale`, `tisun`, `ra_mo`, `lusa2`).
+ */
+function madeUpName(rng: Draws): string {
+  const part = (): string => {
+    let s = '';
+    for (let i = rng.chance(0.1) ? 3 : rng.between(1, 2); i > 0; i--) s += CONSONANTS[rng.between(0, CONSONANTS.length - 1)]! + VOWELS[rng.between(0, VOWELS.length - 1)]!;
+    if (rng.chance(0.3)) s += FINALS[rng.between(0, FINALS.length - 1)]!;
+    return s;
+  };
+  let name = part();
+  if (rng.chance(0.15)) name += `_${part()}`;
+  if (rng.chance(0.15)) name += String(rng.between(1, 9));
+  return name;
+}
+
 /** Function names of the subset: never used as variables. */
 const RESERVED = new Set(['f', 'len', 'sum', 'max', 'min', 'abs', 'sorted', 'str', 'list', 'set', 'range', 'enumerate', 'zip', 'divmod', 'reversed', 'dict']);
 
@@ -223,6 +247,13 @@ export class ProgramBuilder implements Builder {
       const prev = this.bound.get(n);
       return prev === undefined || (allowReuse && prev === ty);
     };
+    // Made-up names only where the pool carries no meaning the builder reads (single characters).
+    if (this.knobs.freshNames > 0 && !pool.some((n) => CHAR_NAMES.has(n)) && this.rng.chance(this.knobs.freshNames)) {
+      for (let i = 0; i < 8; i++) {
+        const n = madeUpName(this.rng);
+        if (ok(n) && !KEYWORDS.has(n)) return n;
+      }
+    }
     const free = pool.filter(ok);
     if (free.length > 0) return this.rng.pick(free);
     for (let i = 2; ; i++) {

@@ -52,6 +52,12 @@ export interface Knobs {
   minEvents: number;
   /** Candidates whose run records more events are redrawn (easy 150, medium 500, hard 1500). */
   maxEvents: number;
+  /**
+   * Share of variables and parameters given a made-up name (`kobe`, `ta_rin`, `lusa2`) instead of
+   * one from their type's small pool (`nums`, `total`, …), so that a model must copy names from
+   * the source rather than recall a few (0 in every preset).
+   */
+  freshNames: number;
   /** Features programs may use (easy: ints, lists, if, one loop; medium adds strings, dicts, tuples, comprehensions; hard adds helpers and recursion). */
   features: Feature[];
 }
@@ -69,6 +75,7 @@ export const PRESETS: Record<Preset, Knobs> = {
     maxInt: 999,
     minEvents: 8,
     maxEvents: 150,
+    freshNames: 0,
     features: ['arith', 'compare', 'if', 'for', 'while', 'list'],
   },
   medium: {
@@ -83,6 +90,7 @@ export const PRESETS: Record<Preset, Knobs> = {
     maxInt: 9999,
     minEvents: 15,
     maxEvents: 500,
+    freshNames: 0,
     features: ['arith', 'compare', 'bool', 'if', 'for', 'while', 'break', 'list', 'str', 'dict', 'tuple', 'comprehension', 'helper'],
   },
   hard: {
@@ -97,6 +105,7 @@ export const PRESETS: Record<Preset, Knobs> = {
     maxInt: 99999,
     minEvents: 30,
     maxEvents: 1500,
+    freshNames: 0,
     features: [...ALL_FEATURES],
   },
 };
@@ -121,6 +130,7 @@ export function resolveKnobs(opts: Partial<Knobs> & { preset?: Preset }): Knobs 
     const v = knobs[key];
     if (!Number.isInteger(v) || v < 0) throw new TypeError(`Expected \`${key}\` to be a non-negative integer, got ${String(v)}`);
   }
+  if (!(knobs.freshNames >= 0 && knobs.freshNames <= 1)) throw new TypeError(`Expected \`freshNames\` in [0, 1], got ${String(knobs.freshNames)}`);
   if (knobs.minEvents > knobs.maxEvents) {
     throw new TypeError(`Expected \`minEvents\` (${knobs.minEvents}) to be at most \`maxEvents\` (${knobs.maxEvents})`);
   }

@@ -38,6 +38,7 @@ interface TraceFlags {
   synthetic?: number;
   seed: number;
   preset: Preset;
+  freshNames?: number;
   jsonl?: string;
   dir?: string;
   stdin?: string | boolean;
@@ -79,10 +80,17 @@ function parsePreset(value: string): Preset {
   return value as Preset;
 }
 
+function shareFlag(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a number from 0 to 1, got "${value}"`);
+  return n;
+}
+
 /** The input stream and its description for the manifest. */
 function loadInputs(flags: TraceFlags): { inputs: InputItem[]; source: SourceConfig; seeds: Record<string, number> } {
   const given = [flags.synthetic !== undefined, flags.jsonl !== undefined, flags.dir !== undefined, flags.stdin !== undefined];
   if (given.filter(Boolean).length > 1) throw new UsageError('give one source: --synthetic, --jsonl, --dir or --stdin');
+  if (flags.freshNames !== undefined && given.slice(1).some(Boolean)) throw new UsageError('--fresh-names names variables of synthetic programs: it needs --synthetic (or no source flag)');
   const importOptions = { maxSourceBytes: flags.maxSourceBytes };
   const seeds: Record<string, number> = flags.mutate > 0 ? { mutate: flags.seed } : {};
   if (flags.jsonl !== undefined) {
@@ -104,12 +112,13 @@ function loadInputs(flags: TraceFlags): { inputs: InputItem[]; source: SourceCon
     return { inputs: items, source: { kind: 'stdin', format, sha256, maxSourceBytes: flags.maxSourceBytes }, seeds };
   }
   const count = flags.synthetic ?? DEFAULT_SYNTHETIC_COUNT;
-  const programs = generatePrograms({ count, seed: flags.seed, preset: flags.preset });
+  const freshNames = flags.freshNames ?? 0;
+  const programs = generatePrograms({ count, seed: flags.seed, preset: flags.preset, freshNames });
   // The hash of the generated ids guards --resume against a changed generator.
   const ids = createHash('sha256').update(programs.map((p) => p.id).join('\n')).digest('hex');
   return {
     inputs: programs.map((program) => ({ program })),
-    source: { kind: 'synthetic', count, preset: flags.preset, programsSha256: ids },
+    source: { kind: 'synthetic', count, preset: flags.preset, ...(freshNames > 0 ? { freshNames } : {}), programsSha256: ids },
     seeds: { synthetic: flags.seed, ...seeds },
   };
 }
@@ -194,6 +203,11 @@ export function registerTrace(program: Command): void {
     .option('--synthetic <n>', `generate n programs (the default source, n = ${DEFAULT_SYNTHETIC_COUNT})`, positiveInt('--synthetic'))
     .option('--seed <s>', 'seed of the synthetic generator and of mutation', integer('--seed'), 1)
     .option('--preset <name>', `synthetic difficulty: ${PRESET_NAMES.join(', ')}`, parsePreset, 'medium' as Preset)
+    .option(
+      '--fresh-names <share>',
+      'synthetic: give this share (0-1) of variables and parameters made-up names (`kobe`, `ta_rin`) instead of ones from a small pool per type (default 0)',
+      shareFlag,
+    )
     .option('--jsonl <file>', 'import JSONL records: {code, input} (CRUXEval: entry f(<input>)) or {code, entry}')
     .option('--dir <folder>', 'import every .py file under a folder (each traced as a script)')
     .option('--stdin [format]', 'read programs from standard input: jsonl records (default) or py (one script)')

@@ -61,6 +61,21 @@ describe('generatePrograms', () => {
     expect(() => generatePrograms({ count: -1, seed: 1 })).toThrow(/count/);
   });
 
+  it('gives made-up names to the share of variables freshNames asks for, and nothing changes at 0', () => {
+    expect(generatePrograms({ count: 20, seed: 4, preset: 'medium', freshNames: 0 })).toEqual(generatePrograms({ count: 20, seed: 4, preset: 'medium' }));
+    const pools = new Set(TYPES.flatMap((t) => [...VALUE_TYPES[t].names, ...(VALUE_TYPES[t].param?.names ?? [])]));
+    const paramsOf = (source: string): string[] => /^def f\(([^)]*)\)/m.exec(source)![1]!.split(', ');
+    const fresh = generatePrograms({ count: 50, seed: 4, preset: 'medium', freshNames: 1 });
+    const params = fresh.flatMap((p) => paramsOf(p.source));
+    expect(params.filter((n) => pools.has(n))).toEqual([]);
+    for (const n of params) expect(n).toMatch(/^[a-z]+(_[a-z]+)?[1-9]?$/);
+    const half = generatePrograms({ count: 200, seed: 4, preset: 'easy', freshNames: 0.5 }).flatMap((p) => paramsOf(p.source));
+    const share = half.filter((n) => !pools.has(n)).length / half.length;
+    expect(share).toBeGreaterThan(0.35);
+    expect(share).toBeLessThan(0.65);
+    expect(() => resolveKnobs({ freshNames: 1.5 })).toThrow(/freshNames/);
+  });
+
   it('uses only the enabled features', () => {
     const programs = generatePrograms({ count: 100, seed: 2, preset: 'hard', features: ['arith', 'compare', 'for', 'list'], helpers: 0 });
     for (const p of programs) {
@@ -118,6 +133,19 @@ describe.skipIf(!hasPython)('generated programs in CPython', () => {
     }
     return b;
   };
+
+  it('medium with made-up names: every program returns in CPython exactly what the reference interpreter returns', () => {
+    const rng = new SplitMix32(99);
+    const knobs = resolveKnobs({ preset: 'medium', freshNames: 0.5 });
+    const cands: Candidate[] = [];
+    while (cands.length < 150) {
+      const c = generateOne(rng, knobs);
+      if (c) cands.push(c);
+    }
+    const ref = runInPython(cands);
+    expect(ref.filter((r) => r.status !== 'ok')).toEqual([]);
+    expect(cands.filter((c, i) => c.result !== ref[i]!.result)).toEqual([]);
+  });
 
   for (const preset of PRESET_NAMES) {
     it(`${preset}: every program compiles, returns without raising, and stays within the event budget`, () => {

@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/format.js';
 import { readManifest } from '../../corpus/manifest.js';
 import { readCorpus } from '../../corpus/reader.js';
+import { generatePrograms } from '../../corpus/synthetic.js';
+import { TYPES, VALUE_TYPES } from '../../corpus/synthetic/value-types.js';
 import { CRUXEVAL_PATH, REPO_ROOT, cruxevalAvailable } from '../helpers.js';
 import { tempDir } from './helpers.js';
 
@@ -143,5 +145,20 @@ describe('execwm trace (real tracer)', () => {
     expect(byId.get('b.py')?.status).toBe('syntax_error');
     expect(byId.get('pkg/c.py')?.status).toBe('exception');
     expect(readManifest(dir).errors).toEqual([{ input: 2, origin: 'dir:d.py', reason: 'not valid UTF-8' }]);
+  }, 200_000);
+
+  it('--fresh-names traces the generator\'s programs with made-up names, and refuses imported sources', async () => {
+    const dir = tempDir();
+    const run = await startCli(['trace', '--synthetic', '12', '--preset', 'easy', '--seed', '3', '--fresh-names', '1', '--workers', '1', '--quiet', '--out', dir]).done;
+    expect(run.code, run.stderr).toBe(0);
+    const traces = await readAll(dir);
+    const programs = generatePrograms({ count: 12, seed: 3, preset: 'easy', freshNames: 1 });
+    expect(traces.map((t) => t.source).sort()).toEqual(programs.map((p) => p.source).sort());
+    expect(traces.every((t) => t.status === 'ok')).toBe(true);
+    const pools = new Set(TYPES.flatMap((t) => [...VALUE_TYPES[t].names, ...(VALUE_TYPES[t].param?.names ?? [])]));
+    for (const t of traces) for (const name of Object.keys(t.steps[0]!.locals ?? {})) expect(pools.has(name)).toBe(false);
+    const bad = await startCli(['trace', '--jsonl', join(tempDir(), 'x.jsonl'), '--fresh-names', '0.5', '--out', tempDir()]).done;
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--fresh-names .* needs --synthetic/);
   }, 200_000);
 });
