@@ -37,19 +37,21 @@ const PROMPT_TASKS: readonly PromptTask[] = ['state', 'output', ...TRAIN_TASKS];
 /** What `--tasks` means when not given. */
 const DEFAULT_PROMPT_TASKS: readonly PromptTask[] = ['state', 'output'];
 
-/** The training serializer's options for a diff mode. */
-export function sequenceOptions(diff: DiffMode): SequenceOptions {
-  return diff === 'none' ? { diff: false } : { diff: true, changedOnly: diff === 'changed' };
+/** The training serializer's options for a diff mode, with each line's operands or not (`execwm train --operands`). */
+export function sequenceOptions(diff: DiffMode, operands = false): SequenceOptions {
+  const states = diff === 'none' ? { diff: false } : { diff: true, changedOnly: diff === 'changed' };
+  return operands ? { ...states, operands } : states;
 }
 
 /** What the `text` of each encoding is, for the dataset card and `--help`. */
-export function encodingDescription(diff: DiffMode): string {
+export function encodingDescription(diff: DiffMode, operands = false): string {
   const states = {
     none: 'every frame spells all its locals',
     cwm: 'CWM\'s diff encoding: `".."` for a value unchanged since the previous line of the same call',
     changed: 'changed-only: a frame lists only the locals that changed (`null` for a name gone, `{}` for none)',
   }[diff];
-  return `the trace in the CWM training format of execwm's trainer (\`--diff ${diff}\`: ${states}), ending with \`<|trace_end|>\``;
+  const lines = operands ? '; after each line, `<|arg_sep|>` and the current values of the locals it names (`--operands`)' : '';
+  return `the trace in the CWM training format of execwm's trainer (\`--diff ${diff}\`: ${states}${lines}), ending with \`<|trace_end|>\``;
 }
 
 /** One JSONL record of a `prompts` export. */
@@ -84,11 +86,11 @@ const EVENT_SEPARATORS: ReadonlySet<string> = new Set([SPECIAL_TOKENS.callSep, S
  * derives from the trace, the prompt ending with the command and the completion
  * with `<|trace_end|>` (README, "Task formats").
  */
-export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; tasks: readonly PromptTask[] }): PromptRecord[] {
+export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; operands?: boolean; tasks: readonly PromptTask[] }): PromptRecord[] {
   const out: PromptRecord[] = [];
   const base = { id: trace.id, split: trace.split };
   if (options.tasks.includes('state')) {
-    const segments = traceToSegments(trace, sequenceOptions(options.diff));
+    const segments = traceToSegments(trace, sequenceOptions(options.diff, options.operands));
     let prefix = '';
     let step = -1;
     segments.forEach((s, i) => {
@@ -114,7 +116,7 @@ export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; tas
   }
   const derived = TRAIN_TASKS.filter((t) => options.tasks.includes(t));
   if (derived.length > 0) {
-    for (const ex of deriveTaskExamples(trace, { ...sequenceOptions(options.diff), tasks: derived, perTrace: Infinity })) {
+    for (const ex of deriveTaskExamples(trace, { ...sequenceOptions(options.diff, options.operands), tasks: derived, perTrace: Infinity })) {
       out.push({ ...base, task: ex.task as TrainTaskName, ...(ex.step === null ? {} : { step: ex.step }), command: ex.command, ...taskExampleText(ex) });
     }
   }
@@ -124,6 +126,8 @@ export function promptRecords(trace: CorpusTrace, options: { diff: DiffMode; tas
 export interface LineOptions {
   format: Exclude<ExportFormat, 'parquet'>;
   diff: DiffMode;
+  /** cwm, prompts: each line followed by its operands' values (`execwm train --operands`). */
+  operands?: boolean;
   /** cwm: a second record per function trace with its output example. */
   outputExamples: boolean;
   /** prompts: which tasks. */
@@ -139,7 +143,7 @@ export function exportLines(trace: CorpusTrace, options: LineOptions): string[] 
       return promptRecords(trace, options).map((r) => JSON.stringify(r));
     case 'cwm': {
       const base = { id: trace.id, split: trace.split, status: trace.status, origin: trace.origin };
-      const lines = [JSON.stringify({ ...base, task: 'trace', text: traceToText(trace, sequenceOptions(options.diff)) })];
+      const lines = [JSON.stringify({ ...base, task: 'trace', text: traceToText(trace, sequenceOptions(options.diff, options.operands)) })];
       const example = options.outputExamples ? outputExampleSegments(trace) : null;
       if (example !== null) lines.push(JSON.stringify({ ...base, task: 'output', text: example.map((s) => s.text).join('') }));
       return lines;
@@ -151,6 +155,7 @@ interface ExportCliOptions {
   format: ExportFormat;
   /** `true` for `--diff` alone. */
   diff?: boolean | string;
+  operands?: boolean;
   outputExamples?: boolean;
   tasks?: PromptTask[];
   split?: Split;
@@ -185,6 +190,7 @@ function checkFlags(opts: ExportCliOptions): void {
     ['outputExamples', '--output-examples', ['cwm']],
     ['tasks', '--tasks', ['prompts']],
     ['diff', '--diff', ['cwm', 'prompts', 'parquet']],
+    ['operands', '--operands', ['cwm', 'prompts', 'parquet']],
     ['text', '--text', ['parquet']],
     ['license', '--license', ['parquet']],
     ['fileMb', '--file-mb', ['parquet']],
@@ -201,6 +207,7 @@ function checkFlags(opts: ExportCliOptions): void {
   }
   if (opts.format === 'parquet' && opts.out === undefined) throw new UsageError('--format parquet needs --out DIR (the folder of the export)');
   if (opts.diff !== undefined && opts.format === 'parquet' && !opts.text) throw new UsageError('--diff with --format parquet chooses the encoding of --text; give --text too');
+  if (opts.operands && opts.format === 'parquet' && !opts.text) throw new UsageError('--operands with --format parquet chooses the encoding of --text; give --text too');
 }
 
 async function write(stream: NodeJS.WritableStream | WriteStream, text: string): Promise<void> {
@@ -216,6 +223,7 @@ async function exportJsonl(corpus: string, opts: ExportCliOptions, diff: DiffMod
   const lineOptions: LineOptions = {
     format: opts.format as LineOptions['format'],
     diff,
+    operands: opts.operands ?? false,
     outputExamples: opts.outputExamples ?? false,
     tasks: opts.tasks ?? DEFAULT_PROMPT_TASKS,
   };
@@ -248,7 +256,7 @@ async function exportParquetCli(corpus: string, opts: ExportCliOptions, diff: Di
   const { readManifest } = await import('../../corpus/manifest.js');
   const total = (await withCorpusErrors(() => readManifest(corpus))).counts.total;
   const progress = createProgress({ label: 'export', total, unit: 'traces', quiet: opts.quiet ?? false });
-  const seq = sequenceOptions(diff);
+  const seq = sequenceOptions(diff, opts.operands);
   const exported = await withCorpusErrors(() =>
     exportParquet({
       corpus,
@@ -264,7 +272,7 @@ async function exportParquetCli(corpus: string, opts: ExportCliOptions, diff: Di
     exported,
     schema: parquetSchema(opts.text ?? false),
     license: opts.license,
-    textEncoding: opts.text ? encodingDescription(diff) : undefined,
+    textEncoding: opts.text ? encodingDescription(diff, opts.operands) : undefined,
   });
   writeFileSync(join(outDir, 'README.md'), card);
   const bytes = exported.files.reduce((n, f) => n + f.bytes, 0);
@@ -295,6 +303,7 @@ export function registerExport(program: Command): void {
       'state encoding of the text, as `execwm train --diff`: none (default: full states), cwm (the default of --diff alone: ' +
         '".." for unchanged values) or changed (only what changed)',
     )
+    .option('--operands', 'cwm, prompts, parquet --text: after each line, the current values of the locals it names, as `execwm train --operands` trains on')
     .option('--output-examples', 'cwm: also write each function trace\'s output example (source and call -> return value) as a record with task "output"')
     .option(
       '--tasks <list>',

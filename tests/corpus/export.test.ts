@@ -44,6 +44,21 @@ describe('export --format cwm', () => {
     expect(changed).toContain('<|line_sep|>{"y": "4"}<|action_sep|>    return y');
   });
 
+  it('writes each line\'s operands with --operands, as the trainer does, and refuses it where there is no CWM text', async () => {
+    const { dir, traces } = await corpus();
+    const { code, out } = await run(['export', dir, '--format', 'cwm', '--diff', 'changed', '--operands']);
+    expect(code).toBe(0);
+    const lines = jsonLines<{ id: string; text: string }>(out);
+    lines.forEach((l, i) => expect(l.text).toBe(traceToText(traces[i]!, { diff: true, changedOnly: true, operands: true })));
+    expect(lines[0]!.text).toContain('<|action_sep|>    y = x + 1<|arg_sep|>{"x": "3"}<|frame_sep|>');
+    const prompts = await run(['export', dir, '--format', 'prompts', '--diff', 'changed', '--operands', '--tasks', 'state']);
+    expect(prompts.code).toBe(0);
+    const second = jsonLines<PromptRecord>(prompts.out).find((r) => r.id === 'inc' && r.step === 2)!;
+    expect(second.prompt.endsWith('<|action_sep|>    y = x + 1<|arg_sep|>{"x": "3"}<|frame_sep|><|line_sep|>')).toBe(true);
+    expect((await run(['export', dir, '--format', 'jsonl', '--operands'])).code).toBe(2);
+    expect((await run(['export', dir, '--format', 'parquet', '--out', tempDir(), '--operands'])).code).toBe(2);
+  });
+
   it('adds each function trace\'s output example with --output-examples', async () => {
     const { dir, traces } = await corpus();
     const { code, out } = await run(['export', dir, '--format', 'cwm', '--output-examples']);
