@@ -19,7 +19,7 @@
  * Each stage runs the `execwm` CLI, so the commands in the document reproduce it.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,8 @@ async function mainAblation(): Promise<void> {
   for (const lambda of settings.lambdas) {
     for (const seed of settings.seeds) {
       const run = join(d, `run-l${lambda}-s${seed}`);
+      // A rerun trains afresh: a run folder from an earlier ablation would be refused (or resumed).
+      rmSync(run, { recursive: true, force: true });
       execwm([
         'train', '--corpus', corpus, '--out', run, '--preset', settings.modelPreset, '--steps', String(settings.steps),
         '--batch', String(settings.batch), '--seed', String(seed), '--state-weight', String(lambda), '--diff', settings.diff, '--threads', String(settings.threads), '--quiet',
