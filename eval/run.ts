@@ -345,7 +345,7 @@ function teacherForcedPhase(
 function rolloutPhase(
   ckpt: LoadedCheckpoint,
   traces: readonly CorpusTrace[],
-  options: { maxRolloutTokens: number; progress: EvalProgress },
+  options: { batchSize: number; maxRolloutTokens: number; progress: EvalProgress },
 ): { scores: RolloutScore[]; outputs: (string | null)[]; generatedTokens: number } {
   const { model, tokenizer } = ckpt;
   const encoding = stateEncoding(ckpt);
@@ -357,7 +357,7 @@ function rolloutPhase(
     const trueLength = encodeTrace(trace, tokenizer, encoding).ids.length - contextIds(trace, tokenizer).length;
     return { trace, maxTokens: Math.min(options.maxRolloutTokens, 2 * trueLength + 32) };
   });
-  const rollouts = generateRollouts(model, tokenizer, requests, { onProgress: (n) => options.progress.advance(n) });
+  const rollouts = generateRollouts(model, tokenizer, requests, { batchSize: options.batchSize, onProgress: (n) => options.progress.advance(n) });
   traces.forEach((trace, i) => {
     const out = rollouts[i]!;
     generatedTokens += out.tokens;
@@ -411,7 +411,7 @@ export async function evaluateCorpus(options: CorpusEvalOptions): Promise<EvalRe
   try {
     const data = await readEvalTraces(options);
     const taught = teacherForcedPhase(ckpt, data, { batchSize, examples: options.examples ?? EVAL_DEFAULTS.examples, progress });
-    const rolled = rollout ? rolloutPhase(ckpt, data.traces, { maxRolloutTokens, progress }) : null;
+    const rolled = rollout ? rolloutPhase(ckpt, data.traces, { batchSize, maxRolloutTokens, progress }) : null;
     const outputs = await outputPhase(ckpt, data, rolled?.outputs ?? null, { runner: options.runner, batchSize, maxRolloutTokens, progress });
     const taskNames = options.tasks ?? EVAL_DEFAULTS.tasks;
     const tasksPerTrace = options.tasksPerTrace ?? EVAL_DEFAULTS.tasksPerTrace;
