@@ -14,6 +14,7 @@
  */
 import { SplitMix32 } from '../src/rng.js';
 import type { Program } from '../src/schema.js';
+import { PYTHON_KEYWORDS } from './keywords.js';
 import { programId } from './synthetic.js';
 
 export interface MutateOptions {
@@ -109,11 +110,6 @@ const BOOL_SWAPS: Record<string, string[]> = {
   False: ['True'],
 };
 
-/** Keywords after which `+`, `-`, `*` are unary (or star-args), never binary. */
-const KEYWORDS = new Set([
-  'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del', 'elif', 'else', 'except', 'finally', 'for',
-  'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield',
-]);
 
 /** Every single-token edit the source allows. */
 export function findEdits(source: string): Edit[] {
@@ -142,7 +138,8 @@ export function findEdits(source: string): Edit[] {
 function endsOperand(t: Token | undefined): boolean {
   if (!t) return false;
   if (t.kind === 'number' || t.kind === 'string') return true;
-  if (t.kind === 'name') return !KEYWORDS.has(t.text);
+  // After a keyword, `+`, `-`, `*` are unary (or star-args), never binary.
+  if (t.kind === 'name') return !PYTHON_KEYWORDS.has(t.text);
   return t.kind === 'op' && (t.text === ')' || t.text === ']' || t.text === '}');
 }
 

@@ -42,6 +42,7 @@
  * task as well as a model trained on states.
  */
 import { CWM_TOKENS } from '../corpus/cwm.js';
+import { PYTHON_KEYWORDS } from '../corpus/keywords.js';
 import type { Step, Trace } from '../src/schema.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -197,10 +198,8 @@ function diffReferences(steps: readonly Step[], options: SequenceOptions): (Map<
   );
 }
 
-/** Python keywords and constants that are never operands. */
-const PY_KEYWORDS = new Set(
-  'False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '),
-);
+/** Python keywords and constants, never operands. */
+const NOT_OPERANDS = new Set([...PYTHON_KEYWORDS, 'False', 'None', 'True']);
 
 /**
  * The locals a source line names, in order of first appearance: identifiers outside
@@ -213,7 +212,7 @@ export function lineOperands(text: string, locals: Step['locals']): string[] {
   const names: string[] = [];
   for (const m of code.matchAll(/(?<![\w.])[A-Za-z_]\w*/g)) {
     const name = m[0];
-    if (!PY_KEYWORDS.has(name) && Object.hasOwn(locals, name) && !names.includes(name)) names.push(name);
+    if (!NOT_OPERANDS.has(name) && Object.hasOwn(locals, name) && !names.includes(name)) names.push(name);
   }
   return names;
 }

@@ -6,6 +6,7 @@
 import type { Draws } from '../../src/rng.js';
 import { assign, aug, bin, call, cmp, ifs, lit, meth, ret, v, type BinOp, type Expr, type FuncDef, type PyValue, type Stmt } from './ast.js';
 import { callees, eliminateDeadCode, namesRead } from './dead-code.js';
+import { PYTHON_KEYWORDS } from '../keywords.js';
 import type { Feature, Knobs } from './knobs.js';
 import { printExpr } from './printer.js';
 import { RECURSIVE } from './recursive.js';
@@ -39,9 +40,6 @@ interface HelperSig {
 
 /** Names only ever given to single characters taken from a string. */
 const CHAR_NAMES = new Set(['ch', 'c', 'letter']);
-
-/** Python's keywords, which a made-up name must not spell. */
-const KEYWORDS = new Set('and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield'.split(' '));
 
 const CONSONANTS = 'bdfghklmnprstvz';
 const VOWELS = 'aeiou';
@@ -251,7 +249,7 @@ export class ProgramBuilder implements Builder {
     if (this.knobs.freshNames > 0 && !pool.some((n) => CHAR_NAMES.has(n)) && this.rng.chance(this.knobs.freshNames)) {
       for (let i = 0; i < 8; i++) {
         const n = madeUpName(this.rng);
-        if (ok(n) && !KEYWORDS.has(n)) return n;
+        if (ok(n) && !PYTHON_KEYWORDS.has(n)) return n;
       }
     }
     const free = pool.filter(ok);
