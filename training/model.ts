@@ -509,18 +509,16 @@ export class KVCache {
     if (!same || drop > 0) {
       const kept = tf.tidy(() => {
         const index = tf.tensor1d([...rows], 'int32'); // [B']
-        const pick = (x: tf.Tensor4D, from: number): tf.Tensor4D => {
-          const [, nh, tc, hs] = x.shape;
+        // Rows `rows` of a cached tensor ([B, nh, Tc, hs] keys and values, [B, Tc, D] canon inputs),
+        // from position `from` of its time axis (the second last) on.
+        const pick = <T extends tf.Tensor3D | tf.Tensor4D>(x: T, from: number): T => {
           // A clone of a tensor kept whole, since the old layers are disposed below.
-          const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor4D); // [B', nh, Tc, hs]
-          return from > 0 ? (tf.slice(rowsOf, [0, 0, from, 0], [rows.length, nh, tc - from, hs]) as tf.Tensor4D) : rowsOf;
+          const rowsOf = (same ? tf.clone(x) : tf.gather(x, index, 0)) as T; // [B', …, Tc, ·]
+          if (from === 0) return rowsOf;
+          const time = x.rank - 2;
+          return tf.slice(rowsOf, rowsOf.shape.map((_, i) => (i === time ? from : 0)), rowsOf.shape.map((n, i) => (i === time ? n - from : n))) as T;
         };
-        const pickRows = (x: tf.Tensor3D, from: number): tf.Tensor3D => {
-          const [, tc, d] = x.shape;
-          const rowsOf = same ? tf.clone(x) : (tf.gather(x, index, 0) as tf.Tensor3D); // [B', Tc, D]
-          return from > 0 ? (tf.slice(rowsOf, [0, from, 0], [rows.length, tc - from, d]) as tf.Tensor3D) : rowsOf;
-        };
-        const canon = (c: CanonCache): CanonCache => ({ last: pickRows(c.last, 0), ...(c.all ? { all: pickRows(c.all, drop) } : {}) });
+        const canon = (c: CanonCache): CanonCache => ({ last: pick(c.last, 0), ...(c.all ? { all: pick(c.all, drop) } : {}) });
         return this.layers.map((layer): LayerCache => {
           const out: LayerCache = { k: pick(layer.k, drop), v: pick(layer.v, drop) }; // [B', nh, Tc − drop, hs]
           if (layer.lastKey) out.lastKey = pick(layer.lastKey, 0); // [B', nh, 1, hs]
@@ -791,16 +789,14 @@ export class GPT {
     }
     x = dropout(x) as tf.Tensor2D;
     const rotary = this.rope ? { rope: this.rope, tables: this.rope.tables(opts.position, b, t) } : undefined;
-    // Packed documents or left padding: a document's first token has no previous key to smear in.
-    const samePrevious =
-      this.config.smearKeys && typeof opts.position !== 'number'
-        ? (tf.reshape(tf.cast(tf.greater(opts.position, 0), 'float32'), [b, 1, t, 1]) as tf.Tensor4D)
-        : undefined;
-    // Packed documents or left padding: a token's lag-i predecessor counts only within its document.
-    const lagMasks =
-      this.config.canon && typeof opts.position !== 'number'
-        ? Array.from({ length: CANON_WIDTH - 1 }, (_, k) => tf.reshape(tf.cast(tf.greaterEqual(opts.position, k + 1), 'float32'), [b * t, 1]) as tf.Tensor2D)
-        : undefined;
+    // Packed documents or left padding: a token's lag-k predecessor counts only within its
+    // document, so a document's first token has no previous key to smear in (k = 1) and canon
+    // layers mix in only the earlier tokens of its own document (k = 1 … CANON_WIDTH − 1).
+    const perDocument = typeof opts.position !== 'number';
+    const lags = perDocument && (this.config.smearKeys || this.config.canon) ? (this.config.canon ? CANON_WIDTH - 1 : 1) : 0;
+    const follows = Array.from({ length: lags }, (_, k) => tf.cast(tf.greaterEqual(opts.position, k + 1), 'float32')); // [B, t] each
+    const samePrevious = this.config.smearKeys && lags > 0 ? (tf.reshape(follows[0]!, [b, 1, t, 1]) as tf.Tensor4D) : undefined;
+    const lagMasks = this.config.canon && lags > 0 ? follows.map((f) => tf.reshape(f, [b * t, 1]) as tf.Tensor2D) : undefined;
     const presents: LayerCache[] = [];
     this.blocks.forEach((block, i) => {
       const out = block.apply(x, { batch: b, mask: opts.mask, past: opts.past?.[i], keepKeys: opts.keepKeys, dropout, rotary, samePrevious, lagMasks });
