@@ -4,7 +4,7 @@
  * (bench/torch_ref.py). Writes bench/results/train.json.
  *
  *   npx tsx bench/train.ts [--steps 12] [--rounds 2] [--no-torch] [--no-profile]
- *                          [--variants wasm-threads,wasm,wasm-nofma,wasm-stock]
+ *                          [--variants wasm,wasm-threads,wasm-workers,wasm-nofma,wasm-stock]
  *
  * Rounds alternate PyTorch and tfjs so that load from other processes hits both alike; each
  * figure is the median over rounds. A per-kernel profile of one tfjs step says where time goes.
@@ -20,6 +20,9 @@ import * as tf from '../training/tf.js';
 import { setupBackend } from '../training/backend.js';
 import { GPT, type ModelConfig } from '../training/model.js';
 import { cwmObjective } from '../training/objective.js';
+import { KIND_NEXT, KIND_STATE, type Batch } from '../training/data.js';
+import { optimizerStep } from '../training/gradients.js';
+import { GradientWorkers } from '../training/parallel.js';
 import { AdamW } from '../training/optim.js';
 import { gemmFma, setKernelOverrides } from '../training/kernels/wasm.js';
 import { relaxedSimd, useFmaKernels } from '../training/kernels/relaxed-simd.js';
@@ -35,7 +38,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '12' },
     rounds: { type: 'string', default: '2' },
     'no-torch': { type: 'boolean', default: false },
-    variants: { type: 'string', default: 'wasm,wasm-threads,wasm-nofma,wasm-stock' },
+    variants: { type: 'string', default: 'wasm,wasm-threads,wasm-workers,wasm-nofma,wasm-stock' },
     profile: { type: 'boolean', default: true },
     'no-profile': { type: 'boolean', default: false },
     child: { type: 'string' },
@@ -45,18 +48,51 @@ const steps = Number(args.steps);
 const rounds = Number(args.rounds);
 if (args['no-profile']) args.profile = false;
 
-/** One seeded training setup: model, optimizer, a fixed batch, and the step function. */
-function makeTrainer(): { step: () => number; dispose: () => void; params: number } {
+/**
+ * One seeded training setup: model, optimizer, a fixed batch, and the step function. With
+ * `workers` > 1 the step is the trainer's data-parallel one (training/parallel.ts): the batch
+ * split across this thread and `workers − 1` gradient workers of `threads` wasm threads each. That
+ * path masks by document as `execwm train` does (one document per row here), a little more work
+ * than the plain causal mask of the other variants.
+ */
+async function makeTrainer(workers: number, threads: number): Promise<{ step: () => Promise<number>; dispose: () => Promise<void>; params: number }> {
   const model = new GPT(REFERENCE, { seed: 0 });
   const weights = model.namedWeights();
   const optimizer = new AdamW(weights, { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1, gradClip: 1 });
   const tokens = Array.from({ length: BATCH * (REFERENCE.blockSize + 1) }, (_, i) => (i * 2654435761) % 251);
+  if (workers > 1) {
+    const T = REFERENCE.blockSize;
+    const batch: Batch = {
+      batchSize: BATCH,
+      blockSize: T,
+      inputs: Int32Array.from({ length: BATCH * T }, (_, i) => tokens[Math.floor(i / T) * (T + 1) + (i % T)]!),
+      labels: Int32Array.from({ length: BATCH * T }, (_, i) => tokens[Math.floor(i / T) * (T + 1) + (i % T) + 1]!),
+      kinds: new Uint8Array(BATCH * T),
+      documents: new Int32Array(BATCH * T),
+      positions: Int32Array.from({ length: BATCH * T }, (_, i) => i % T),
+    };
+    batch.labels.forEach((l, i) => (batch.kinds[i] = l > 128 ? KIND_STATE : KIND_NEXT));
+    const layout = [...weights].map(([name, w]) => ({ name, size: w.size }));
+    const settings = { stateWeight: 1, outputWeight: null };
+    const pool = await GradientWorkers.start(workers - 1, { modelConfig: REFERENCE, seed: 0, backend: 'wasm', threads, settings }, layout);
+    // Each step hands the shards' arrays to the workers, so every step gets a fresh copy of the batch.
+    const copy = (): Batch => ({ ...batch, inputs: batch.inputs.slice(), labels: batch.labels.slice(), kinds: batch.kinds.slice(), documents: batch.documents.slice(), positions: batch.positions.slice() });
+    return {
+      step: async () => (await optimizerStep({ model, weights, optimizer, workers: pool }, copy(), settings, 1e-3))[0]!,
+      params: model.paramCount(),
+      dispose: async () => {
+        await pool.close();
+        optimizer.dispose();
+        model.dispose();
+      },
+    };
+  }
   const rows = tf.tensor2d(tokens, [BATCH, REFERENCE.blockSize + 1], 'int32');
   const idx = tf.slice(rows, [0, 0], [BATCH, REFERENCE.blockSize]) as tf.Tensor2D;
   const labels = tf.slice(rows, [0, 1], [BATCH, REFERENCE.blockSize]) as tf.Tensor2D;
   const isState = tf.cast(tf.greater(labels, 128), 'float32') as tf.Tensor2D;
   const names = [...weights.keys()];
-  const step = (): number => {
+  const step = async (): Promise<number> => {
     const loss = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => {
         const logits = model.forward(idx, { training: true });
@@ -74,7 +110,7 @@ function makeTrainer(): { step: () => number; dispose: () => void; params: numbe
   return {
     step,
     params: model.paramCount(),
-    dispose: () => {
+    dispose: async () => {
       optimizer.dispose();
       model.dispose();
       tf.dispose([rows, idx, labels, isState]);
@@ -83,22 +119,25 @@ function makeTrainer(): { step: () => number; dispose: () => void; params: numbe
 }
 
 /** Tokens per second of `steps` steps after two warm-up steps. */
-function measureTfjs(): { tokensPerSec: number; msPerStep: number; fastestStepMs: number; cpuMsPerStep: number; lossFirst: number; lossLast: number } {
-  const trainer = makeTrainer();
-  const lossFirst = trainer.step();
-  trainer.step();
+async function measureTfjs(
+  workers: number,
+  threads: number,
+): Promise<{ tokensPerSec: number; msPerStep: number; fastestStepMs: number; cpuMsPerStep: number; lossFirst: number; lossLast: number }> {
+  const trainer = await makeTrainer(workers, threads);
+  const lossFirst = await trainer.step();
+  await trainer.step();
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   let lossLast = 0;
   let fastest = Infinity; // the step least slowed by other processes
   for (let i = 0; i < steps; i++) {
     const s0 = performance.now();
-    lossLast = trainer.step();
+    lossLast = await trainer.step();
     fastest = Math.min(fastest, performance.now() - s0);
   }
   const ms = (performance.now() - t0) / steps;
   const cpu = process.cpuUsage(c0);
-  trainer.dispose();
+  await trainer.dispose();
   return {
     tokensPerSec: (BATCH * REFERENCE.blockSize * 1000) / ms,
     msPerStep: round(ms, 1),
@@ -206,8 +245,8 @@ function matMulTable(): { product: string; shapes: string; gflops: number }[] {
  * several is the kernel's own time.
  */
 async function profileKernels(nSteps: number): Promise<KernelProfile> {
-  const trainer = makeTrainer();
-  trainer.step();
+  const trainer = await makeTrainer(1, 1);
+  await trainer.step();
   let calls: { name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[] = [];
   for (let i = 0; i < nSteps; i++) {
     const info = await tf.profile(() => trainer.step());
@@ -215,7 +254,7 @@ async function profileKernels(nSteps: number): Promise<KernelProfile> {
     if (i > 0 && (these.length !== calls.length || these.some((k, j) => k.name !== calls[j]!.name))) throw new Error('profiled steps ran different kernels');
     calls = i === 0 ? these : calls.map((k, j) => ({ ...k, ms: Math.min(k.ms, these[j]!.ms) }));
   }
-  trainer.dispose();
+  await trainer.dispose();
   const byKernel = new Map<string, { ms: number; calls: number }>();
   const byShapes = new Map<string, { ms: number; calls: number; flops: number }>();
   for (const k of calls) {
@@ -274,9 +313,16 @@ function median(xs: number[]): number {
 }
 
 /** Each variant runs in its own process: the wasm build (threads or not) is fixed per process. */
-const VARIANTS: Record<string, { threads: number; overrides: boolean; fma: boolean; what: string }> = {
+const VARIANTS: Record<string, { threads: number; workers?: number; overrides: boolean; fma: boolean; what: string }> = {
   wasm: { threads: 1, overrides: true, fma: true, what: 'wasm SIMD + our kernel overrides (fused multiply-add where validated), 1 thread' },
   'wasm-threads': { threads: 2, overrides: true, fma: true, what: 'wasm SIMD + overrides, threaded build with 2 pool threads' },
+  'wasm-workers': {
+    threads: 1,
+    workers: 2,
+    overrides: true,
+    fma: true,
+    what: 'wasm SIMD + overrides, 2 data-parallel workers (this thread and a gradient worker, 1 wasm thread each; train --workers 2)',
+  },
   'wasm-nofma': { threads: 1, overrides: true, fma: false, what: 'wasm SIMD + overrides, matrix kernel with multiply and add apart, 1 thread' },
   'wasm-stock': { threads: 1, overrides: false, fma: false, what: 'wasm SIMD, stock kernels (+ UnsortedSegmentSum), 1 thread' },
 };
@@ -287,7 +333,7 @@ if (args.child) {
   await setupBackend('wasm', { threads: variant.threads });
   setKernelOverrides(variant.overrides);
   const fma = gemmFma(tf.backend());
-  const result = { ...measureTfjs(), threads: getThreadsCount(), fma, profile: args.profile ? await profileKernels(5) : null };
+  const result = { ...(await measureTfjs(variant.workers ?? 1, variant.threads)), threads: getThreadsCount(), fma, profile: args.profile ? await profileKernels(5) : null };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 }
@@ -295,7 +341,7 @@ if (args.child) {
 function runChild(
   variant: string,
   profile: boolean,
-): (ReturnType<typeof measureTfjs> & { threads: number; fma: boolean; profile: KernelProfile | null }) | { error: string } {
+): (Awaited<ReturnType<typeof measureTfjs>> & { threads: number; fma: boolean; profile: KernelProfile | null }) | { error: string } {
   const res = spawnSync(
     process.execPath,
     [...process.execArgv, fileURLToPath(import.meta.url), '--child', variant, '--steps', String(steps), ...(profile ? [] : ['--no-profile'])],
@@ -307,7 +353,7 @@ function runChild(
 
 const variants = args.variants.split(',').filter(Boolean);
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
-const tfjsRuns = new Map<string, ReturnType<typeof measureTfjs>[]>(variants.map((v) => [v, []]));
+const tfjsRuns = new Map<string, Awaited<ReturnType<typeof measureTfjs>>[]>(variants.map((v) => [v, []]));
 const threadsSeen = new Map<string, number>();
 const fmaSeen = new Map<string, boolean>();
 const errors: Record<string, string> = {};

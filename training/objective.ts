@@ -29,6 +29,27 @@ export interface ObjectiveInput {
   stateWeight: number;
   /** μ, the weight of a separate output loss; null or absent: the answers count as next tokens. */
   outputWeight?: number | null;
+  /**
+   * Target counts of the whole batch when `labels` hold only a part of it (a data-parallel
+   * shard, see parallel.ts): each mean then divides by the whole batch's count, so the parts'
+   * losses and gradients add up to the whole batch's. Absent: the counts of `labels` itself.
+   */
+  counts?: ObjectiveCounts;
+}
+
+/** How many targets each mean of the objective averages over. */
+export interface ObjectiveCounts {
+  next: number;
+  output: number;
+  state: number;
+}
+
+/**
+ * The counts `cwmObjective` divides by, from a batch's counts of target kinds (data.ts
+ * `countKinds`): the answers count among next tokens unless μ gives them a mean of their own.
+ */
+export function objectiveCounts(kinds: { next: number; state: number; output: number }, outputWeight: number | null = null): ObjectiveCounts {
+  return { next: kinds.next + (outputWeight === null ? kinds.output : 0), output: kinds.output, state: kinds.state };
 }
 
 export interface ObjectiveOutput {
@@ -66,7 +87,7 @@ export function crossEntropy(logits: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tenso
 
 /** Both losses and their weighted sum; call inside a tidy or a gradient scope. */
 export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
-  const { logits, labels, isState, isOutput, stateWeight, outputWeight = null } = input;
+  const { logits, labels, isState, isOutput, stateWeight, outputWeight = null, counts } = input;
   const [b, t, v] = logits.shape;
   const flat = tf.reshape(logits, [b * t, v]) as tf.Tensor2D; // [N, V]
   const ids = tf.reshape(labels, [b * t]) as tf.Tensor1D; // [N]
@@ -77,10 +98,11 @@ export function cwmObjective(input: ObjectiveInput): ObjectiveOutput {
   const stateW = tf.mul(valid, tf.reshape(isState, [b * t])); // [N]
   const outputW = isOutput ? tf.mul(valid, tf.reshape(isOutput, [b * t])) : tf.zerosLike(valid); // [N]
   const nextW = outputWeight === null ? tf.sub(valid, stateW) : tf.sub(tf.sub(valid, stateW), outputW); // [N]
-  const mean = (w: tf.Tensor1D): tf.Scalar => tf.div(tf.sum(tf.mul(ce, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
-  const next = mean(nextW as tf.Tensor1D);
-  const output = mean(outputW as tf.Tensor1D);
-  const state = mean(stateW as tf.Tensor1D);
+  const mean = (w: tf.Tensor1D, count: number | undefined): tf.Scalar =>
+    tf.div(tf.sum(tf.mul(ce, w)), count === undefined ? tf.maximum(tf.sum(w), 1) : Math.max(count, 1)) as tf.Scalar;
+  const next = mean(nextW as tf.Tensor1D, counts?.next);
+  const output = mean(outputW as tf.Tensor1D, counts?.output);
+  const state = mean(stateW as tf.Tensor1D, counts?.state);
   let loss = next;
   if (outputWeight !== null && outputWeight !== 0) loss = tf.add(loss, tf.mul(output, outputWeight)) as tf.Scalar;
   if (stateWeight !== 0) loss = tf.add(loss, tf.mul(state, stateWeight)) as tf.Scalar;

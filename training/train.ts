@@ -21,12 +21,14 @@ import * as tf from './tf.js';
 import { setupBackend } from './backend.js';
 import { assignTensors, findCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointFiles } from './checkpoint.js';
 import { MODEL_PRESETS, learningRate, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { BatchSampler, KIND_OUTPUT, KIND_STATE, buildRows, countKinds, makeBatch, type Batch, type Rows, type RowStats } from './data.js';
+import { BatchSampler, buildRows, countKinds, makeBatch, type Rows, type RowStats } from './data.js';
 import { TrainingError } from './errors.js';
 import { deriveSeed } from './rng.js';
 import { METRICS_FILE, readMetrics, truncateMetrics, type MetricsLine, type TrainLine, type ValLosses } from './metrics.js';
 import { GPT, type ModelConfig } from './model.js';
-import { cwmObjective } from './objective.js';
+import { cwmObjective, objectiveCounts } from './objective.js';
+import { batchTensors, optimizerStep } from './gradients.js';
+import { GradientWorkers } from './parallel.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
 import { encodeTaskExample, mixExamples } from './tasks.js';
@@ -57,8 +59,13 @@ export interface TrainOptions {
   stopAfterStep?: number;
   /** Told after every step (the CLI passes its progress bar); fields are losses and tokens/s. */
   progress?: { update(step: number, fields: Record<string, number>): void; stop(): void };
-  /** Wasm thread count (the backend default when unset). */
+  /** Wasm thread count (the backend default when unset); each gradient worker runs as many. */
   threads?: number;
+  /**
+   * Data-parallel workers: the main thread and `workers − 1` worker threads each compute the
+   * gradients of a shard of every batch (parallel.ts); default 1. At most the batch size.
+   */
+  workers?: number;
 }
 
 export interface TrainResult {
@@ -151,7 +158,7 @@ function validate(model: GPT, rows: Rows, config: TrainConfig): Required<ValLoss
       const out = cwmObjective({ logits, labels, isState, isOutput, stateWeight: 0, outputWeight: config.outputWeight === null ? null : 0 });
       return { next: out.next, output: out.output, state: out.state };
     });
-    const weights = { ...counts, next: counts.next + (config.outputWeight === null ? counts.output : 0) };
+    const weights = objectiveCounts(counts, config.outputWeight);
     for (const key of ['next', 'output', 'state'] as const) {
       sums[key] += readScalar(terms[key]) * weights[key];
       totals[key] += weights[key];
@@ -166,32 +173,6 @@ function readScalar(t: tf.Tensor): number {
   const v = t.dataSync()[0]!;
   t.dispose();
   return v;
-}
-
-/** The tensors of a batch (created in the caller's tidy scope). */
-function batchTensors(batch: Batch): {
-  x: tf.Tensor2D;
-  labels: tf.Tensor2D;
-  isState: tf.Tensor2D;
-  isOutput: tf.Tensor2D;
-  documents: tf.Tensor2D;
-  positions: tf.Tensor2D;
-} {
-  const shape: [number, number] = [batch.batchSize, batch.blockSize];
-  const isState = new Float32Array(batch.kinds.length);
-  const isOutput = new Float32Array(batch.kinds.length);
-  batch.kinds.forEach((k, i) => {
-    isState[i] = k === KIND_STATE ? 1 : 0;
-    isOutput[i] = k === KIND_OUTPUT ? 1 : 0;
-  });
-  return {
-    x: tf.tensor2d(batch.inputs, shape, 'int32'), // [B, T]
-    labels: tf.tensor2d(batch.labels, shape, 'int32'), // [B, T]
-    isState: tf.tensor2d(isState, shape, 'float32'), // [B, T]
-    isOutput: tf.tensor2d(isOutput, shape, 'float32'), // [B, T]
-    documents: tf.tensor2d(batch.documents, shape, 'int32'), // [B, T]
-    positions: tf.tensor2d(batch.positions, shape, 'int32'), // [B, T]
-  };
 }
 
 /** What the run folder holds before training starts: the settings to use and, on resume, the checkpoint. */
@@ -276,6 +257,8 @@ interface RunState {
   sampler: BatchSampler;
   step: number;
   tokensSeen: number;
+  /** Data-parallel gradient workers besides the main thread (`workers` > 1). */
+  workers?: GradientWorkers;
 }
 
 /** A fresh model, optimizer and sampler from the seed, restored from the checkpoint on resume. */
@@ -301,31 +284,6 @@ function buildState(config: TrainConfig, prepared: PreparedData, saved: Checkpoi
   state.step = saved.meta.step;
   state.tokensSeen = saved.meta.tokensSeen;
   return state;
-}
-
-/** One optimizer step on `batch`; returns the loss, its three terms and the gradient norm before clipping. */
-function trainStep(state: RunState, batch: Batch, config: TrainConfig, lr: number): number[] {
-  const { model, weights, optimizer } = state;
-  const [loss, next, output, stateLoss, gradNorm] = tf.tidy(() => {
-    const { x, labels, isState, isOutput, documents, positions } = batchTensors(batch);
-    let parts: tf.Scalar[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const logits = model.forward(x, { training: true, documents, positions }); // [B, T, V]
-      const o = cwmObjective({ logits, labels, isState, isOutput, stateWeight: config.stateWeight, outputWeight: config.outputWeight });
-      // variableGrads disposes everything but its result; keep the parts for logging.
-      parts = [tf.keep(o.next), tf.keep(o.output), tf.keep(o.state)];
-      return o.loss;
-    }, [...weights.values()]);
-    const byName: Record<string, tf.Tensor> = {};
-    for (const [name, w] of weights) byName[name] = grads[w.name]!;
-    const norm = optimizer.apply(byName, lr);
-    return [value, ...parts, norm];
-  });
-  // Zero weights make `loss` and `next` one tensor: read all before disposing any.
-  const scalars = [loss!, next!, output!, stateLoss!, gradNorm!];
-  const values = scalars.map((t) => t.dataSync()[0]!);
-  for (const t of new Set(scalars)) t.dispose();
-  return values;
 }
 
 /** What the loop needs besides the live state: where to write, what to save, and when to stop. */
@@ -371,7 +329,7 @@ async function trainLoop(state: RunState, ctx: LoopContext): Promise<{ history: 
   while (state.step < ctx.lastStep) {
     const lr = learningRate(config, state.step);
     const batch = makeBatch(prepared.train.rows, state.sampler.next(config.batchSize));
-    const values = trainStep(state, batch, config, lr);
+    const values = await optimizerStep(state, batch, config, lr);
     const step = ++state.step;
     state.tokensSeen += tokensPerStep;
     tokensThisRun += tokensPerStep;
@@ -418,6 +376,10 @@ async function trainLoop(state: RunState, ctx: LoopContext): Promise<{ history: 
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const { out, resume = false, progress } = options;
   const { config, saved } = await openRun(out, options.config ?? {}, resume);
+  const workers = options.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > config.batchSize) {
+    throw new TrainingError(`--workers must be an integer from 1 to the batch size (${config.batchSize}), got ${workers}`);
+  }
   const data = await loadCorpus(options.corpus);
   if (saved && saved.meta.manifestId !== data.manifestId) {
     throw new TrainingError(
@@ -432,6 +394,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     throw new TrainingError((err as Error).message);
   }
   const state = buildState(config, prepared, saved, out);
+  if (workers > 1) {
+    try {
+      const layout = [...state.weights].map(([name, w]) => ({ name, size: w.size }));
+      const settings = { stateWeight: config.stateWeight, outputWeight: config.outputWeight };
+      const data = { modelConfig: prepared.modelConfig, seed: deriveSeed(config.seed, 'model'), backend, threads: options.threads ?? 1, settings };
+      state.workers = await GradientWorkers.start(workers - 1, data, layout);
+    } catch (err) {
+      state.optimizer.dispose();
+      state.model.dispose();
+      throw err;
+    }
+  }
 
   // Only now, with the checkpoint fully restored, does the run folder change.
   await mkdir(out, { recursive: true });
@@ -444,6 +418,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     outcome = await trainLoop(state, { out, config, prepared, manifestId: data.manifestId, lastStep, progress });
   } finally {
     progress?.stop();
+    await state.workers?.close();
     state.optimizer.dispose();
     state.model.dispose();
   }

@@ -31,6 +31,7 @@ interface TrainFlags {
   seed?: number;
   backend?: string;
   threads?: number;
+  workers?: number;
   resume?: boolean;
   /** `true` for `--diff` alone, else the mode given (`cwm` or `changed`). */
   diff?: boolean | string;
@@ -142,6 +143,12 @@ export function registerTrain(program: Command): void {
       positiveInt('--threads'),
     )
     .option(
+      '--workers <n>',
+      'data-parallel workers (default 1): each computes the gradients of a share of every batch on its own thread ' +
+        '(with its own --threads), the same run up to rounding; at most --batch',
+      positiveInt('--workers'),
+    )
+    .option(
       '--diff [mode]',
       `how states are written: ${diffMode('changed')} writes only the locals that changed since the previous line of the ` +
         `same call; ${diffMode('cwm')} (or --diff alone) writes every local with ".." for the unchanged (CWM format); ${diffMode('none')} spells every value`,
@@ -186,7 +193,7 @@ export function registerTrain(program: Command): void {
       };
       let result;
       try {
-        result = await train({ corpus: flags.corpus, out: flags.out, config, resume: flags.resume ?? false, threads: flags.threads, progress });
+        result = await train({ corpus: flags.corpus, out: flags.out, config, resume: flags.resume ?? false, threads: flags.threads, workers: flags.workers, progress });
       } catch (err) {
         if (err instanceof TrainingError || err instanceof CorpusError) throw new UserError(err.message);
         throw err;

@@ -1,0 +1,62 @@
+/**
+ * A gradient worker of data-parallel training (see parallel.ts): a worker thread holding a
+ * replica of the model on its own backend. For each step it takes the current weights and a
+ * shard of the batch, and answers with the shard's gradients (packed in the weights' order) and
+ * its share of the loss. It keeps no state between steps but the replica's tensors: the weights
+ * come with every step, so the replica is always the model the main thread is training.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from './tf.js';
+import { setupBackend, type BackendName } from './backend.js';
+import { batchGradients } from './gradients.js';
+import { GPT } from './model.js';
+import type { GradientWorkerData, StepRequest, WorkerReply } from './parallel.js';
+
+const port = parentPort!;
+const init = workerData as GradientWorkerData;
+
+function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+async function start(): Promise<{ model: GPT; weights: Map<string, tf.Variable> }> {
+  await setupBackend(init.backend as BackendName, { threads: init.threads });
+  const model = new GPT(init.modelConfig, { seed: init.seed });
+  return { model, weights: model.namedWeights() };
+}
+
+function step(replica: { model: GPT; weights: Map<string, tf.Variable> }, request: StepRequest): void {
+  const { model, weights } = replica;
+  let offset = 0;
+  for (const w of weights.values()) {
+    w.assign(tf.tensor(request.weights.subarray(offset, offset + w.size), w.shape, 'float32'));
+    offset += w.size;
+  }
+  model.rngState = request.rngState;
+  const grads = new Float32Array(offset);
+  const values = tf.tidy(() => {
+    const g = batchGradients(model, weights, request.shard, init.settings, request.counts);
+    let at = 0;
+    for (const [name, w] of weights) {
+      grads.set(g.grads.get(name)!.dataSync() as Float32Array, at);
+      at += w.size;
+    }
+    return [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
+  });
+  reply({ type: 'grads', id: request.id, grads, values }, [grads.buffer as ArrayBuffer]);
+}
+
+try {
+  const replica = await start();
+  const layout = [...replica.weights].map(([name, w]) => ({ name, size: w.size }));
+  port.on('message', (request: StepRequest) => {
+    try {
+      step(replica, request);
+    } catch (err) {
+      reply({ type: 'error', id: request.id, message: (err as Error).message ?? String(err) });
+    }
+  });
+  reply({ type: 'ready', layout });
+} catch (err) {
+  reply({ type: 'error', id: -1, message: (err as Error).message ?? String(err) });
+}
