@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { KIND_NEXT, KIND_NONE, KIND_OUTPUT, KIND_STATE, countKinds, type Batch }
 import { batchGradients } from '../../training/gradients.js';
 import { GPT } from '../../training/model.js';
 import { objectiveCounts } from '../../training/objective.js';
-import { batchShard } from '../../training/parallel.js';
+import { GradientWorkers, batchShard } from '../../training/parallel.js';
 import { train, type InMemoryCorpus, type TrainOptions } from '../../training/train.js';
 import { loopTrace } from './fixtures.js';
 
@@ -154,8 +154,23 @@ describe('training with gradient workers (tiny model, wasm backend)', () => {
     expect(rest.history.map((h) => h.loss)).toEqual(whole.history.slice(3).map((h) => h.loss));
   });
 
+  it('refuses a worker whose replica has other weights, or that cannot start its backend, in one line', async () => {
+    const modelConfig = { ...MODEL_PRESETS.tiny, vocabSize: 40 };
+    const settings = { stateWeight: 1, outputWeight: null };
+    const data = { modelConfig, seed: 1, backend: 'wasm', threads: 1, settings };
+    await expect(GradientWorkers.start(1, data, [{ name: 'wte', size: 3 }])).rejects.toThrow(
+      /^A gradient worker failed to start: its model has other weights than the main thread$/,
+    );
+    await expect(GradientWorkers.start(1, { ...data, backend: 'node-gpu' }, [])).rejects.toThrow(/^A gradient worker failed to start: Backend node-gpu is not usable/);
+  });
+
   it('refuses more workers than sequences in a batch, or none, before writing anything', async () => {
-    await expect(run({ workers: 5 })).rejects.toThrow(/--workers must be an integer from 1 to the batch size \(4\), got 5/);
-    await expect(run({ workers: 0 })).rejects.toThrow(/--workers must be/);
+    for (const workers of [5, 0, 1.5]) {
+      const out = freshDir();
+      await expect(train({ corpus: corpus(), out, config: BASE, workers })).rejects.toThrow(
+        new RegExp(`^--workers must be an integer from 1 to the batch size \\(4\\), got ${workers}$`),
+      );
+      expect(existsSync(out), `${workers}`).toBe(false);
+    }
   });
 });
