@@ -1,8 +1,14 @@
 /**
  * Hand-built traces for training tests, so they do not depend on the tracer.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll } from 'vitest';
 import type { Locals, Step, Trace, TraceEvent, Value } from '../../src/schema.js';
+import type { CorpusTrace } from '../../corpus/index.js';
+import type { InMemoryCorpus } from '../../training/train.js';
+import type { TrainConfigInput } from '../../training/config.js';
 import { CRUXEVAL_PATH, cruxevalAvailable } from '../helpers.js';
 
 /** A value with a type guessed from its repr (enough for tests). */
@@ -68,6 +74,36 @@ export function loopTrace(n: number, id = `loop${n}`): Trace {
   steps.push(step('line', 5, { locals: { n: String(n), s: String(s), ...(n > 0 ? { i: String(n - 1) } : {}) } }));
   steps.push(step('return', 5, { arg: String(s) }));
   return { ...makeTrace({ id, source, entry: `f(${n})`, steps }), result: val(String(s)) };
+}
+
+/** The training-loop tests' run: the tiny model on wasm, a few steps on {@link loopCorpus}. */
+export const TINY_RUN: TrainConfigInput = {
+  preset: 'tiny',
+  vocabSize: 320,
+  steps: 16,
+  batchSize: 4,
+  lr: 1e-2,
+  warmupSteps: 2,
+  evalEvery: 8,
+  evalBatches: 1,
+  checkpointEvery: 8,
+  backend: 'wasm',
+  seed: 3,
+};
+
+/** A fresh, not yet existing run folder each call, in a temporary folder removed after the file's tests. */
+export function runFolders(prefix: string): () => string {
+  const tmp = mkdtempSync(path.join(tmpdir(), prefix));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  let runs = 0;
+  return () => path.join(tmp, `run${runs++}`);
+}
+
+/** 16 loop traces in memory, every fourth in the val split: what the training-loop tests train on. */
+export function loopCorpus(): InMemoryCorpus {
+  const traces: CorpusTrace[] = [];
+  for (let n = 0; n < 16; n++) traces.push({ ...loopTrace(n % 8, `t${n}`), split: n % 4 === 3 ? 'val' : 'train', origin: '' });
+  return { manifestId: 'loops', traces };
 }
 
 /**

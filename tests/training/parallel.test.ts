@@ -1,8 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CorpusTrace } from '../../corpus/index.js';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../training/tf.js';
 import { setupBackend } from '../../training/backend.js';
 import { loadCheckpoint } from '../../training/checkpoint.js';
@@ -12,33 +9,12 @@ import { batchGradients } from '../../training/gradients.js';
 import { GPT } from '../../training/model.js';
 import { objectiveCounts } from '../../training/objective.js';
 import { GradientWorkers, batchShard } from '../../training/parallel.js';
-import { train, type InMemoryCorpus, type TrainOptions } from '../../training/train.js';
-import { loopTrace } from './fixtures.js';
+import { train, type TrainOptions } from '../../training/train.js';
+import { TINY_RUN, loopCorpus, runFolders } from './fixtures.js';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'execwm-parallel-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let runs = 0;
-const freshDir = () => path.join(tmp, `run${runs++}`);
-
-function corpus(): InMemoryCorpus {
-  const traces: CorpusTrace[] = [];
-  for (let n = 0; n < 16; n++) traces.push({ ...loopTrace(n % 8, `t${n}`), split: n % 4 === 3 ? 'val' : 'train', origin: '' });
-  return { manifestId: 'loops', traces };
-}
-
-const BASE: TrainConfigInput = {
-  preset: 'tiny',
-  vocabSize: 320,
-  steps: 6,
-  batchSize: 4,
-  lr: 1e-2,
-  warmupSteps: 2,
-  evalEvery: 3,
-  evalBatches: 1,
-  checkpointEvery: 3,
-  backend: 'wasm',
-  seed: 3,
-};
+const freshDir = runFolders('execwm-parallel-');
+const corpus = loopCorpus;
+const BASE: TrainConfigInput = { ...TINY_RUN, steps: 6, evalEvery: 3, checkpointEvery: 3 };
 
 const run = (opts: Partial<TrainOptions> & { config?: TrainConfigInput } = {}) =>
   train({ corpus: corpus(), out: freshDir(), ...opts, config: { ...BASE, ...opts.config } });

@@ -1,39 +1,17 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { CorpusTrace } from '../../corpus/index.js';
 import * as tf from '../../training/tf.js';
 import { loadCheckpoint, readCheckpoint } from '../../training/checkpoint.js';
 import { readMetrics } from '../../training/metrics.js';
-import { train, type InMemoryCorpus, type TrainOptions } from '../../training/train.js';
+import { train, type TrainOptions } from '../../training/train.js';
 import { MODEL_PRESETS, type TrainConfigInput } from '../../training/config.js';
-import { loopTrace } from './fixtures.js';
+import { TINY_RUN, loopCorpus, loopTrace, runFolders } from './fixtures.js';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'execwm-train-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let runs = 0;
-const freshDir = () => path.join(tmp, `run${runs++}`);
-
-function corpus(): InMemoryCorpus {
-  const traces: CorpusTrace[] = [];
-  for (let n = 0; n < 16; n++) traces.push({ ...loopTrace(n % 8, `t${n}`), split: n % 4 === 3 ? 'val' : 'train', origin: '' });
-  return { manifestId: 'loops', traces };
-}
-
-const BASE: TrainConfigInput = {
-  preset: 'tiny',
-  vocabSize: 320,
-  steps: 16,
-  batchSize: 4,
-  lr: 1e-2,
-  warmupSteps: 2,
-  evalEvery: 8,
-  evalBatches: 1,
-  checkpointEvery: 8,
-  backend: 'wasm',
-  seed: 3,
-};
+const freshDir = runFolders('execwm-train-');
+const corpus = loopCorpus;
+const BASE = TINY_RUN;
 
 const run = (opts: Partial<TrainOptions> & { config?: TrainConfigInput } = {}) =>
   train({ corpus: corpus(), out: freshDir(), ...opts, config: { ...BASE, ...opts.config } });
