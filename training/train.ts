@@ -7,7 +7,8 @@
  *   <out>/metrics.jsonl   one line per step ({"type":"train",…}) and per validation
  *   <out>/loss.svg        train and validation losses, both objectives
  *
- * Reproducible: the same corpus, config and backend give the same losses, and a
+ * Reproducible: the same corpus, config, backend and worker count give the same
+ * losses (other worker counts, the same run up to rounding: parallel.ts), and a
  * run resumed from a checkpoint (even after `kill -9`) continues with exactly
  * the losses the uninterrupted run would have had — the checkpoint holds the
  * weights, Adam moments and step, the batch sampler's RNG and the dropout RNG.
