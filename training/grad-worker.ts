@@ -28,10 +28,14 @@ async function start(): Promise<{ model: GPT; weights: Map<string, tf.Variable> 
 function step(replica: { model: GPT; weights: Map<string, tf.Variable> }, request: StepRequest): void {
   const { model, weights } = replica;
   let offset = 0;
-  for (const w of weights.values()) {
-    w.assign(tf.tensor(request.weights.subarray(offset, offset + w.size), w.shape, 'float32'));
-    offset += w.size;
-  }
+  // In a tidy: `assign` takes the new tensor's data, and the tensor itself must go, or each step
+  // would keep a copy of every weight alive.
+  tf.tidy(() => {
+    for (const w of weights.values()) {
+      w.assign(tf.tensor(request.weights.subarray(offset, offset + w.size), w.shape, 'float32'));
+      offset += w.size;
+    }
+  });
   model.rngState = request.rngState;
   const grads = new Float32Array(offset);
   const values = tf.tidy(() => {
@@ -41,9 +45,11 @@ function step(replica: { model: GPT; weights: Map<string, tf.Variable> }, reques
       grads.set(g.grads.get(name)!.dataSync() as Float32Array, at);
       at += w.size;
     }
-    return [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
+    const read = [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
+    tf.dispose(g.parts); // kept through the gradient scope (batchGradients), so not the tidy's to dispose
+    return read;
   });
-  reply({ type: 'grads', id: request.id, grads, values }, [grads.buffer as ArrayBuffer]);
+  reply({ type: 'grads', id: request.id, grads, values, tensors: tf.memory().numTensors }, [grads.buffer as ArrayBuffer]);
 }
 
 try {

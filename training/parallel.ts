@@ -53,13 +53,15 @@ export interface StepRequest {
 
 export type WorkerReply =
   | { type: 'ready'; layout: { name: string; size: number }[] }
-  | { type: 'grads'; id: number; grads: Float32Array; values: number[] }
+  | { type: 'grads'; id: number; grads: Float32Array; values: number[]; tensors: number }
   | { type: 'error'; id: number; message: string };
 
 /** A shard's gradients, packed like the weights, and its share of [loss, next, output, state]. */
 export interface ShardResult {
   grads: Float32Array;
   values: number[];
+  /** Tensors alive in the worker after the step (constant from step to step, or it leaks). */
+  tensors: number;
 }
 
 /**
@@ -136,7 +138,7 @@ class GradientWorker {
       const p = this.pending;
       this.pending = null;
       if (!p) return;
-      if (m.type === 'grads') p.resolve({ grads: m.grads, values: m.values });
+      if (m.type === 'grads') p.resolve({ grads: m.grads, values: m.values, tensors: m.tensors });
       else p.reject(new TrainingError(`A gradient worker failed: ${m.type === 'error' ? m.message : 'unexpected reply'}`));
     });
     const down = (e: Error) => {

@@ -83,6 +83,26 @@ describe('data-parallel shards', () => {
     }
     model.dispose();
   });
+  it('leaves as many tensors alive in a worker after every step: no copy of the weights stays behind', async () => {
+    const modelConfig = { ...MODEL_PRESETS.tiny, blockSize: 16, vocabSize: 50, positionEncoding: 'rope' as const, smearKeys: true, canon: true };
+    const model = new GPT(modelConfig, { seed: 5 });
+    const layout = [...model.namedWeights()].map(([name, w]) => ({ name, size: w.size }));
+    const weights = new Float32Array(layout.reduce((n, l) => n + l.size, 0));
+    let at = 0;
+    for (const w of model.namedWeights().values()) {
+      weights.set(w.dataSync() as Float32Array, at);
+      at += w.size;
+    }
+    const settings = { stateWeight: 1, outputWeight: null };
+    const workers = await GradientWorkers.start(1, { modelConfig, seed: 5, backend: 'wasm', threads: 1, settings }, layout);
+    const batch = syntheticBatch(2, 16, 50);
+    const counts = objectiveCounts(countKinds(batch.kinds));
+    const tensors: number[] = [];
+    for (let step = 0; step < 4; step++) tensors.push((await workers.compute(batch, weights, counts, 0))[0]!.tensors);
+    await workers.close();
+    model.dispose();
+    expect(new Set(tensors).size, tensors.join(', ')).toBe(1);
+  });
 });
 
 describe('training with gradient workers (tiny model, wasm backend)', () => {
