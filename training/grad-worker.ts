@@ -45,9 +45,7 @@ function step(replica: { model: GPT; weights: Map<string, tf.Variable> }, reques
       grads.set(g.grads.get(name)!.dataSync() as Float32Array, at);
       at += w.size;
     }
-    const read = [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
-    tf.dispose(g.parts); // kept through the gradient scope (batchGradients), so not the tidy's to dispose
-    return read;
+    return [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
   });
   reply({ type: 'grads', id: request.id, grads, values, tensors: tf.memory().numTensors }, [grads.buffer as ArrayBuffer]);
 }

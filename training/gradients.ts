@@ -68,7 +68,11 @@ export function batchGradients(
   }, [...weights.values()]);
   const byName = new Map<string, tf.Tensor>();
   for (const [name, w] of weights) byName.set(name, grads[w.name]!);
-  return { loss: value, parts: parts as [tf.Scalar, tf.Scalar, tf.Scalar], grads: byName };
+  // The terms were kept, and kept tensors outlive every tidy: their clones belong to the caller's
+  // scope like the rest. With zero weights the loss is one of the terms, so each goes once.
+  const [loss, ...terms] = [value, ...parts].map((t) => tf.clone(t)) as tf.Scalar[];
+  tf.dispose([...new Set([value, ...parts])]);
+  return { loss: loss!, parts: terms as [tf.Scalar, tf.Scalar, tf.Scalar], grads: byName };
 }
 
 /** The weights packed in their order (what a gradient worker's replica is set to). */
@@ -126,7 +130,7 @@ export async function optimizerStep(
     const norm = optimizer.apply(grads, lr);
     return [...here.values.map((v, i) => (others.length === 0 ? v : tf.add(v, others.reduce((sum, o) => sum + o.values[i]!, 0)))), norm];
   });
-  // Zero weights make `loss` and `next` one tensor: read all before disposing any.
+  // Without workers the scalars are this shard's own terms: read all before disposing any, each once.
   const scalars = [loss!, next!, output!, stateLoss!, gradNorm!];
   const values = scalars.map((t) => t.dataSync()[0]!);
   for (const t of new Set([...scalars, ...here.values, ...Object.values(here.grads)])) t.dispose();
