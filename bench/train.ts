@@ -22,7 +22,7 @@ import { GPT, type ModelConfig } from '../training/model.js';
 import { cwmObjective } from '../training/objective.js';
 import { KIND_NEXT, KIND_STATE, type Batch } from '../training/data.js';
 import { optimizerStep } from '../training/gradients.js';
-import { GradientWorkers } from '../training/parallel.js';
+import { GradientWorkers, weightLayout } from '../training/parallel.js';
 import { AdamW } from '../training/optim.js';
 import { gemmFma, setKernelOverrides } from '../training/kernels/wasm.js';
 import { relaxedSimd, useFmaKernels } from '../training/kernels/relaxed-simd.js';
@@ -72,13 +72,11 @@ async function makeTrainer(workers: number, threads: number): Promise<{ step: ()
       positions: Int32Array.from({ length: BATCH * T }, (_, i) => i % T),
     };
     batch.labels.forEach((l, i) => (batch.kinds[i] = l > 128 ? KIND_STATE : KIND_NEXT));
-    const layout = [...weights].map(([name, w]) => ({ name, size: w.size }));
     const settings = { stateWeight: 1, outputWeight: null };
-    const pool = await GradientWorkers.start(workers - 1, { modelConfig: REFERENCE, seed: 0, backend: 'wasm', threads, settings }, layout);
-    // Each step hands the shards' arrays to the workers, so every step gets a fresh copy of the batch.
-    const copy = (): Batch => ({ ...batch, inputs: batch.inputs.slice(), labels: batch.labels.slice(), kinds: batch.kinds.slice(), documents: batch.documents.slice(), positions: batch.positions.slice() });
+    const pool = await GradientWorkers.start(workers - 1, { modelConfig: REFERENCE, seed: 0, backend: 'wasm', threads, settings }, weightLayout(weights));
     return {
-      step: async () => (await optimizerStep({ model, weights, optimizer, workers: pool }, copy(), settings, 1e-3))[0]!,
+      // The workers are handed copies of their shards, so the same batch serves every step.
+      step: async () => (await optimizerStep({ model, weights, optimizer, workers: pool }, batch, settings, 1e-3))[0]!,
       params: model.paramCount(),
       dispose: async () => {
         await pool.close();

@@ -10,7 +10,7 @@ import * as tf from './tf.js';
 import { setupBackend, type BackendName } from './backend.js';
 import { batchGradients } from './gradients.js';
 import { GPT } from './model.js';
-import type { GradientWorkerData, StepRequest, WorkerReply } from './parallel.js';
+import { packTensors, weightLayout, type GradientWorkerData, type StepRequest, type WorkerReply } from './parallel.js';
 
 const port = parentPort!;
 const init = workerData as GradientWorkerData;
@@ -27,32 +27,28 @@ async function start(): Promise<{ model: GPT; weights: Map<string, tf.Variable> 
 
 function step(replica: { model: GPT; weights: Map<string, tf.Variable> }, request: StepRequest): void {
   const { model, weights } = replica;
-  let offset = 0;
   // In a tidy: `assign` takes the new tensor's data, and the tensor itself must go, or each step
   // would keep a copy of every weight alive.
   tf.tidy(() => {
+    let offset = 0;
     for (const w of weights.values()) {
       w.assign(tf.tensor(request.weights.subarray(offset, offset + w.size), w.shape, 'float32'));
       offset += w.size;
     }
   });
   model.rngState = request.rngState;
-  const grads = new Float32Array(offset);
+  // Set inside, not returned: tidy would walk a returned array's half a million numbers for tensors.
+  let grads: Float32Array | null = null;
   const values = tf.tidy(() => {
     const g = batchGradients(model, weights, request.shard, init.settings, request.counts);
-    let at = 0;
-    for (const [name, w] of weights) {
-      grads.set(g.grads.get(name)!.dataSync() as Float32Array, at);
-      at += w.size;
-    }
+    grads = packTensors([...weights.keys()].map((name) => g.grads.get(name)!));
     return [g.loss, ...g.parts].map((t) => t.dataSync()[0]!);
   });
-  reply({ type: 'grads', id: request.id, grads, values, tensors: tf.memory().numTensors }, [grads.buffer as ArrayBuffer]);
+  reply({ type: 'grads', id: request.id, grads: grads!, values, tensors: tf.memory().numTensors }, [grads!.buffer as ArrayBuffer]);
 }
 
 try {
   const replica = await start();
-  const layout = [...replica.weights].map(([name, w]) => ({ name, size: w.size }));
   port.on('message', (request: StepRequest) => {
     try {
       step(replica, request);
@@ -60,7 +56,7 @@ try {
       reply({ type: 'error', id: request.id, message: (err as Error).message ?? String(err) });
     }
   });
-  reply({ type: 'ready', layout });
+  reply({ type: 'ready', layout: weightLayout(replica.weights) });
 } catch (err) {
   reply({ type: 'error', id: -1, message: (err as Error).message ?? String(err) });
 }

@@ -9,7 +9,7 @@ import { KIND_OUTPUT, KIND_STATE, countKinds, type Batch } from './data.js';
 import type { GPT } from './model.js';
 import { cwmObjective, objectiveCounts, type ObjectiveCounts } from './objective.js';
 import type { AdamW } from './optim.js';
-import { batchShard, type GradientWorkers, type ShardResult } from './parallel.js';
+import { batchShard, packTensors, type GradientWorkers, type ShardResult } from './parallel.js';
 
 /** The objective's settings a gradient needs (TrainConfig's fields of the same names). */
 export interface GradientSettings {
@@ -75,17 +75,6 @@ export function batchGradients(
   return { loss: loss!, parts: terms as [tf.Scalar, tf.Scalar, tf.Scalar], grads: byName };
 }
 
-/** The weights packed in their order (what a gradient worker's replica is set to). */
-function packWeights(weights: Map<string, tf.Variable>): Float32Array {
-  const packed = new Float32Array([...weights.values()].reduce((n, w) => n + w.size, 0));
-  let at = 0;
-  for (const w of weights.values()) {
-    packed.set(w.dataSync() as Float32Array, at);
-    at += w.size;
-  }
-  return packed;
-}
-
 /**
  * One optimizer step on `batch`; returns the loss, its three terms and the gradient norm before
  * clipping. With gradient workers, the main thread computes the first shard while they compute
@@ -98,13 +87,14 @@ export async function optimizerStep(
   lr: number,
 ): Promise<number[]> {
   const { model, weights, optimizer, workers } = state;
-  const shards = workers ? workers.count + 1 : 1;
-  const counts = shards > 1 ? objectiveCounts(countKinds(batch.kinds), settings.outputWeight) : undefined;
-  const remote = workers ? workers.compute(batch, packWeights(weights), counts!, model.rngState) : null;
+  // With workers, every shard divides by the whole batch's target counts.
+  const counts = workers ? objectiveCounts(countKinds(batch.kinds), settings.outputWeight) : undefined;
+  const remote = workers ? workers.compute(batch, packTensors(weights.values()), counts!, model.rngState) : null;
+  const mine = workers ? batchShard(batch, 0, workers.count + 1) : batch;
   let here;
   try {
     here = tf.tidy(() => {
-      const g = batchGradients(model, weights, shards > 1 ? batchShard(batch, 0, shards) : batch, settings, counts);
+      const g = batchGradients(model, weights, mine, settings, counts);
       // A plain object: tidy keeps the tensors it finds in arrays and objects, not in a Map.
       return { values: [g.loss, ...g.parts], grads: Object.fromEntries(g.grads) };
     });

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Worker as WorkerType } from 'node:worker_threads';
 import type { Batch } from './data.js';
+import type * as tf from './tf.js';
 import type { GradientSettings } from './gradients.js';
 import type { ModelConfig } from './model.js';
 import type { ObjectiveCounts } from './objective.js';
@@ -52,7 +53,7 @@ export interface StepRequest {
 }
 
 export type WorkerReply =
-  | { type: 'ready'; layout: { name: string; size: number }[] }
+  | { type: 'ready'; layout: WeightLayout }
   | { type: 'grads'; id: number; grads: Float32Array; values: number[]; tensors: number }
   | { type: 'error'; id: number; message: string };
 
@@ -62,6 +63,25 @@ export interface ShardResult {
   values: number[];
   /** Tensors alive in the worker after the step (constant from step to step, or it leaks). */
   tensors: number;
+}
+
+/** Each weight's name and size, in the model's order: what a replica must match. */
+export type WeightLayout = { name: string; size: number }[];
+
+export function weightLayout(weights: Map<string, tf.Tensor>): WeightLayout {
+  return [...weights].map(([name, w]) => ({ name, size: w.size }));
+}
+
+/** Tensors' values end to end, in the order given (weights to a worker, gradients back). */
+export function packTensors(tensors: Iterable<tf.Tensor>): Float32Array {
+  const list = [...tensors];
+  const packed = new Float32Array(list.reduce((n, t) => n + t.size, 0));
+  let at = 0;
+  for (const t of list) {
+    packed.set(t.dataSync() as Float32Array, at);
+    at += t.size;
+  }
+  return packed;
 }
 
 /**
@@ -113,7 +133,7 @@ class GradientWorker {
   private constructor(private readonly worker: WorkerType) {}
 
   /** Starts a worker and waits until its replica is built; refuses one whose weights differ from `layout`. */
-  static start(data: GradientWorkerData, layout: { name: string; size: number }[]): Promise<GradientWorker> {
+  static start(data: GradientWorkerData, layout: WeightLayout): Promise<GradientWorker> {
     const worker = spawn(data);
     const w = new GradientWorker(worker);
     return new Promise((resolve, reject) => {
@@ -175,7 +195,7 @@ export class GradientWorkers {
   private constructor(private readonly workers: GradientWorker[]) {}
 
   /** Starts `count` workers (in parallel) with replicas of a model of `layout`'s weights. */
-  static async start(count: number, data: GradientWorkerData, layout: { name: string; size: number }[]): Promise<GradientWorkers> {
+  static async start(count: number, data: GradientWorkerData, layout: WeightLayout): Promise<GradientWorkers> {
     const started = await Promise.allSettled(Array.from({ length: count }, () => GradientWorker.start(data, layout)));
     const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');

@@ -29,7 +29,7 @@ import { METRICS_FILE, readMetrics, truncateMetrics, type MetricsLine, type Trai
 import { GPT, type ModelConfig } from './model.js';
 import { cwmObjective, objectiveCounts } from './objective.js';
 import { batchTensors, optimizerStep } from './gradients.js';
-import { GradientWorkers } from './parallel.js';
+import { GradientWorkers, weightLayout } from './parallel.js';
 import { AdamW } from './optim.js';
 import { writeLossPlot } from './plot.js';
 import { encodeTaskExample, mixExamples } from './tasks.js';
@@ -397,10 +397,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const state = buildState(config, prepared, saved, out);
   if (workers > 1) {
     try {
-      const layout = [...state.weights].map(([name, w]) => ({ name, size: w.size }));
       const settings = { stateWeight: config.stateWeight, outputWeight: config.outputWeight };
       const data = { modelConfig: prepared.modelConfig, seed: deriveSeed(config.seed, 'model'), backend, threads: options.threads ?? 1, settings };
-      state.workers = await GradientWorkers.start(workers - 1, data, layout);
+      state.workers = await GradientWorkers.start(workers - 1, data, weightLayout(state.weights));
     } catch (err) {
       state.optimizer.dispose();
       state.model.dispose();

@@ -8,7 +8,7 @@ import { KIND_NEXT, KIND_NONE, KIND_OUTPUT, KIND_STATE, countKinds, type Batch }
 import { batchGradients } from '../../training/gradients.js';
 import { GPT } from '../../training/model.js';
 import { objectiveCounts } from '../../training/objective.js';
-import { GradientWorkers, batchShard } from '../../training/parallel.js';
+import { GradientWorkers, batchShard, packTensors, weightLayout } from '../../training/parallel.js';
 import { train, type TrainOptions } from '../../training/train.js';
 import { TINY_RUN, loopCorpus, runFolders } from './fixtures.js';
 
@@ -86,15 +86,9 @@ describe('data-parallel shards', () => {
   it('leaves as many tensors alive in a worker after every step: no copy of the weights stays behind', async () => {
     const modelConfig = { ...MODEL_PRESETS.tiny, blockSize: 16, vocabSize: 50, positionEncoding: 'rope' as const, smearKeys: true, canon: true };
     const model = new GPT(modelConfig, { seed: 5 });
-    const layout = [...model.namedWeights()].map(([name, w]) => ({ name, size: w.size }));
-    const weights = new Float32Array(layout.reduce((n, l) => n + l.size, 0));
-    let at = 0;
-    for (const w of model.namedWeights().values()) {
-      weights.set(w.dataSync() as Float32Array, at);
-      at += w.size;
-    }
+    const weights = packTensors(model.namedWeights().values());
     const settings = { stateWeight: 1, outputWeight: null };
-    const workers = await GradientWorkers.start(1, { modelConfig, seed: 5, backend: 'wasm', threads: 1, settings }, layout);
+    const workers = await GradientWorkers.start(1, { modelConfig, seed: 5, backend: 'wasm', threads: 1, settings }, weightLayout(model.namedWeights()));
     const batch = syntheticBatch(2, 16, 50);
     const counts = objectiveCounts(countKinds(batch.kinds));
     const tensors: number[] = [];
