@@ -110,7 +110,6 @@ const BOOL_SWAPS: Record<string, string[]> = {
   False: ['True'],
 };
 
-
 /** Every single-token edit the source allows. */
 export function findEdits(source: string): Edit[] {
   const toks = tokenize(source);

@@ -792,8 +792,7 @@ export class GPT {
     // Packed documents or left padding: a token's lag-k predecessor counts only within its
     // document, so a document's first token has no previous key to smear in (k = 1) and canon
     // layers mix in only the earlier tokens of its own document (k = 1 … CANON_WIDTH − 1).
-    const perDocument = typeof opts.position !== 'number';
-    const lags = perDocument && (this.config.smearKeys || this.config.canon) ? (this.config.canon ? CANON_WIDTH - 1 : 1) : 0;
+    const lags = typeof opts.position === 'number' ? 0 : this.config.canon ? CANON_WIDTH - 1 : this.config.smearKeys ? 1 : 0;
     const follows = Array.from({ length: lags }, (_, k) => tf.cast(tf.greaterEqual(opts.position, k + 1), 'float32')); // [B, t] each
     const samePrevious = this.config.smearKeys && lags > 0 ? (tf.reshape(follows[0]!, [b, 1, t, 1]) as tf.Tensor4D) : undefined;
     const lagMasks = this.config.canon && lags > 0 ? follows.map((f) => tf.reshape(f, [b * t, 1]) as tf.Tensor2D) : undefined;
